@@ -1,0 +1,57 @@
+"""Choosing the compute device and the mixed-precision mode."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import DeviceError, InputError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" picks cuda, then mps, then cpu; an explicit device must exist here."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise InputError(f"device must be one of {DEVICES} (or 'cuda:N'), got {device!r}.")
+    kind = device.split(":")[0]
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device 'cuda' was asked for but this machine has no usable CUDA GPU "
+                          "(or torch was installed without CUDA); use device='auto' or 'cpu'.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("device 'mps' was asked for but Apple's MPS is not available here; "
+                          "use device='auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` ("auto", "off", "bf16", "fp16") on ``device``.
+
+    "auto" means bf16 (or fp16 where bf16 is unsupported) on CUDA and full precision
+    elsewhere: CPU bf16 is opt-in because its speed-up depends on the processor."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if amp == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    raise InputError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}.")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
