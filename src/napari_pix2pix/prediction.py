@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.data.utils import compute_importance_map
 
 from .data import (as_array, check_array, check_axes, denormalize, from_canonical, normalize,
                    output_axes, to_canonical)
@@ -32,6 +31,20 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     step = max(1, int(tile * (1.0 - overlap)))
     n = math.ceil((length - tile) / step) + 1
     return [int(round(v)) for v in np.linspace(0, length - tile, n)]
+
+
+def gaussian_window(tile: tuple[int, ...], sigma_scale: float = 0.125) -> np.ndarray:
+    """Separable Gaussian blending weights (sigma = 1/8 of the tile, as MONAI's).
+
+    Not MONAI's compute_importance_map: it clamps small weights to a floor, which makes
+    a tile's unreliable edge weigh as much as a neighbour's centre where both are small
+    (along the image border), leaving visible seams there."""
+    window = np.ones((), np.float64)
+    for n in tile:
+        x = np.arange(n) - (n - 1) / 2.0
+        g = np.exp(-0.5 * (x / (sigma_scale * n)) ** 2)
+        window = np.multiply.outer(window, g / g.max())
+    return window.astype(np.float32)
 
 
 def reflect_indices(start: int, size: int, length: int) -> np.ndarray:
@@ -86,8 +99,7 @@ class TiledPredictor:
         if len(grid) == 1:  # one tile: no blending, exactly the whole-image result
             window = np.ones(tile, np.float32)
         else:
-            window = compute_importance_map(tile, mode="gaussian", sigma_scale=0.125,
-                                            device="cpu").numpy().astype(np.float32)
+            window = gaussian_window(tile)
         weight = np.zeros(spatial, np.float32)
         for starts in grid:
             region, crop = _region(starts, tile, spatial)
@@ -182,7 +194,7 @@ def prepare_image(model, image, axes: str | None):
 
 def predict(model, image, axes: str | None = None, tile_size=None, overlap: float = 0.25,
             batch_size: int = 4, device="auto", amp: str = "off",
-            progress: Progress | None = None) -> np.ndarray:
+            progress: Progress | None = None, return_axes: bool = False):
     """Translate ``image`` with a trained model, tile by tile.
 
     Args:
@@ -194,9 +206,11 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
             of 2**depth.
         overlap: fraction of overlap between neighbouring tiles, blended with a Gaussian.
         progress: called with (tiles done, tiles total).
+        return_axes: also return the output's axes string.
 
     Returns:
-        float32 array in the target's units, axes ``output_axes(...)`` of the input's.
+        float32 array in the target's units, with the input's axes (C only where the
+        model's target has channels); ``(array, axes)`` with ``return_axes``.
     """
     from .model import as_model
 
@@ -205,5 +219,6 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
     array, axes, canonical = prepare_image(model, image, axes)
     predictor = make_predictor(model, tile_size, overlap, batch_size, device, amp)
     out = predictor.run(canonical, progress)
-    return from_canonical(out, axes, tuple(array.shape),
-                          output_axes(cfg.source_axes, cfg.target_axes, axes), cfg.spatial_dims)
+    out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
+    result = from_canonical(out, axes, tuple(array.shape), out_axes, cfg.spatial_dims)
+    return (result, out_axes) if return_axes else result

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny model trained once per session on the simulated pair."""
+
+import numpy as np
+import pytest
+import torch
+
+import napari_pix2pix as p2p
+from napari_pix2pix.sample_data import make_pair
+
+# Tiny but real: a depth-4 U-Net and a 2-layer PatchGAN train in seconds on the CPU.
+TINY = dict(patch_size=32, depth=4, base_channels=8, batch_size=4, disc_layers=2,
+            disc_channels=8, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny():
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def pair():
+    return make_pair((128, 128), seed=1, nucleus_radius=5.0)
+
+
+@pytest.fixture(scope="session")
+def held_out_pair():
+    return make_pair((128, 128), seed=2, nucleus_radius=5.0)
+
+
+@pytest.fixture(scope="session")
+def trained(pair):
+    """A tiny model trained for 300 steps (about 10 s on 2 cores)."""
+    source, target = pair
+    return p2p.train(source, target, axes="YX", steps=300, seed=0, val_every=100, **TINY)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

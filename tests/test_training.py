@@ -1,0 +1,121 @@
+"""Training learns, is repeatable, reports progress and stops/resumes cleanly."""
+
+import numpy as np
+import pytest
+import torch
+
+import napari_pix2pix as p2p
+from napari_pix2pix.data import denormalize, normalize
+from napari_pix2pix.model import Pix2PixModel
+
+
+def mean_abs(a, b):
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def test_training_beats_untrained_model_and_identity(trained, held_out_pair):
+    source, target = held_out_pair
+    cfg = trained.config
+    untrained = Pix2PixModel(cfg)  # same architecture and normalization, initial weights
+    # identity: the source itself, mapped from its percentile range into the target's
+    identity = denormalize(normalize(source[None], cfg.source_low, cfg.source_high),
+                           cfg.target_low, cfg.target_high)[0]
+    trained_err = mean_abs(p2p.predict(trained, source, device="cpu"), target)
+    untrained_err = mean_abs(p2p.predict(untrained, source, device="cpu"), target)
+    identity_err = mean_abs(identity, target)
+    assert trained_err < 0.5 * untrained_err
+    assert trained_err < 0.5 * identity_err
+
+
+def test_history_records_losses_and_validation(trained):
+    h = trained.history
+    assert h["steps_done"] == 300
+    assert len(h["losses"]["step"]) == 300 and h["losses"]["step"][-1] == 300
+    assert {"g_l1", "g_gan", "d_real", "d_fake"} <= set(h["losses"])
+    assert [v["step"] for v in h["validation"]] == [100, 200, 300]
+    # the L1 loss falls during training
+    l1 = h["losses"]["g_l1"]
+    assert np.mean(l1[-50:]) < 0.6 * np.mean(l1[:20])
+    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r"}
+    assert h["final_metrics"]["pearson_r"] > 0.5
+
+
+def test_train_iter_events(pair, tiny):
+    source, target = pair
+    events = list(p2p.train_iter(source, target, steps=6, val_every=3, seed=0, **tiny))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["StepEvent"] * 3 + ["ValidationEvent"] + ["StepEvent"] * 3 + [
+        "ValidationEvent", "FinishedEvent"]
+    step = events[0]
+    assert step.step == 1 and step.total == 6 and step.losses["g_l1"] > 0 and step.lr == 2e-4
+    val = events[3]
+    assert set(val.metrics) == {"mae", "psnr", "ssim", "pearson_r"}
+    assert val.preview.ndim == 2 and val.preview.shape == val.preview_target.shape
+    assert isinstance(events[-1].model, p2p.Pix2PixModel)
+
+
+def test_same_seed_same_weights_on_cpu(pair, tiny):
+    source, target = pair
+    a = p2p.train(source, target, steps=5, seed=3, val_fraction=0, **tiny)
+    b = p2p.train(source, target, steps=5, seed=3, val_fraction=0, **tiny)
+    c = p2p.train(source, target, steps=5, seed=4, val_fraction=0, **tiny)
+    wa, wb, wc = (m.generator.state_dict() for m in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_lr_is_constant_then_decays_linearly(pair, tiny):
+    source, target = pair
+    lrs = [e.lr for e in p2p.train_iter(source, target, steps=8, val_fraction=0, seed=0, **tiny)
+           if isinstance(e, p2p.StepEvent)]
+    assert lrs[:4] == [2e-4] * 4
+    assert lrs[4:] == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4])
+
+
+@pytest.mark.parametrize("gan_mode", ["lsgan", "hinge", "none"])
+def test_gan_modes_train(pair, gan_mode, tiny):
+    source, target = pair
+    model = p2p.train(source, target, steps=4, gan_mode=gan_mode, val_fraction=0, seed=0, **tiny)
+    losses = model.history["losses"]
+    assert np.isfinite(losses["g_l1"]).all()
+    assert ("d_real" in losses) == (gan_mode != "none")
+
+
+def test_stop_early_then_resume_continues_step_count(pair, tmp_path, tiny):
+    source, target = pair
+    events = p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0,
+                            checkpoint_dir=tmp_path, **tiny)
+    for event in events:
+        if event.step == 4:
+            break
+    events.close()  # the consumer stops iterating
+    assert event.model.history["steps_done"] == 4
+    assert not event.model.generator.training
+    assert (tmp_path / "checkpoint.safetensors").is_file()
+
+    resumed = list(p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0,
+                                  resume=tmp_path, **tiny))
+    assert resumed[0].step == 5 and resumed[-1].step == 10
+    full = p2p.train(source, target, steps=10, val_fraction=0, seed=0, **tiny)
+    w_resumed = resumed[-1].model.generator.state_dict()
+    w_full = full.generator.state_dict()
+    assert all(torch.allclose(w_resumed[k].float(), w_full[k].float(), atol=1e-6) for k in w_full)
+
+
+def test_several_pairs_and_stack_as_slices(pair, tiny):
+    source, target = pair
+    stack_s = np.stack([source, source[::-1]])
+    stack_t = np.stack([target, target[::-1]])
+    model = p2p.train(stack_s, stack_t, axes="ZYX", steps=3, seed=0, val_fraction=0.5, **tiny)
+    assert model.history["split"].startswith("last 1 of 2")  # whole slices held out
+    model = p2p.train(stack_s, stack_t, axes="ZYX", steps=3, seed=0, val_fraction=0.1, **tiny)
+    assert model.history["split"].startswith("right 10%")  # too few slices: a region
+    model = p2p.train([source, source.T], [target, target.T], axes="YX", steps=3, seed=0, **tiny)
+    assert model.config.source_axes == "YX"
+
+
+def test_config_is_stored_in_the_model(trained):
+    cfg = trained.config
+    assert cfg.depth == 4 and cfg.base_channels == 8 and cfg.patch_size == (32, 32)
+    assert cfg.lambda_l1 == 100.0 and cfg.gan_mode == "vanilla" and cfg.betas == (0.5, 0.999)
+    assert len(cfg.source_low) == 1 and cfg.source_high[0] > cfg.source_low[0]
