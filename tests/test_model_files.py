@@ -1,0 +1,112 @@
+"""Model files: bit-identical round trips, no pickle anywhere, clear errors."""
+
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import napari_pix2pix as p2p
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model_folder"])
+def test_save_load_gives_bit_identical_predictions(trained, held_out_pair, tmp_path, name):
+    path = trained.save(tmp_path / name)
+    loaded = p2p.load_model(path)
+    assert loaded.config == trained.config
+    assert loaded.history["steps_done"] == trained.history["steps_done"]
+    image = held_out_pair[0]
+    np.testing.assert_array_equal(p2p.predict(loaded, image, device="cpu"),
+                                  p2p.predict(trained, image, device="cpu"))
+    # predict also takes the path itself
+    np.testing.assert_array_equal(p2p.predict(path, image, device="cpu"),
+                                  p2p.predict(trained, image, device="cpu"))
+
+
+def test_saved_model_contains_no_pickle(trained, tmp_path, monkeypatch):
+    path = trained.save(tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    # safetensors layout: 8-byte header length, JSON header, then raw tensor bytes only
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+    assert 8 + n + end == len(raw)
+    assert raw[8 + n:8 + n + 2] != b"\x80\x04"  # no pickle protocol marker
+    meta = json.loads(header["__metadata__"]["napari_pix2pix"])
+    assert meta["format"] == "napari-pix2pix-model" and meta["config"]["depth"] == 4
+    # loading works with every unpickling path disabled
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling attempted")
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert p2p.load_model(path).config == trained.config
+
+
+def test_folder_model_has_readable_config(trained, tmp_path):
+    folder = trained.save(tmp_path / "model")
+    doc = json.loads((folder / "config.json").read_text())
+    assert doc["format_version"] == 1
+    assert doc["versions"]["napari_pix2pix"] == p2p.__version__
+    assert doc["config"]["target_low"] == trained.config.target_low
+    assert "losses" in doc["history"]
+
+
+def test_pickle_file_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(pickle.dumps(Payload()))
+    legacy = tmp_path / "model.pth"
+    torch.save({"x": torch.zeros(1)}, legacy)
+    for bad in (path, legacy):
+        with pytest.raises(p2p.ModelFileError, match="not a safetensors"):
+            p2p.load_model(bad)
+    assert not marker.exists()
+
+
+def test_model_file_errors(trained, tmp_path):
+    with pytest.raises(p2p.ModelFileError, match="does not exist"):
+        p2p.load_model(tmp_path / "missing.safetensors")
+    with pytest.raises(p2p.ModelFileError, match="not a napari-pix2pix model folder"):
+        p2p.load_model(tmp_path)
+    path = trained.save(tmp_path / "m.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(p2p.ModelFileError, match="truncated or corrupted"):
+        p2p.load_model(truncated)
+    folder = trained.save(tmp_path / "folder")
+    doc = json.loads((folder / "config.json").read_text())
+    doc["format_version"] = 99
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(p2p.ModelFileError, match="newer napari-pix2pix"):
+        p2p.load_model(folder)
+    doc["format_version"] = 1
+    doc["config"]["base_channels"] = 16  # weights no longer match the architecture
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(p2p.ModelFileError, match="do not match the architecture"):
+        p2p.load_model(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(p2p.ModelFileError, match="not valid JSON"):
+        p2p.load_model(folder)
+
+
+def test_save_is_atomic_and_keeps_the_previous_file(trained, tmp_path, monkeypatch):
+    path = trained.save(tmp_path / "m.safetensors")
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", crash)
+    with pytest.raises(OSError):
+        trained.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
