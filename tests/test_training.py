@@ -119,3 +119,32 @@ def test_config_is_stored_in_the_model(trained):
     assert cfg.depth == 4 and cfg.base_channels == 8 and cfg.patch_size == (32, 32)
     assert cfg.lambda_l1 == 100.0 and cfg.gan_mode == "vanilla" and cfg.betas == (0.5, 0.999)
     assert len(cfg.source_low) == 1 and cfg.source_high[0] > cfg.source_low[0]
+
+
+def test_bf16_autocast_on_cpu(pair, tiny):
+    source, target = pair
+    model = p2p.train(source, target, steps=3, amp="bf16", val_fraction=0, seed=0, **tiny)
+    assert np.isfinite(model.history["losses"]["g_l1"]).all()
+    fp32 = p2p.predict(model, source, device="cpu")
+    bf16 = p2p.predict(model, source, device="cpu", amp="bf16")
+    span = model.config.target_high[0] - model.config.target_low[0]
+    assert np.abs(bf16 - fp32).mean() < 0.02 * span
+
+
+def test_axes_default_to_the_files(pair, tmp_path, tiny):
+    from napari_pix2pix.data import write_image
+
+    source, target = pair
+    stack_s, stack_t = np.stack([source] * 3), np.stack([target] * 3)
+    write_image(tmp_path / "s.tif", stack_s, "ZYX")
+    write_image(tmp_path / "t.tif", stack_t, "ZYX")
+    model = p2p.train(tmp_path / "s.tif", tmp_path / "t.tif", axes=None, steps=2, seed=0, **tiny)
+    assert (model.config.source_axes, model.config.target_axes) == ("ZYX", "ZYX")
+
+
+def test_warning_events_for_small_images(pair, tiny):
+    source, target = pair
+    events = list(p2p.train_iter(source[:20, :100], target[:20, :100], steps=1, seed=0, **tiny))
+    warnings = [e.message for e in events if isinstance(e, p2p.WarningEvent)]
+    assert any("reflect-padded" in w for w in warnings)
+    assert any("too small for SSIM" in w for w in warnings)

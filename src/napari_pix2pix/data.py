@@ -262,11 +262,11 @@ def percentile_range(samples: list[np.ndarray], percentiles: tuple[float, float]
     """Per-channel low/high percentiles over canonical (C, *spatial) samples, subsampled
     evenly when larger than ``max_values`` per channel to stay fast on big stacks."""
     channels = samples[0].shape[0]
+    stride = sum(int(np.prod(s.shape[1:])) for s in samples) // max_values + 1
     lows, highs = [], []
     for c in range(channels):
-        values = np.concatenate([np.asarray(s[c], dtype=np.float64).ravel() for s in samples])
-        if values.size > max_values:
-            values = values[:: values.size // max_values + 1]
+        values = np.concatenate([np.asarray(s[c]).ravel()[::stride].astype(np.float64)
+                                 for s in samples])
         lo, hi = np.percentile(values, percentiles)
         if not hi > lo:
             lo, hi = float(values.min()), float(values.max())

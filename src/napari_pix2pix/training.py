@@ -54,6 +54,8 @@ class ValidationEvent(TrainingEvent):
 
 @dataclass(kw_only=True)
 class WarningEvent(TrainingEvent):
+    """Something the user should know about the run (it goes on)."""
+
     message: str
 
 
@@ -147,13 +149,13 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
     pairs, s_axes, t_axes = load_pairs(source, target, axes if resume is None else config.source_axes,
                                        target_axes if resume is None else config.target_axes,
                                        config.spatial_dims)
-    if (pairs[0][0].shape[0], pairs[0][1].shape[0]) != (config.in_channels, config.out_channels):
-        if ckpt is not None:
-            raise InputError(f"the images have {pairs[0][0].shape[0]} -> {pairs[0][1].shape[0]} "
-                             f"channels but the checkpoint's model has {config.in_channels} -> "
-                             f"{config.out_channels}.")
-        config = config.replace(source_axes=s_axes, target_axes=t_axes,
-                                in_channels=pairs[0][0].shape[0], out_channels=pairs[0][1].shape[0])
+    channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
+    if ckpt is None:
+        config = config.replace(source_axes=s_axes, target_axes=t_axes, in_channels=channels[0],
+                                out_channels=channels[1])
+    elif channels != (config.in_channels, config.out_channels):
+        raise InputError(f"the images have {channels[0]} -> {channels[1]} channels but the "
+                         f"checkpoint's model has {config.in_channels} -> {config.out_channels}.")
     split = split_train_val(pairs, config.val_fraction)
     if not config.normalized:
         s_lo, s_hi = percentile_range([s for s, _ in split.train], config.percentiles, "source")
@@ -221,9 +223,23 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
                                preview=_preview(preds[0]), preview_target=_preview(targets[0]),
                                preview_source=_preview(split.val[0][0].astype(np.float32)))
 
+    notes = []
+    small = [s.shape[1:] for s, _ in split.train
+             if any(n < p for n, p in zip(s.shape[1:], config.patch_size))]
+    if small:
+        notes.append(f"training image(s) of size {small[0]} are smaller than patch_size "
+                     f"{config.patch_size} and were reflect-padded; a smaller patch_size (with a "
+                     "smaller depth) would use the data better.")
+    if split.val and min(split.val[0][0].shape[1:]) < 11:
+        notes.append(f"the validation part is only {min(split.val[0][0].shape[1:])} px wide, too "
+                     "small for SSIM (reported as NaN); use a larger val_fraction or more images.")
+    for note in notes:
+        yield WarningEvent(step=start, total=config.steps, model=model, message=note)
+
     started = time.perf_counter()
     base_seconds = history.get("train_seconds", 0.0)
     step = start
+    finished = False
     try:
         generator.train()
         for step in range(start + 1, total + 1):
@@ -256,11 +272,12 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             if checkpoint_every and step % checkpoint_every == 0 and step < total:
                 checkpoint(step)
         checkpoint(total)
+        finished = True
         generator.eval()
         yield FinishedEvent(step=total, total=total, model=model)
     except GeneratorExit:
         # The consumer stopped early: keep what was trained, resumable from a checkpoint.
-        if step > start and history["steps_done"] == step:
+        if not finished and step > start and history["steps_done"] == step:
             checkpoint(step)
         raise
     finally:
