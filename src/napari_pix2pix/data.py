@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,21 +140,17 @@ def read_image(path, lazy: bool = False) -> ImageData:
             series = tif.series[0]
             axes = _tifffile_axes(series.axes)
             scale, unit = _physical_scale(tif)
-            if lazy:
-                import zarr
+            array = None if lazy else series.asarray()
+        if lazy:
+            import zarr
 
-                array = zarr.open(series.aszarr(), mode="r")
-            else:
-                array = series.asarray()
-    except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct_error()) as exc:
+            # the store owns its own file handle, so the array stays readable
+            array = zarr.open(tifffile.imread(path, aszarr=True, series=0), mode="r")
+            if not hasattr(array, "shape"):  # a pyramid: take full resolution
+                array = array["0"]
+    except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as exc:
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
     return ImageData(array, axes, {a: s for a, s in scale.items() if a in axes}, unit)
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def _physical_scale(tif) -> tuple[dict[str, float], str | None]:
@@ -436,15 +433,9 @@ def load_pairs(source, target, axes: str | None, target_axes: str | None,
         t_axes = check_axes(target_axes or (axes if axes and len(axes) == t_arr.ndim else None)
                             or t_file_axes or _default_axes(t_arr.ndim), t_arr.ndim, spatial_dims,
                             "target" + label)
+        check_pair(s_arr.shape, s_axes, t_arr.shape, t_axes, spatial_dims, label)
         s_can = np.asarray(to_canonical(s_arr, s_axes, spatial_dims))
         t_can = np.asarray(to_canonical(t_arr, t_axes, spatial_dims))
-        if s_can.shape[0] != t_can.shape[0] or s_can.shape[2:] != t_can.shape[2:]:
-            hint = ""
-            if sorted(s_arr.shape) == sorted(t_arr.shape) and s_arr.shape != t_arr.shape:
-                hint = " The same sizes appear in another order: check the axes of each image."
-            raise InputError(f"source{label} {tuple(s_arr.shape)} (axes {s_axes!r}) and target "
-                             f"{tuple(t_arr.shape)} (axes {t_axes!r}) are not aligned: they need "
-                             f"the same size along every axis except C.{hint}")
         if used_axes and (s_can.shape[1], t_can.shape[1]) != (pairs[0][0].shape[0], pairs[0][1].shape[0]):
             raise InputError(f"pair {i} has a different number of channels than pair 0.")
         check_finite(s_can, "source" + label)
@@ -452,6 +443,23 @@ def load_pairs(source, target, axes: str | None, target_axes: str | None,
         used_axes = (s_axes, t_axes)
         pairs += [(s_can[n], t_can[n]) for n in range(s_can.shape[0])]
     return pairs, used_axes[0], used_axes[1]
+
+
+def check_pair(source_shape, source_axes: str, target_shape, target_axes: str,
+               spatial_dims: int = 2, label: str = "") -> None:
+    """Raise an InputError unless source and target (with their axes) are aligned:
+    the same size along every axis but C. Cheap: only shapes are looked at."""
+    def sizes(shape, axes):
+        return {a: n for a, n in zip(axes, shape) if a != "C"}
+
+    s_sizes, t_sizes = sizes(source_shape, source_axes), sizes(target_shape, target_axes)
+    if s_sizes != t_sizes:
+        hint = ""
+        if sorted(s_sizes.values()) == sorted(t_sizes.values()):
+            hint = " The same sizes appear in another order: check the axes of each image."
+        raise InputError(f"source{label} {tuple(source_shape)} (axes {source_axes!r}) and target "
+                         f"{tuple(target_shape)} (axes {target_axes!r}) are not aligned: they need "
+                         f"the same size along every axis except C.{hint}")
 
 
 def _default_axes(ndim: int) -> str:

@@ -1,0 +1,84 @@
+"""napari reader and writer: TIFF / OME-TIFF in with physical scale, axis labels and
+channels split into layers (large files stay on disk, read lazily); Image layers out
+as OME-TIFF with their scale."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data import TIFF_SUFFIXES, read_image, write_image
+
+LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
+
+
+def _is_tiff(path) -> bool:
+    return isinstance(path, (str, os.PathLike)) and str(path).lower().endswith(TIFF_SUFFIXES)
+
+
+def napari_get_reader(path):
+    """npe2 reader hook: a callable for TIFF paths (or lists of them), else None."""
+    paths = path if isinstance(path, list) else [path]
+    if not paths or not all(_is_tiff(p) and Path(p).is_file() for p in paths):
+        return None
+    return read_tiff_layers
+
+
+def read_tiff_layers(path) -> list[tuple]:
+    paths = path if isinstance(path, list) else [path]
+    layers = []
+    for p in paths:
+        lazy = Path(p).stat().st_size > LAZY_BYTES
+        image = read_image(p, lazy=lazy)
+        data = image.array
+        if lazy:
+            import dask.array as da
+
+            data = da.from_zarr(data)
+        axes = image.axes or ("TZYX"[-data.ndim:] if data.ndim <= 4 else "")
+        meta: dict = {"name": Path(p).name.split(".")[0],
+                      "metadata": {"napari_pix2pix": {"axes": axes, "unit": image.unit,
+                                                      "path": str(p)}}}
+        spatial = [a for a in axes if a != "C"]
+        if axes and len(axes) == data.ndim:
+            meta["scale"] = [float(image.scale.get(a, 1.0)) for a in spatial]
+            meta["axis_labels"] = list(spatial)
+            if image.unit:
+                meta["units"] = [image.unit if a in image.scale else "pixel" for a in spatial]
+            if "C" in axes:
+                meta["channel_axis"] = axes.index("C")
+        layers.append((data, meta, "image"))
+    return layers
+
+
+def napari_write_image(path: str, data, meta: dict) -> list[str]:
+    """Write one Image layer as OME-TIFF (BigTIFF when large) keeping its scale."""
+    data = np.asarray(data)
+    if meta.get("rgb"):
+        axes = "YXC" if data.ndim == 3 else "TYXC"[-data.ndim:]
+    else:
+        axes = _axes_from_labels(meta.get("axis_labels"), data.ndim)
+    spatial = [a for a in axes if a != "C"]
+    scale = {a: float(s) for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial)))
+             if a in "ZYX"}
+    units = meta.get("units")
+    unit = None
+    if units:
+        unit = str(units[-1])
+        unit = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "pixel": None}.get(unit, unit)
+    if not path.lower().endswith(TIFF_SUFFIXES):
+        path = path + ".ome.tif"
+    write_image(path, data, axes, scale if unit or any(v != 1.0 for v in scale.values()) else {},
+                unit)
+    return [path]
+
+
+def _axes_from_labels(labels, ndim: int) -> str:
+    """napari axis labels -> axes letters; unknown labels become the usual order."""
+    if labels and len(labels) == ndim:
+        letters = "".join(str(lbl).upper()[:1] for lbl in labels)
+        if set(letters) <= set("TZCYX") and len(set(letters)) == ndim and letters[-2:] == "YX":
+            return letters
+    return "TZYX"[-ndim:] if ndim <= 4 else "TCZYX"[-ndim:]
