@@ -6,7 +6,12 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: demo test install clean
+# The napari tests need a real OpenGL display: Xvfb with Mesa and Qt's xcb libraries.
+SYSTEM_PACKAGES = xvfb xauth libgl1-mesa-dri libgl1 libegl1 libxkbcommon-x11-0 \
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+	libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1
+
+.PHONY: demo test install system-deps clean
 
 install: $(STAMP)
 
@@ -20,8 +25,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/napari-pix2pix demo --output demo_output
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+system-deps:
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_PACKAGES)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+test: $(STAMP) system-deps
+	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) demo_output

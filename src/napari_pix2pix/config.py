@@ -106,8 +106,7 @@ class Pix2PixConfig:
                 raise InputError(
                     f"patch_size {self.patch_size} does not suit depth={self.depth}: each side must be "
                     f"a multiple of 2**depth = {self.multiple}. Use patch_size={self.multiple} (or a "
-                    f"multiple of it), or a smaller depth (depth={max(1, p.bit_length() - 1)} fits "
-                    f"patch_size={p} when it is a power of two).")
+                    f"multiple of it){_deepest_hint(p)}.")
             if self.gan_mode != "none" and p < 3 * 2**self.disc_layers:
                 raise InputError(
                     f"patch_size {p} is too small for a discriminator with disc_layers="
@@ -147,6 +146,11 @@ class Pix2PixConfig:
 
     def replace(self, **changes) -> Pix2PixConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _deepest_hint(size: int) -> str:
+    depth = (size & -size).bit_length() - 1 if size > 0 else 0
+    return f", or depth={depth}, the deepest U-Net that fits patch_size={size}" if depth else ""
 
 
 def _coerce(key: str, value, annotation: str):

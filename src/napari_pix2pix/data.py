@@ -229,13 +229,19 @@ def as_array(image, what: str):
         data = read_image(image)
         return data.array, data.axes
     if isinstance(image, ImageData):
-        return image.array, image.axes
+        image, axes = image.array, image.axes
+    else:
+        axes = ""
+    if type(image).__module__.startswith("zarr"):
+        import dask.array as da  # zarr arrays cannot transpose/reshape lazily; dask can
+
+        return da.from_zarr(image), axes
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         try:
             image = np.asarray(image)
         except Exception as exc:  # noqa: BLE001 - anything unconvertible is a user error
             raise InputError(f"the {what} must be an array or a TIFF path, got {type(image).__name__}.") from exc
-    return image, ""
+    return image, axes
 
 
 def check_array(array, what: str) -> None:

@@ -1,0 +1,54 @@
+"""Mapping napari layers to the core's (array, axes) and results back to layers with
+the input's scale, translate and axis labels. Shared by the two dock widgets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import AXES_LETTERS
+
+
+def layer_array(layer):
+    """The layer's full-resolution data, left lazy when it is a dask/zarr array."""
+    data = layer.data
+    return data[0] if getattr(layer, "multiscale", False) else data
+
+
+def layer_axes(layer) -> str:
+    """Axes letters for a layer: its axis labels when they are letters we know (our
+    reader sets them), else the usual order for its dimensionality; RGB(A) adds C."""
+    ndim = layer.ndim
+    labels = [str(lbl).upper() for lbl in getattr(layer, "axis_labels", ())]
+    if len(labels) == ndim and all(len(lbl) == 1 and lbl in AXES_LETTERS for lbl in labels) \
+            and len(set(labels)) == ndim:
+        axes = "".join(labels)
+    else:
+        axes = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX"}.get(ndim, "")
+    if getattr(layer, "rgb", False):
+        axes += "C"
+    return axes
+
+
+def result_layer_kwargs(layer, in_axes: str, out_axes: str) -> dict:
+    """scale/translate/axis_labels (and channel_axis) for a prediction of ``layer``."""
+    dims = [a for a in in_axes if not (getattr(layer, "rgb", False) and a == "C")]
+    geometry = {a: (float(layer.scale[i]), float(layer.translate[i]))
+                for i, a in enumerate(dims)}
+    spatial = [a for a in out_axes if a != "C"]
+    kwargs = {"scale": [geometry.get(a, (1.0, 0.0))[0] for a in spatial],
+              "translate": [geometry.get(a, (1.0, 0.0))[1] for a in spatial],
+              "axis_labels": spatial}
+    units = getattr(layer, "units", None)
+    if units is not None and len(units) == len(dims):
+        kwargs["units"] = [str(units[dims.index(a)]) if a in dims else "pixel" for a in spatial]
+    if "C" in out_axes:
+        kwargs["channel_axis"] = out_axes.index("C")
+    return kwargs
+
+
+def contrast_limits(data) -> tuple[float, float]:
+    """0.5-99.5 % percentiles of (a subsample of) the data, never a zero range."""
+    sample = np.asarray(data).ravel()
+    sample = sample[:: max(1, sample.size // 2_000_000)]
+    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
