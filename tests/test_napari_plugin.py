@@ -216,12 +216,16 @@ def test_bad_model_file_is_explained(viewer, tmp_path):
 
 
 def test_context_menu_command_opens_predict_on_the_layer(viewer):
-    from napari_pix2pix.predict_widget import predict_selected_layer
+    from napari._app_model import get_app_model
 
     viewer.add_image(np.zeros((32, 32)), name="a")
     viewer.add_image(np.zeros((32, 32)), name="b")
     viewer.layers.selection.active = viewer.layers["a"]
-    predict_selected_layer(viewer)
+    app = get_app_model()
+    menu_ids = {item.command.id for item in app.menus.get_menu("napari/layers/context")
+                if hasattr(item, "command")}
+    assert "napari-pix2pix.predict_layer" in menu_ids
+    app.commands.execute_command("napari-pix2pix.predict_layer").result()
     widget = viewer.window._dock_widgets["Predict (napari-pix2pix)"].widget()
     assert widget.image_layer.currentText() == "a"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import napari
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -233,8 +234,9 @@ class PredictWidget(QWidget):
         self.cancel_button.setEnabled(running)
 
 
-def predict_selected_layer(viewer) -> None:
-    """Layer context-menu command: open the Predict widget on the selected layer."""
+def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:
+    """Layer context-menu (and Layers > Filter) command: open the Predict widget on the
+    selected layer. napari injects the viewer from the type annotation."""
     layer = viewer.layers.selection.active
     _, widget = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
     if layer is not None:
