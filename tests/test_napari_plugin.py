@@ -215,14 +215,14 @@ def test_bad_model_file_is_explained(viewer, tmp_path):
     assert not p.run_button.isEnabled()
 
 
-def test_context_menu_command_opens_predict_on_the_layer(viewer):
+def test_layers_menu_command_opens_predict_on_the_layer(viewer):
     from napari._app_model import get_app_model
 
     viewer.add_image(np.zeros((32, 32)), name="a")
     viewer.add_image(np.zeros((32, 32)), name="b")
     viewer.layers.selection.active = viewer.layers["a"]
     app = get_app_model()
-    menu_ids = {item.command.id for item in app.menus.get_menu("napari/layers/context")
+    menu_ids = {item.command.id for item in app.menus.get_menu("napari/layers/filter")
                 if hasattr(item, "command")}
     assert "napari-pix2pix.predict_layer" in menu_ids
     app.commands.execute_command("napari-pix2pix.predict_layer").result()

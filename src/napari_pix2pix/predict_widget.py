@@ -235,8 +235,9 @@ class PredictWidget(QWidget):
 
 
 def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:
-    """Layer context-menu (and Layers > Filter) command: open the Predict widget on the
-    selected layer. napari injects the viewer from the type annotation."""
+    """Layers > Filter command: open the Predict widget on the selected layer (napari
+    0.9 does not open the layer list's context menu to plugins). napari injects the
+    viewer from the type annotation."""
     layer = viewer.layers.selection.active
     _, widget = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
     if layer is not None:
