@@ -50,13 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="apply a model to an image or stack, tile by tile")
     p.add_argument("model")
     p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="output OME-TIFF path")
+    p.add_argument("-o", "--output", required=True,
+                   help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)")
     p.add_argument("--axes", help="input axes (default: from the file, else the model's)")
     p.add_argument("--tile-size", type=_positive_int)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--batch-size", type=_positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="off", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted .zarr output instead of overwriting it")
 
     i = sub.add_parser("info", help="print a model's configuration and training summary")
     i.add_argument("model")
@@ -133,26 +136,28 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
-    from .data import check_output_path, read_image, write_image
     from .model import load_model
     from .prediction import predict
 
-    check_output_path(args.output)
     model = load_model(args.model)
-    image = read_image(args.input)
-    axes = args.axes.upper() if args.axes else None
     with tqdm(unit="tile", desc="predicting") as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
-        out, out_axes = predict(model, image, axes=axes, tile_size=args.tile_size,
-                                overlap=args.overlap, batch_size=args.batch_size,
-                                device=args.device, amp=args.amp, progress=progress,
-                                return_axes=True)
-    write_image(args.output, out, out_axes, image.scale, image.unit)
-    print(f"wrote {args.output} {out.shape} axes {out_axes}")
+        try:
+            _, out_axes = predict(model, args.input, axes=args.axes.upper() if args.axes else None,
+                                  tile_size=args.tile_size, overlap=args.overlap,
+                                  batch_size=args.batch_size, device=args.device, amp=args.amp,
+                                  progress=progress, out=args.output, return_axes=True,
+                                  if_exists="resume" if args.resume else "overwrite")
+        except KeyboardInterrupt:
+            print(f"interrupted: {args.output} was not completed"
+                  + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
+                  file=sys.stderr)
+            return 130
+    print(f"wrote {args.output} (axes {out_axes})")
     return 0
 
 

@@ -209,11 +209,12 @@ def write_image(path, array: np.ndarray, axes: str, scale: dict[str, float] | No
     return path
 
 
-def check_output_path(path) -> None:
-    """Fail before long work starts if the result could not be written there."""
+def check_output_path(path, folder_ok: bool = False) -> None:
+    """Fail before long work starts if the result could not be written there
+    (``folder_ok``: the output is itself a folder, e.g. a zarr store)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
+    if path.is_dir() and not folder_ok:
         raise InputError(f"output path {str(path)!r} is a directory; give a file name such as "
                          f"{str(path / 'result.ome.tif')!r}.")
     if not folder.exists():
@@ -473,3 +474,52 @@ def _default_axes(ndim: int) -> str:
         return "YX"
     raise InputError(f"the image has {ndim} dimensions; say what they are with axes=... "
                      f"(e.g. {_axes_hint(ndim)!r}).")
+
+
+class AxesLayout:
+    """Addresses one sample's band of rows in an array of any axes order, without
+    reshaping it, so that numpy, zarr and dask arrays (and files behind them) are read
+    and written region by region.
+
+    A sample is one combination of the non-spatial, non-channel axes (T, and Z for 2D
+    models); its block is (C, *spatial) with spatial (Y, X) or (Z, Y, X)."""
+
+    def __init__(self, axes: str, shape: tuple[int, ...], spatial_dims: int) -> None:
+        self.axes, self.shape, self.spatial_dims = axes, tuple(int(s) for s in shape), spatial_dims
+        self.spatial = spatial_axes(spatial_dims)
+        _, self.sample_axes = canonical_order(axes, spatial_dims)
+        self.sample_shape = tuple(self.shape[axes.index(a)] for a in self.sample_axes)
+        self.n_samples = int(np.prod(self.sample_shape)) if self.sample_shape else 1
+        self.channels = self.shape[axes.index("C")] if "C" in axes else 1
+        self.spatial_shape = tuple(self.shape[axes.index(a)] for a in self.spatial)
+        block = ("C" if "C" in axes else "") + self.spatial
+        # order of the block's axes as they come out of array[index]
+        self._kept = [a for a in axes if a in block]
+        self._to_block = [self._kept.index(a) for a in block]
+        self._from_block = [block.index(a) for a in self._kept]
+
+    def index(self, n: int, rows: slice) -> tuple:
+        sample = dict(zip(self.sample_axes, np.unravel_index(n, self.sample_shape))) \
+            if self.sample_axes else {}
+        first = self.spatial[0]
+        return tuple(int(sample[a]) if a in sample else rows if a == first else slice(None)
+                     for a in self.axes)
+
+    def read(self, array, n: int, rows: slice) -> np.ndarray:
+        """(C, rows, *other spatial) of sample ``n``."""
+        block = np.asarray(array[self.index(n, rows)])
+        block = block.transpose(self._to_block)
+        return block if "C" in self.axes else block[None]
+
+    def write(self, array, n: int, rows: slice, block: np.ndarray) -> None:
+        """Store a (C, rows, *other spatial) block of sample ``n``."""
+        if "C" not in self.axes:
+            block = block[0]
+        array[self.index(n, rows)] = block.transpose(self._from_block)
+
+
+def output_shape(layout: AxesLayout, out_axes: str, out_channels: int) -> tuple[int, ...]:
+    sizes = dict(zip(layout.sample_axes, layout.sample_shape))
+    sizes.update(zip(layout.spatial, layout.spatial_shape))
+    sizes["C"] = out_channels
+    return tuple(sizes[a] for a in out_axes)

@@ -1,25 +1,32 @@
 """Applying a generator to images of any size: overlapping tiles, batched through the
-network in eval mode, blended with a Gaussian window computed once.
+network in eval mode, blended with a separable Gaussian window, streamed band by band.
 
-This is the only inference path: ``predict``, the CLI, validation during training and
-the napari widget all end up in ``TiledPredictor``.
+This is the only inference path: ``predict``, the CLI, validation during training, the
+napari widget and dask workers all end up in ``TiledPredictor.run``. Tiles are cut from
+bands of rows (the first spatial axis) read by a prefetching thread; once every tile
+touching a band of rows is done, those rows are final and go to the output, so memory
+is bounded by a band of tiles, not by the image or stack.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
+import queue
+import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import (as_array, check_array, check_axes, denormalize, from_canonical, normalize,
-                   output_axes, to_canonical)
+from .data import AxesLayout, as_array, check_array, check_axes, denormalize, normalize, output_axes
 from .device import amp_dtype, autocast, resolve_device
 from .errors import InputError
+from .outputs import ArrayOutput, open_output
 
 Progress = Callable[[int, int], None]
 
@@ -33,18 +40,16 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [int(round(v)) for v in np.linspace(0, length - tile, n)]
 
 
-def gaussian_window(tile: tuple[int, ...], sigma_scale: float = 0.125) -> np.ndarray:
-    """Separable Gaussian blending weights (sigma = 1/8 of the tile, as MONAI's).
+def gaussian_1d(n: int, sigma_scale: float = 0.125) -> np.ndarray:
+    """1D Gaussian blending weights (sigma = 1/8 of the tile, as MONAI's); the window is
+    their outer product.
 
-    Not MONAI's compute_importance_map: it clamps small weights to a floor, which makes
-    a tile's unreliable edge weigh as much as a neighbour's centre where both are small
+    Not MONAI's compute_importance_map: it clamps small weights to a floor, which makes a
+    tile's unreliable edge weigh as much as a neighbour's centre where both are small
     (along the image border), leaving visible seams there."""
-    window = np.ones((), np.float64)
-    for n in tile:
-        x = np.arange(n) - (n - 1) / 2.0
-        g = np.exp(-0.5 * (x / (sigma_scale * n)) ** 2)
-        window = np.multiply.outer(window, g / g.max())
-    return window.astype(np.float32)
+    x = np.arange(n) - (n - 1) / 2.0
+    g = np.exp(-0.5 * (x / (sigma_scale * n)) ** 2)
+    return g / g.max()
 
 
 def reflect_indices(start: int, size: int, length: int) -> np.ndarray:
@@ -57,22 +62,40 @@ def reflect_indices(start: int, size: int, length: int) -> np.ndarray:
     return np.where(idx >= length, period - idx, idx)
 
 
-def read_tile(sample, starts: tuple[int, ...], size: tuple[int, ...]) -> np.ndarray:
-    """Read a (C, *size) tile of a (C, *spatial) array, reflecting beyond its borders.
-    Only the bounding box is read, so lazy (zarr/dask) arrays stay lazy."""
-    spatial = sample.shape[1:]
-    inside = all(0 <= s and s + t <= n for s, t, n in zip(starts, size, spatial))
-    if inside:
-        return np.asarray(sample[(slice(None),) + tuple(slice(s, s + t) for s, t in zip(starts, size))])
-    idx = [reflect_indices(s, t, n) for s, t, n in zip(starts, size, spatial)]
-    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
-    block = np.asarray(sample[(slice(None),) + box])
-    return block[(slice(None),) + np.ix_(*[i - b.start for i, b in zip(idx, box)])]
+@dataclass
+class Geometry:
+    """Tile size, tile origins, the blending window and its per-axis sums for one
+    spatial shape. The weight sum is separable, so it costs one vector per axis."""
+
+    spatial: tuple[int, ...]
+    tile: tuple[int, ...]
+    starts: list[list[int]]
+    window: np.ndarray = field(repr=False)
+    weight: list[np.ndarray] = field(repr=False)
+
+    @classmethod
+    def make(cls, spatial, tile, overlap) -> Geometry:
+        starts = [tile_starts(n, t, overlap) for n, t in zip(spatial, tile)]
+        axis_windows = [np.ones(t) if len(s) == 1 else gaussian_1d(t) for s, t in zip(starts, tile)]
+        window = axis_windows[0]
+        for w in axis_windows[1:]:
+            window = np.multiply.outer(window, w)
+        weight = []
+        for n, t, s, w in zip(spatial, tile, starts, axis_windows):
+            total = np.zeros(max(n, t) + t)
+            for o in s:
+                total[o:o + t] += w
+            weight.append(total[:n])
+        return cls(tuple(spatial), tuple(tile), starts, window.astype(np.float32), weight)
+
+    @property
+    def tiles_per_sample(self) -> int:
+        return int(np.prod([len(s) for s in self.starts]))
 
 
 @dataclass
 class TiledPredictor:
-    """Tile geometry plus the network call; reusable across many images."""
+    """The network call plus the tiling options; reusable across many images."""
 
     generator: torch.nn.Module
     source_low: list[float]
@@ -86,46 +109,112 @@ class TiledPredictor:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype | None = None
 
-    def tile_for(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
-        """Shrink the tile to the image where the image is smaller (still a valid size)."""
-        return tuple(min(t, math.ceil(n / self.multiple) * self.multiple)
+    def geometry(self, spatial: tuple[int, ...]) -> Geometry:
+        """Tiles shrink to the image where it is smaller (still a multiple of 2**depth)."""
+        tile = tuple(min(t, math.ceil(n / self.multiple) * self.multiple)
                      for t, n in zip(self.tile, spatial))
+        return Geometry.make(spatial, tile, self.overlap)
 
-    def run(self, x, progress: Progress | None = None) -> np.ndarray:
-        """(N, C_in, *spatial) raw array -> (N, C_out, *spatial) float32 in target units."""
-        n_samples, spatial = x.shape[0], tuple(x.shape[2:])
-        tile = self.tile_for(spatial)
-        grid = list(itertools.product(*[tile_starts(n, t, self.overlap) for n, t in zip(spatial, tile)]))
-        if len(grid) == 1:  # one tile: no blending, exactly the whole-image result
-            window = np.ones(tile, np.float32)
-        else:
-            window = gaussian_window(tile)
-        weight = np.zeros(spatial, np.float32)
-        for starts in grid:
-            region, crop = _region(starts, tile, spatial)
-            weight[region] += window[crop]
-        out = np.zeros((n_samples, len(self.target_low)) + spatial, np.float32)
-        jobs = [(n, starts) for n in range(n_samples) for starts in grid]
-        total = len(jobs)
+    def predict_sample(self, sample: np.ndarray) -> np.ndarray:
+        """(C_in, *spatial) array -> (C_out, *spatial) float32 in target units."""
+        dims = sample.ndim - 1
+        spatial = "ZYX"[-dims:]
+        layout = AxesLayout("C" + spatial, sample.shape, dims)
+        out_layout = AxesLayout("C" + spatial, (len(self.target_low),) + sample.shape[1:], dims)
+        output = ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
+        self.run(sample, layout, output)
+        return output.array
+
+    def run(self, source, layout: AxesLayout, output, progress: Progress | None = None) -> None:
+        """Predict every sample of ``source`` (addressed through ``layout``) into
+        ``output``, skipping the samples it already holds (resume)."""
+        geo = self.geometry(layout.spatial_shape)
+        per_sample = geo.tiles_per_sample
+        first = output.done_samples
+        total = layout.n_samples * per_sample
+        done = first * per_sample
+        bands: queue.Queue = queue.Queue(maxsize=3)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read_bands, name="pix2pix-reader", daemon=True,
+                                  args=(source, layout, geo, range(first, layout.n_samples),
+                                        bands, stop))
+        reader.start()
+        accumulators: dict[int, _Band] = {}
+        pending: list[tuple] = []
         was_training = self.generator.training
         self.generator.eval()
         try:
-            for first in range(0, total, self.batch_size):
-                batch = jobs[first: first + self.batch_size]
-                tiles = np.stack([read_tile(x[n], starts, tile) for n, starts in batch])
-                if tiles.dtype.kind == "f" and not np.isfinite(tiles).all():
-                    raise InputError("the image contains NaN or infinite values; replace them "
-                                     "(e.g. numpy.nan_to_num) before prediction.")
-                pred = self.forward(normalize(tiles, self.source_low, self.source_high, channel_axis=1))
-                for (n, starts), p in zip(batch, pred):
-                    region, crop = _region(starts, tile, spatial)
-                    out[(n, slice(None)) + region] += p[(slice(None),) + crop] * window[crop]
-                if progress is not None:
-                    progress(min(first + self.batch_size, total), total)
+            while True:
+                item = bands.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item is None
+                if not finished:
+                    n, k, band = item
+                    if k == 0:
+                        accumulators[n] = _Band(geo, len(self.target_low))
+                    others = list(itertools.product(*geo.starts[1:]))
+                    for j, o in enumerate(others):
+                        cut = (slice(None), slice(None)) + tuple(slice(s, s + t) for s, t in
+                                                                 zip(o, geo.tile[1:]))
+                        pending.append((n, k, o, band[cut], j == len(others) - 1))
+                while pending and (len(pending) >= self.batch_size or finished):
+                    batch, pending = pending[: self.batch_size], pending[self.batch_size:]
+                    tiles = np.stack([b[3] for b in batch])
+                    if tiles.dtype.kind == "f" and not np.isfinite(tiles).all():
+                        raise InputError("the image contains NaN or infinite values; replace them "
+                                         "(e.g. numpy.nan_to_num) before prediction.")
+                    pred = self.forward(normalize(tiles, self.source_low, self.source_high, 1))
+                    for (n, k, o, _, last), p in zip(batch, pred):
+                        acc = accumulators[n]
+                        acc.add(k, o, p)
+                        if last:
+                            rows, block = acc.flush(k)
+                            output.write(n, rows, denormalize(block, self.target_low,
+                                                              self.target_high))
+                            if k == len(geo.starts[0]) - 1:
+                                output.sample_done(n)
+                                del accumulators[n]
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
+                if finished:
+                    break
+            output.finish()
+        except BaseException:
+            stop.set()
+            output.abort()
+            raise
         finally:
+            stop.set()
             self.generator.train(was_training)
-        out /= weight
-        return denormalize(out, self.target_low, self.target_high, channel_axis=1)
+
+    def _read_bands(self, source, layout: AxesLayout, geo: Geometry, samples, bands: queue.Queue,
+                    stop: threading.Event) -> None:
+        """Reader thread: bands (C, tile rows, *other axes padded to the tiles) in order."""
+        length, t0 = geo.spatial[0], geo.tile[0]
+        pads = [(0, 0), (0, 0)] + [(0, max(0, t - n)) for n, t in zip(geo.spatial[1:], geo.tile[1:])]
+        try:
+            for n in samples:
+                for k, s in enumerate(geo.starts[0]):
+                    idx = reflect_indices(s, t0, length)
+                    lo, hi = int(idx.min()), int(idx.max()) + 1
+                    band = layout.read(source, n, slice(lo, hi))
+                    if hi - lo != t0 or lo != s:
+                        band = band[:, idx - lo]
+                    if any(p[1] for p in pads):
+                        band = np.pad(band, pads, mode="reflect" if min(geo.spatial) > 1 else "edge")
+                    while not stop.is_set():
+                        try:
+                            bands.put((n, k, band), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            bands.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer to raise
+            bands.put(exc)
 
     @torch.inference_mode()
     def forward(self, tiles: np.ndarray) -> np.ndarray:
@@ -135,19 +224,41 @@ class TiledPredictor:
         return y.float().cpu().numpy()
 
 
-def _region(starts, tile, spatial):
-    """Output slices of a tile clipped to the image, and the matching slices of the tile."""
-    stops = [min(s + t, n) for s, t, n in zip(starts, tile, spatial)]
-    region = tuple(slice(s, e) for s, e in zip(starts, stops))
-    crop = tuple(slice(0, e - s) for s, e in zip(starts, stops))
-    return region, crop
+class _Band:
+    """Weighted sums for the rows one band of tiles covers, in one sample."""
+
+    def __init__(self, geo: Geometry, channels: int) -> None:
+        self.geo = geo
+        self.acc = np.zeros((channels,) + (geo.tile[0],) + geo.spatial[1:], np.float32)
+
+    def add(self, k: int, other_starts: tuple[int, ...], pred: np.ndarray) -> None:
+        geo = self.geo
+        rows = min(geo.tile[0], geo.spatial[0] - geo.starts[0][k])
+        region = tuple(slice(o, min(o + t, n)) for o, t, n in zip(other_starts, geo.tile[1:], geo.spatial[1:]))
+        crop = (slice(0, rows),) + tuple(slice(0, r.stop - r.start) for r in region)
+        self.acc[(slice(None), slice(0, rows)) + region] += pred[(slice(None),) + crop] * geo.window[crop]
+
+    def flush(self, k: int) -> tuple[slice, np.ndarray]:
+        """Rows that no later tile touches: blended result, and shift the rest up."""
+        geo = self.geo
+        start = geo.starts[0][k]
+        stop = geo.starts[0][k + 1] if k + 1 < len(geo.starts[0]) else geo.spatial[0]
+        n = stop - start
+        weight = geo.weight[0][start:stop]
+        for w in geo.weight[1:]:
+            weight = np.multiply.outer(weight, w)
+        block = self.acc[:, :n] / weight.astype(np.float32)
+        rest = self.acc[:, n:].copy()
+        self.acc[:] = 0.0
+        self.acc[:, : rest.shape[1]] = rest
+        return slice(start, stop), block
 
 
 def make_predictor(model, tile_size=None, overlap: float = 0.25, batch_size: int = 4,
                    device="auto", amp: str = "off") -> TiledPredictor:
     """Check the tiling options against the model and build the predictor."""
     cfg = model.config
-    if not 0.0 <= overlap < 1.0:
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
         raise InputError(f"overlap must be in [0, 1), got {overlap!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -170,10 +281,17 @@ def make_predictor(model, tile_size=None, overlap: float = 0.25, batch_size: int
                           amp_dtype(dev, amp))
 
 
-def prepare_image(model, image, axes: str | None):
-    """Resolve the image's array and axes and check it fits the model; returns
-    (array, axes, canonical view)."""
+def prepare_image(model, image, axes: str | None, lazy: bool = True):
+    """Resolve the image's array, axes, scale and layout, checking it fits the model.
+    Paths are opened lazily (only the tiles' rows are read)."""
+    from .data import ImageData, read_image
+
     cfg = model.config
+    scale, unit = {}, None
+    if isinstance(image, (str, os.PathLike)) and lazy:
+        image = read_image(image, lazy=True)
+    if isinstance(image, ImageData):
+        scale, unit = image.scale, image.unit
     array, file_axes = as_array(image, "image")
     check_array(array, "image")
     if axes is None:
@@ -185,40 +303,50 @@ def prepare_image(model, image, axes: str | None):
             raise InputError(f"the image has {array.ndim} dimensions but the model was trained on "
                              f"{cfg.source_axes!r}; pass axes=... (e.g. 'ZYX' for a stack).")
     axes = check_axes(axes, array.ndim, cfg.spatial_dims, "image")
-    canonical = to_canonical(array, axes, cfg.spatial_dims)
-    if canonical.shape[1] != cfg.in_channels:
-        raise InputError(f"the image has {canonical.shape[1]} channel(s) (axes {axes!r}, shape "
+    layout = AxesLayout(axes, array.shape, cfg.spatial_dims)
+    if layout.channels != cfg.in_channels:
+        raise InputError(f"the image has {layout.channels} channel(s) (axes {axes!r}, shape "
                          f"{tuple(array.shape)}) but the model expects {cfg.in_channels}.")
-    return array, axes, canonical
+    return array, axes, layout, scale, unit
 
 
 def predict(model, image, axes: str | None = None, tile_size=None, overlap: float = 0.25,
             batch_size: int = 4, device="auto", amp: str = "off",
-            progress: Progress | None = None, return_axes: bool = False):
+            progress: Progress | None = None, return_axes: bool = False, out=None,
+            if_exists: str = "overwrite"):
     """Translate ``image`` with a trained model, tile by tile.
 
     Args:
         model: a Pix2PixModel or the path of a saved model.
-        image: numpy array (any integer/float dtype) or TIFF path.
+        image: numpy, dask or zarr array (any integer/float dtype), or a TIFF path (read
+            lazily, a band of rows at a time).
         axes: the image's axes (default: from the file, else the model's source axes).
-            2D models run slice by slice over Z/T; 3D models tile in 3D.
+            2D models run slice by slice over Z/T (batched across slices); 3D models
+            tile in 3D.
         tile_size: tile side (default: the training patch size); rounded up to a multiple
             of 2**depth.
         overlap: fraction of overlap between neighbouring tiles, blended with a Gaussian.
-        progress: called with (tiles done, tiles total).
+        progress: called with (tiles done, tiles total); raising from it cancels.
         return_axes: also return the output's axes string.
+        out: None (return a numpy array), a writable array of the output's shape, or a
+            path: ``.tif``/``.ome.tif`` (streamed, BigTIFF when large, renamed from
+            ``.partial`` when complete) or ``.zarr`` (marked complete at the end).
+        if_exists: for an existing ``out`` path: "overwrite", "resume" (zarr: skip the
+            slices already written) or "error".
 
     Returns:
-        float32 array in the target's units, with the input's axes (C only where the
-        model's target has channels); ``(array, axes)`` with ``return_axes``.
+        float32 array in the target's units with the input's axes (C only where the
+        model's target has channels), or the ``out`` given; ``(result, axes)`` with
+        ``return_axes``.
     """
     from .model import as_model
 
     model = as_model(model)
     cfg = model.config
-    array, axes, canonical = prepare_image(model, image, axes)
-    predictor = make_predictor(model, tile_size, overlap, batch_size, device, amp)
-    out = predictor.run(canonical, progress)
+    array, axes, layout, scale, unit = prepare_image(model, image, axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
-    result = from_canonical(out, axes, tuple(array.shape), out_axes, cfg.spatial_dims)
+    predictor = make_predictor(model, tile_size, overlap, batch_size, device, amp)
+    output = open_output(out, layout, out_axes, cfg.out_channels, scale, unit, if_exists)
+    predictor.run(array, layout, output, progress)
+    result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
     return (result, out_axes) if return_axes else result

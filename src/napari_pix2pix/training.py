@@ -212,7 +212,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             return None
         preds, targets = [], []
         for src, tgt in split.val:
-            preds.append(predictor.run(src[None])[0])
+            preds.append(predictor.predict_sample(src))
             targets.append(tgt.astype(np.float32))
         scores = [image_metrics(p[None], t[None], config.target_low, config.target_high)
                   for p, t in zip(preds, targets)]

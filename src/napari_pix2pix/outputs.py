@@ -1,0 +1,204 @@
+"""Where a prediction goes, region by region as the tiles finish: an in-memory array,
+a zarr store (resumable) or a streamed OME-TIFF. Nothing here holds the whole result
+unless the destination is memory, so stacks larger than RAM stream through."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .data import AxesLayout, check_output_path, output_shape
+from .errors import InputError
+
+ZARR_ATTR = "napari_pix2pix"
+
+
+class ArrayOutput:
+    """Writes blocks into any array supporting slice assignment (numpy, zarr, memmap)."""
+
+    def __init__(self, array, layout: AxesLayout) -> None:
+        self.array, self.layout = array, layout
+        self.done_samples = 0
+
+    def write(self, n: int, rows: slice, block: np.ndarray) -> None:
+        self.layout.write(self.array, n, rows, block)
+
+    def sample_done(self, n: int) -> None:
+        self.done_samples = n + 1
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class ZarrOutput(ArrayOutput):
+    """A zarr store marked incomplete until the last sample is written; a rerun with
+    ``if_exists="resume"`` skips the samples it already holds."""
+
+    def __init__(self, path: Path, layout: AxesLayout, out_axes: str, scale: dict,
+                 unit: str | None, if_exists: str) -> None:
+        import zarr
+
+        shape = tuple(layout.shape)
+        existing = None
+        if path.exists():
+            if if_exists == "error":
+                raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite' or 'resume'.")
+            try:
+                existing = zarr.open_array(str(path), mode="r+")
+            except Exception:  # noqa: BLE001 - an unreadable store is simply overwritten
+                existing = None
+        info = dict(existing.attrs.get(ZARR_ATTR, {})) if existing is not None else {}
+        if if_exists == "resume" and info.get("axes") == out_axes and tuple(existing.shape) == shape:
+            array = existing
+            done = layout.n_samples if info.get("complete") else int(info.get("done_samples", 0))
+        else:
+            chunks = tuple(1 if a not in layout.spatial + "C" else (s if a == "C" else min(s, 512))
+                           for a, s in zip(out_axes, shape))
+            array = zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks,
+                                    dtype="float32", fill_value=np.nan)
+            info = {"axes": out_axes, "scale": scale, "unit": unit, "complete": False,
+                    "done_samples": 0}
+            array.attrs[ZARR_ATTR] = info
+            done = 0
+        super().__init__(array, layout)
+        self.info = info
+        self.done_samples = done
+
+    def sample_done(self, n: int) -> None:
+        super().sample_done(n)
+        self.info["done_samples"] = self.done_samples
+        self.array.attrs[ZARR_ATTR] = self.info
+
+    def finish(self) -> None:
+        self.info.update(complete=True, done_samples=self.layout.n_samples)
+        self.array.attrs[ZARR_ATTR] = self.info
+
+
+class TiffOutput:
+    """Streams pages into ``<name>.partial`` from a writer thread and renames it when the
+    last page is in: an interrupted run never leaves a file that looks complete.
+
+    The file's axes are the sample axes, then Z (3D models), then C, then YX, so that
+    pages come out in the order tiles finish (only one sample's planes wait in memory)."""
+
+    def __init__(self, path: Path, in_layout: AxesLayout, out_channels: int, has_c: bool,
+                 scale: dict, unit: str | None) -> None:
+        import tifffile
+
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.dims = in_layout.spatial_dims
+        self.has_c = has_c
+        axes = in_layout.sample_axes + ("Z" if self.dims == 3 else "") + ("C" if has_c else "") + "YX"
+        self.axes = axes
+        shape = output_shape(in_layout, axes, out_channels)
+        self.layout = AxesLayout(axes, shape, self.dims)
+        self.rows_written = 0
+        self.buffer = None
+        self.done_samples = 0
+        self.pages: queue.Queue = queue.Queue(maxsize=64)
+        self.error: BaseException | None = None
+        metadata = {"axes": axes}
+        for a, s in (scale or {}).items():
+            if a in "XYZ" and a in axes:
+                metadata[f"PhysicalSize{a}"] = float(s)
+                if unit:
+                    metadata[f"PhysicalSize{a}Unit"] = unit
+        nbytes = int(np.prod(shape)) * 4
+
+        def pages():
+            while True:
+                page = self.pages.get()
+                if page is None:
+                    return
+                yield page
+
+        def run():
+            try:
+                tifffile.imwrite(self.partial, data=pages(), shape=shape, dtype="float32",
+                                 ome=True, bigtiff=nbytes > 2**31 - 2**25, metadata=metadata,
+                                 photometric="minisblack")
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller in finish()
+                self.error = exc
+                while True:  # free a producer blocked on a full queue; _put then raises
+                    try:
+                        self.pages.get_nowait()
+                    except queue.Empty:
+                        break
+
+        self.thread = threading.Thread(target=run, name="pix2pix-tiff-writer", daemon=True)
+        self.thread.start()
+
+    def _put(self, page: np.ndarray) -> None:
+        if self.error is not None:
+            raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
+        self.pages.put(np.ascontiguousarray(page, dtype=np.float32))
+
+    def write(self, n: int, rows: slice, block: np.ndarray) -> None:
+        if self.dims == 3:  # rows are Z planes: each is complete for every channel
+            for z in range(block.shape[1]):
+                for c in range(block.shape[0] if self.has_c else 1):
+                    self._put(block[c, z])
+            return
+        if self.buffer is None:
+            self.buffer = np.empty((block.shape[0],) + self.layout.spatial_shape, np.float32)
+        self.buffer[:, rows] = block
+
+    def sample_done(self, n: int) -> None:
+        if self.dims == 2:
+            for c in range(self.buffer.shape[0] if self.has_c else 1):
+                self._put(self.buffer[c])
+        self.done_samples = n + 1
+
+    def finish(self) -> None:
+        self.pages.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
+        with open(self.partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        """Stop the writer; the ``.partial`` file stays, named as what it is."""
+        if self.error is None:
+            self.pages.put(None)
+        self.thread.join(timeout=60)
+
+
+def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
+                scale: dict | None = None, unit: str | None = None,
+                if_exists: str = "overwrite"):
+    """An output for ``out``: None (a new numpy array), an array, or a .tif/.zarr path."""
+    shape = output_shape(in_layout, out_axes, out_channels)
+    out_layout = AxesLayout(out_axes, shape, in_layout.spatial_dims)
+    if if_exists not in ("overwrite", "resume", "error"):
+        raise InputError(f"if_exists must be 'overwrite', 'resume' or 'error', got {if_exists!r}.")
+    if out is None:
+        return ArrayOutput(np.empty(shape, np.float32), out_layout)
+    if not isinstance(out, (str, os.PathLike)):
+        if tuple(out.shape) != shape:
+            raise InputError(f"out has shape {tuple(out.shape)} but the prediction needs {shape} "
+                             f"(axes {out_axes!r}).")
+        return ArrayOutput(out, out_layout)
+    path = Path(out)
+    name = path.name.lower()
+    if name.endswith(".zarr"):
+        check_output_path(path, folder_ok=True)
+        return ZarrOutput(path, out_layout, out_axes, scale or {}, unit, if_exists)
+    if name.endswith((".tif", ".tiff")):
+        check_output_path(path)
+        if if_exists == "resume":
+            raise InputError("resuming needs a .zarr output; a TIFF is written in one go "
+                             "(use out='result.zarr' to be able to resume).")
+        if if_exists == "error" and path.exists():
+            raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite'.")
+        return TiffOutput(path, in_layout, out_channels, "C" in out_axes, scale or {}, unit)
+    raise InputError(f"out must end in .tif, .tiff, .ome.tif or .zarr, got {str(path)!r}.")
