@@ -136,9 +136,11 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
+    from .data import check_output_path
     from .model import load_model
     from .prediction import predict
 
+    check_output_path(args.output, folder_ok=args.output.endswith(".zarr"))
     model = load_model(args.model)
     with tqdm(unit="tile", desc="predicting") as bar:
         def progress(done: int, total: int) -> None:
