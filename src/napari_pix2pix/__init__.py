@@ -15,13 +15,13 @@ from .data import output_axes, read_image, write_image
 from .errors import (DeviceError, ImageFileError, InputError, ModelFileError, Pix2PixError,
                      TrainingError)
 from .model import Pix2PixModel, load_model
-from .prediction import predict
+from .prediction import predict, predict_lazy
 from .training import (FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent,
                        train, train_iter)
 
 __all__ = [
     "DeviceError", "FinishedEvent", "ImageFileError", "InputError", "ModelFileError",
     "Pix2PixConfig", "Pix2PixError", "Pix2PixModel", "StepEvent", "TrainingError",
-    "TrainingEvent", "ValidationEvent", "WarningEvent", "load_model", "output_axes", "predict",
+    "TrainingEvent", "ValidationEvent", "WarningEvent", "load_model", "output_axes", "predict", "predict_lazy",
     "read_image", "train", "train_iter", "write_image",
 ]

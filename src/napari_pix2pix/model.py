@@ -71,16 +71,22 @@ class Pix2PixModel:
                 "versions": {"napari_pix2pix": __version__, "torch": torch.__version__,
                              "monai": monai.__version__}}
 
+    def to_bytes(self) -> bytes:
+        """The single-file model format in memory (to ship to dask workers)."""
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
+        return save(state, metadata={META_KEY: json.dumps(self.document())})
+
     def save(self, path) -> Path:
         """Write the model atomically (a crash mid-write leaves any previous file intact)."""
         from safetensors.torch import save
 
         path = Path(path)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
-        doc = json.dumps(self.document(), allow_nan=True)
         if path.suffix == ".safetensors":
-            atomic_write(path, save(state, metadata={META_KEY: doc}))
+            atomic_write(path, self.to_bytes())
         else:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
             path.mkdir(parents=True, exist_ok=True)
             atomic_write(path / "weights.safetensors", save(state))
             atomic_write(path / "config.json", json.dumps(self.document(), indent=1).encode())
@@ -131,6 +137,21 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
         raise ModelFileError(f"the weights in {str(weights)!r} do not match the architecture in "
                              f"its config ({str(exc).splitlines()[0]}).") from exc
     model.generator.eval().to(device)
+    return model
+
+
+def model_from_bytes(data: bytes) -> Pix2PixModel:
+    """Inverse of ``Pix2PixModel.to_bytes``; like load_model, nothing is unpickled."""
+    from safetensors.torch import load
+
+    if len(data) < 8 or int.from_bytes(data[:8], "little") > min(MAX_JSON_BYTES, len(data) - 8):
+        raise ModelFileError("the bytes are not a napari-pix2pix model.")
+    header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
+    doc = json.loads((header.get("__metadata__") or {}).get(META_KEY, "null"))
+    config, history = parse_document(doc, "<bytes>")
+    model = Pix2PixModel(config, history=history)
+    model.generator.load_state_dict(load(data), strict=True)
+    model.generator.eval()
     return model
 
 

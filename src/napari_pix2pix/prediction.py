@@ -350,3 +350,52 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
     predictor.run(array, layout, output, progress)
     result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
     return (result, out_axes) if return_axes else result
+
+
+_WORKER_MODELS: dict[int, object] = {}
+
+
+def predict_lazy(model, image, axes: str | None = None, tile_size=None, overlap: float = 0.25,
+                 batch_size: int = 4, device="auto", amp: str = "off"):
+    """The prediction as a lazy dask array with one task per sample (slice, time point
+    or volume), each run by the same tiled engine as ``predict``.
+
+    Compute it with any dask scheduler: inside a ``dask.distributed.Client`` it runs on
+    that cluster (a LocalCluster, dask-jobqueue on Slurm, Kubernetes, ...), and
+    ``.to_zarr()`` writes it without gathering it. The model travels to the workers in
+    its safetensors form (no pickled torch objects) and is rebuilt once per worker.
+    """
+    import dask.array as da
+
+    from .model import as_model
+
+    model = as_model(model)
+    cfg = model.config
+    array, axes, layout, _, _ = prepare_image(model, image, axes)
+    make_predictor(model, tile_size, overlap, batch_size, "cpu", amp)  # checks the options now
+    x = array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
+    x = x.rechunk(tuple(1 if a in layout.sample_axes else -1 for a in axes))
+    out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
+    model_bytes = model.to_bytes()
+    key = hash(model_bytes)
+    options = dict(axes=axes, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                   device=device, amp=amp)
+
+    def block(chunk: np.ndarray) -> np.ndarray:
+        from .model import model_from_bytes
+
+        if key not in _WORKER_MODELS:
+            _WORKER_MODELS[key] = model_from_bytes(model_bytes)
+        return predict(_WORKER_MODELS[key], np.asarray(chunk), **options)
+
+    kwargs: dict = {"dtype": np.float32, "meta": np.empty((0,) * len(out_axes), np.float32)}
+    if "C" in axes and "C" not in out_axes:
+        kwargs["drop_axis"] = axes.index("C")
+    elif "C" not in axes and "C" in out_axes:
+        kwargs["new_axis"] = out_axes.index("C")
+    chunks = list(x.chunks)
+    if "C" in axes:
+        chunks.pop(axes.index("C"))
+    if "C" in out_axes:
+        chunks.insert(out_axes.index("C"), (cfg.out_channels,))
+    return da.map_blocks(block, x, chunks=tuple(chunks), **kwargs)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Pix2PixConfig
 from .data import PairedPatchSampler, load_pairs, normalize, percentile_range, split_train_val
@@ -144,6 +146,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     dev = resolve_device(device)
+    rank, world, dev = distributed.setup(dev)
     dtype = amp_dtype(dev, config.amp)
 
     pairs, s_axes, t_axes = load_pairs(source, target, axes if resume is None else config.source_axes,
@@ -167,7 +170,9 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
 
     if config.seed is not None:
         torch.manual_seed(config.seed)
-    sampler = PairedPatchSampler(train_pairs, config.patch_size, seed=config.seed)
+    # every rank starts from the same weights but draws its own crops
+    sampler_seed = None if config.seed is None else config.seed + 1000 * rank
+    sampler = PairedPatchSampler(train_pairs, config.patch_size, seed=sampler_seed)
     generator = build_generator(config).to(dev)
     use_gan = config.gan_mode != "none"
     discriminator = build_discriminator(config).to(dev) if use_gan else None
@@ -185,13 +190,19 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
         opt_g.load_state_dict(ckpt["opt_g"])
         if ckpt["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(ckpt["scaler"])
-        sampler.set_state(ckpt["sampler"])
+        if rank == 0:  # other ranks keep their own crop stream
+            sampler.set_state(ckpt["sampler"])
         torch.set_rng_state(ckpt["rng_torch"])
         if ckpt["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
         history = ckpt["history"]
         start = ckpt["step"]
     model = Pix2PixModel(config, generator, history)
+    if world > 1:
+        net_g = distributed.wrap(generator, dev)
+        net_d = distributed.wrap(discriminator, dev) if use_gan else None
+    else:
+        net_g, net_d = generator, discriminator
     total = config.steps
     schedule = linear_decay(total)
     val_every = val_every or max(1, total // 10)
@@ -202,13 +213,13 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
     window: dict[str, list[float]] = {}
 
     def checkpoint(step: int) -> None:
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and rank == 0:
             save_checkpoint(checkpoint_dir, config=config, step=step, history=history,
                             generator=generator, discriminator=discriminator, opt_g=opt_g,
                             opt_d=opt_d, scaler=scaler, sampler_state=sampler.state())
 
     def validate(step: int) -> ValidationEvent | None:
-        if not split.val:
+        if not split.val or rank != 0:
             return None
         preds, targets = [], []
         for src, tgt in split.val:
@@ -246,7 +257,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             lr_now = config.lr * schedule(step - 1)
             _set_lr(opt_g, lr_now)
             src, tgt = (t.to(dev, non_blocking=True) for t in sampler.batch(config.batch_size))
-            losses = _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config,
+            losses = _train_step(net_g, net_d, opt_g, opt_d, scaler, src, tgt, config,
                                  dev, dtype, lr_now)
             bad = [k for k, v in losses.items() if not np.isfinite(v)]
             if bad:
@@ -265,6 +276,9 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
                 window.clear()
             yield StepEvent(step=step, total=total, model=model, losses=losses, lr=lr_now,
                             elapsed=time.perf_counter() - started)
+            if step % val_every == 0 or step == total or (
+                    checkpoint_every and step % checkpoint_every == 0):
+                distributed.sync_buffers(generator)
             if step % val_every == 0 or step == total:
                 event = validate(step)
                 if event is not None:
@@ -286,23 +300,33 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
 
 def _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config, dev, dtype,
                 lr: float) -> dict[str, float]:
-    """One pix2pix update: D on (src, real) vs (src, fake), then G on cGAN + lambda * L1."""
+    """One pix2pix update: D on (src, real) vs (src, fake), then G on cGAN + lambda * L1.
+
+    The two halves of the D loss are back-propagated separately (the same gradient as
+    their sum) so that, under DistributedDataParallel, D sees real and fake batches in
+    separate forward passes (separate BatchNorm statistics, as in the paper) and its
+    gradients are averaged once. G's adversarial term goes through the unwrapped D, whose
+    weights it does not update."""
     losses = {}
     with autocast(dev, dtype):
         fake = generator(src)
     if discriminator is not None:
         _set_lr(opt_d, lr)
         discriminator.requires_grad_(True)
-        with autocast(dev, dtype):
-            d_fake = gan_loss(discriminator(src, fake.detach()), False, config.gan_mode, True)
-            d_real = gan_loss(discriminator(src, tgt), True, config.gan_mode, True)
-            d_loss = 0.5 * (d_fake + d_real)
         opt_d.zero_grad(set_to_none=True)
-        scaler.scale(d_loss).backward()
-        scaler.step(opt_d)
-        discriminator.requires_grad_(False)
+        no_sync = discriminator.no_sync() if hasattr(discriminator, "no_sync") else nullcontext()
+        with no_sync:
+            with autocast(dev, dtype):
+                d_fake = gan_loss(discriminator(src, fake.detach()), False, config.gan_mode, True)
+            scaler.scale(0.5 * d_fake).backward()
         with autocast(dev, dtype):
-            g_gan = gan_loss(discriminator(src, fake), True, config.gan_mode, False)
+            d_real = gan_loss(discriminator(src, tgt), True, config.gan_mode, True)
+        scaler.scale(0.5 * d_real).backward()
+        scaler.step(opt_d)
+        d_plain = distributed.unwrap(discriminator)
+        d_plain.requires_grad_(False)
+        with autocast(dev, dtype):
+            g_gan = gan_loss(d_plain(src, fake), True, config.gan_mode, False)
         losses.update(d_real=d_real.item(), d_fake=d_fake.item(), g_gan=g_gan.item())
     else:
         g_gan = torch.zeros((), device=dev)

@@ -1,0 +1,46 @@
+"""Multi-GPU (or multi-process CPU) training with torch's own engine: run the same
+script under ``torchrun --nproc_per_node=N``; ``train_iter`` notices the environment,
+joins the process group and wraps both networks in DistributedDataParallel. Each rank
+draws its own crops; gradients are averaged, so the weights stay identical."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup(device: torch.device) -> tuple[int, int, torch.device]:
+    """Join the process group torchrun describes (if any): (rank, world size, device)."""
+    if world_size() <= 1 or not dist.is_available():
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(module):
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def sync_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's BatchNorm statistics (DDP broadcasts them before each
+    forward, so after the last step they differ); all ranks must call this together."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for buffer in unwrap(module).buffers():
+            dist.broadcast(buffer, src=0)

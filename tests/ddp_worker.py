@@ -1,0 +1,34 @@
+"""Run under torchrun by test_distributed.py: two CPU ranks train two steps with gloo."""
+
+import hashlib
+import json
+import os
+import sys
+
+import torch
+
+import napari_pix2pix as p2p
+from napari_pix2pix import data
+from napari_pix2pix.sample_data import make_pair
+
+torch.set_num_threads(1)
+out = sys.argv[1]
+rank = int(os.environ["RANK"])
+crops = []
+original = data.PairedPatchSampler.batch
+
+
+def recording_batch(self, batch_size):
+    src, tgt = original(self, batch_size)
+    crops.append(hashlib.sha1(src.numpy().tobytes()).hexdigest())
+    return src, tgt
+
+
+data.PairedPatchSampler.batch = recording_batch
+source, target = make_pair((96, 96), seed=1, nucleus_radius=5.0)
+model = p2p.train(source, target, steps=2, patch_size=32, depth=4, base_channels=8, batch_size=2,
+                  disc_layers=2, disc_channels=8, device="cpu", seed=0, val_fraction=0)
+weights = {k: hashlib.sha1(v.numpy().tobytes()).hexdigest()
+           for k, v in model.generator.state_dict().items()}
+with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
+    json.dump({"world": torch.distributed.get_world_size(), "crops": crops, "weights": weights}, fh)
