@@ -194,6 +194,17 @@ class TiledPredictor:
         """Reader thread: bands (C, tile rows, *other axes padded to the tiles) in order."""
         length, t0 = geo.spatial[0], geo.tile[0]
         pads = [(0, 0), (0, 0)] + [(0, max(0, t - n)) for n, t in zip(geo.spatial[1:], geo.tile[1:])]
+
+        def put(item) -> bool:
+            """Hand over an item unless the consumer has gone (then False)."""
+            while not stop.is_set():
+                try:
+                    bands.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         try:
             for n in samples:
                 for k, s in enumerate(geo.starts[0]):
@@ -204,17 +215,11 @@ class TiledPredictor:
                         band = band[:, idx - lo]
                     if any(p[1] for p in pads):
                         band = np.pad(band, pads, mode="reflect" if min(geo.spatial) > 1 else "edge")
-                    while not stop.is_set():
-                        try:
-                            bands.put((n, k, band), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put((n, k, band)):
                         return
-            bands.put(None)
+            put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer to raise
-            bands.put(exc)
+            put(exc)
 
     @torch.inference_mode()
     def forward(self, tiles: np.ndarray) -> np.ndarray:

@@ -1,0 +1,125 @@
+"""Prediction speed against the bare network and MONAI's sliding_window_inference.
+
+On one 2048x2048 uint16 image and the same generator, in one process:
+  (a) the raw generator forward on the same number of tiles, same batch (tiles/s);
+  (b) napari_pix2pix.predict, overlap 0.25;
+  (c) MONAI sliding_window_inference, same roi, overlap 0.25, gaussian mode, same batch;
+in fp32 and with bf16 autocast, plus the PSNR of bf16 against fp32 output.
+
+    python benchmarks/predict.py [--size 2048] [--repeats 1] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+import napari_pix2pix as p2p
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.device import autocast
+from napari_pix2pix.model import Pix2PixModel
+from napari_pix2pix.prediction import tile_starts
+
+MODELS = {
+    "default (depth 8, ngf 64, tile 256)": dict(depth=8, base_channels=64, patch_size=256),
+    "small (depth 5, ngf 16, tile 256)": dict(depth=5, base_channels=16, patch_size=256),
+}
+
+
+def interleaved_best(functions: dict, repeats: int) -> dict[str, float]:
+    """Best time of each function over ``repeats`` rounds that run them in turn, so that
+    the machine's drift (shared cores, clock changes) hits all of them alike."""
+    best = {k: float("inf") for k in functions}
+    for _ in range(repeats):
+        for k, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    span = float(b.max() - b.min()) or 1.0
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(span**2 / mse)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=3, help="best of N interleaved rounds")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="bf16 is emulated (very slow) on CPUs without native bf16")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    precisions = {"fp32": None, "bf16": torch.bfloat16}
+    chosen = [p for p in args.precisions.split(",") if p]
+    image = np.random.default_rng(0).integers(0, 65535, (args.size, args.size)).astype(np.uint16)
+    print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"image {args.size}x{args.size} uint16, batch {args.batch}, best of {args.repeats}")
+    rows, extra = [], []
+    dev = torch.device("cpu")
+    for name, options in MODELS.items():
+        cfg = Pix2PixConfig(**options, source_low=[0.0], source_high=[65535.0],
+                            target_low=[0.0], target_high=[1000.0])
+        model = Pix2PixModel(cfg)
+        g = model.generator.eval()
+        tile = cfg.patch_size[0]
+        n_tiles = len(tile_starts(args.size, tile, 0.25)) ** 2
+        tiles = torch.rand(n_tiles, 1, tile, tile) * 2 - 1
+        x = torch.from_numpy(image.astype(np.float32) / 65535.0 * 2 - 1)[None, None]
+        outputs, speeds = {}, {}
+        for precision in chosen:
+            dtype = precisions[precision]
+
+            def raw():
+                with torch.inference_mode(), autocast(dev, dtype):
+                    for i in range(0, n_tiles, args.batch):
+                        g(tiles[i:i + args.batch])
+
+            def ours():
+                outputs[precision] = p2p.predict(model, image, tile_size=tile, overlap=0.25,
+                                                 batch_size=args.batch, device="cpu",
+                                                 amp="off" if dtype is None else "bf16")
+
+            def monai():
+                with torch.inference_mode(), autocast(dev, dtype):
+                    sliding_window_inference(x, (tile, tile), args.batch, g, overlap=0.25,
+                                             mode="gaussian")
+
+            with torch.inference_mode(), autocast(dev, dtype):
+                g(tiles[: args.batch])  # warm-up
+            t = interleaved_best({"raw": raw, "ours": ours, "monai": monai}, args.repeats)
+            speeds[precision] = {k: n_tiles / v for k, v in t.items()}
+            rows.append((name, precision, speeds[precision], args.size**2 / t["ours"] / 1e6))
+            print(f"  {name} {precision}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
+                  flush=True)
+        if "fp32" in speeds and "bf16" in speeds:
+            extra.append((name, speeds["bf16"]["ours"] / speeds["fp32"]["monai"],
+                          psnr(outputs["bf16"], outputs["fp32"])))
+    print()
+    print("| generator | precision | raw forward tiles/s (a) | predict tiles/s (b) | "
+          "MONAI sliding window tiles/s (c) | predict Mpx/s | b/a | b/c |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, precision, s, mpx in rows:
+        print(f"| {name} | {precision} | {s['raw']:.2f} | {s['ours']:.2f} | {s['monai']:.2f} | "
+              f"{mpx:.3f} | {s['ours'] / s['raw']:.2f} | {s['ours'] / s['monai']:.2f} |")
+    if extra:
+        print()
+        print("| generator | bf16 predict / fp32 MONAI | PSNR bf16 vs fp32 output (dB) |")
+        print("|---|---|---|")
+        for name, ratio, db in extra:
+            print(f"| {name} | {ratio:.2f} | {db:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
