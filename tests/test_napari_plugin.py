@@ -174,8 +174,10 @@ def test_training_error_is_a_notification(train_widget, viewer, qtbot):
     assert len(viewer.layers) == 2  # the viewer and its data are untouched
 
 
-def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path):
+def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, monkeypatch):
     from napari_pix2pix.predict_widget import PredictWidget
+
+    monkeypatch.setenv("HOME", str(tmp_path))
 
     path = trained.save(tmp_path / "m.safetensors")
     source, _ = make_pair((128, 128), seed=5, nucleus_radius=5.0)
@@ -186,7 +188,9 @@ def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path):
     p.select_layer("lazy")
     p.run()
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
-    assert viewer.layers["lazy [pix2pix]"].data.shape == (4, 128, 128)
+    result = viewer.layers["lazy [pix2pix]"].data
+    assert isinstance(result, da.Array) and result.shape == (4, 128, 128)  # streamed to zarr
+    assert list((tmp_path / "napari-pix2pix" / "predictions").glob("lazy-*.zarr"))
     np.testing.assert_allclose(viewer.layers["lazy [pix2pix]"].data[0],
                                p2p.predict(trained, source, device="cpu"), atol=1e-3)
     # cancel: tiny tiles make many batches; no layer is added

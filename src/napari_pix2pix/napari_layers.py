@@ -47,7 +47,10 @@ def result_layer_kwargs(layer, in_axes: str, out_axes: str) -> dict:
 
 
 def contrast_limits(data) -> tuple[float, float]:
-    """0.5-99.5 % percentiles of (a subsample of) the data, never a zero range."""
+    """0.5-99.5 % percentiles of (a subsample of) the data, never a zero range. Lazy
+    data is sampled at a few planes only, so it is not read whole."""
+    if not isinstance(data, np.ndarray) and data.ndim > 2:
+        data = data[tuple(slice(None, None, max(1, n // 8)) for n in data.shape[:-2])]
     sample = np.asarray(data).ravel()
     sample = sample[:: max(1, sample.size // 2_000_000)]
     lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from pathlib import Path
 
 import napari
+import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -22,6 +25,14 @@ from .errors import Pix2PixError
 from .model import load_model
 from .napari_layers import contrast_limits, layer_array, layer_axes, result_layer_kwargs
 from .prediction import predict
+
+
+def lazy_output_path(name: str) -> Path:
+    """Where predictions of lazy layers are streamed to (kept: they are the result)."""
+    folder = Path.home() / "napari-pix2pix" / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.zarr"
 
 
 class PredictionCancelled(Pix2PixError):
@@ -165,6 +176,10 @@ class PredictWidget(QWidget):
         self.state.update(done=0, total=0)
         options = dict(axes=axes, tile_size=self.tile_size.value(), overlap=self.overlap.value(),
                        batch_size=self.batch_size.value(), device=self.device.currentText())
+        if not isinstance(data, np.ndarray):
+            # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
+            # and show it lazily
+            options["out"] = lazy_output_path(layer.name)
 
         def job():
             def report(done: int, total: int) -> None:
@@ -198,6 +213,10 @@ class PredictWidget(QWidget):
                 self._progress.refresh()
 
     def _add_result(self, layer, result, out_axes: str) -> None:
+        if isinstance(result, Path):
+            import dask.array as da
+
+            result = da.from_zarr(str(result))
         kwargs = result_layer_kwargs(layer, self.axes.text().upper() or layer_axes(layer), out_axes)
         name = f"{layer.name} [pix2pix]"
         if "channel_axis" in kwargs:
