@@ -96,6 +96,10 @@ def test_stop_early_then_resume_continues_step_count(pair, tmp_path, tiny):
     resumed = list(p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0,
                                   resume=tmp_path, **tiny))
     assert resumed[0].step == 5 and resumed[-1].step == 10
+    # without steps, a resumed run keeps the checkpoint's length (not the 2000 default)
+    events = p2p.train_iter(source, target, val_fraction=0, resume=tmp_path, **tiny)
+    assert next(events).total == 10
+    events.close()
     full = p2p.train(source, target, steps=10, val_fraction=0, seed=0, **tiny)
     w_resumed = resumed[-1].model.generator.state_dict()
     w_full = full.generator.state_dict()

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model path (.safetensors: one file; otherwise a folder)")
     t.add_argument("--axes", help="source axes, e.g. YX, CYX, ZYX (default: from the file)")
     t.add_argument("--target-axes", help="target axes (default: like the source, or from the file)")
-    t.add_argument("--steps", type=_positive_int, default=2000)
+    t.add_argument("--steps", type=_positive_int,
+                   help="training steps (default 2000; with --resume, the checkpoint's)")
     t.add_argument("--patch-size", type=_positive_int, default=256)
     t.add_argument("--batch-size", type=_positive_int, default=4)
     t.add_argument("--depth", type=_positive_int, default=8)

@@ -115,7 +115,7 @@ def _preview(array: np.ndarray, size: int = 256) -> np.ndarray:
 
 
 def train_iter(source, target, axes: str | None = "YX", target_axes: str | None = None, *,
-               steps: int = 2000, patch_size=256, batch_size: int = 4, depth: int = 8,
+               steps: int | None = None, patch_size=256, batch_size: int = 4, depth: int = 8,
                base_channels: int = 64, lambda_l1: float = 100.0, gan_mode: str = "vanilla",
                val_fraction: float = 0.1, device="auto", seed: int | None = 0,
                spatial_dims: int = 2, disc_layers: int = 3, disc_channels: int = 64,
@@ -131,7 +131,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
     """
     if resume is not None:
         ckpt = load_checkpoint(resume)
-        config = ckpt["config"].replace(steps=max(steps, ckpt["config"].steps))
+        config = ckpt["config"].replace(steps=max(steps or 0, ckpt["config"].steps))
         checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else ckpt["path"].parent
     else:
         ckpt = None
@@ -139,9 +139,9 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             source_axes=axes or "YX", target_axes=target_axes or axes or "YX",
             spatial_dims=spatial_dims, patch_size=patch_size, depth=depth,
             base_channels=base_channels, norm=norm, dropout=dropout, disc_layers=disc_layers,
-            disc_channels=disc_channels, gan_mode=gan_mode, lambda_l1=lambda_l1, steps=steps,
+            disc_channels=disc_channels, gan_mode=gan_mode, lambda_l1=lambda_l1,
             batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed, amp=amp,
-            percentiles=percentiles)
+            percentiles=percentiles, **({} if steps is None else {"steps": steps}))
     for name, value in (("val_every", val_every), ("checkpoint_every", checkpoint_every)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
@@ -341,7 +341,7 @@ def _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config
 
 
 def train(source, target, axes: str | None = "YX", target_axes: str | None = None, *,
-          steps: int = 2000, patch_size=256, batch_size: int = 4, depth: int = 8,
+          steps: int | None = None, patch_size=256, batch_size: int = 4, depth: int = 8,
           base_channels: int = 64, lambda_l1: float = 100.0, gan_mode: str = "vanilla",
           val_fraction: float = 0.1, device="auto", seed: int | None = 0,
           progress=None, **options) -> Pix2PixModel:
@@ -352,7 +352,8 @@ def train(source, target, axes: str | None = "YX", target_axes: str | None = Non
             them for several pairs.
         axes / target_axes: dimension letters (T, Z, C, Y, X), e.g. "YX", "CYX", "ZYX";
             target_axes defaults to axes (or "YX" for a 2D target).
-        steps, patch_size, batch_size: training length, crop size, crops per step.
+        steps: training length (default 2000; when resuming, the checkpoint's unless
+            larger); patch_size, batch_size: crop size, crops per step.
         depth, base_channels: U-Net down-samplings (patch sides must be multiples of
             2**depth) and first-level width.
         lambda_l1, gan_mode: loss = cGAN + lambda_l1 * L1; gan_mode "vanilla", "lsgan",
