@@ -1,11 +1,11 @@
 """napari-pix2pix: paired image-to-image translation (pix2pix) for napari and scripts.
 
-Importing this package never imports Qt or napari, so it runs on headless servers::
+Importing this package never imports Qt or napari, so it runs on headless servers:
 
-    import napari_pix2pix as p2p
-    model = p2p.train(source, target, axes="YX", steps=2000)
-    model.save("model.safetensors")
-    out = p2p.predict("model.safetensors", image, axes="ZYX")
+>>> import napari_pix2pix as p2p
+>>> model = p2p.train(source, target, axes="YX", steps=2000)
+>>> model.save("model.safetensors")
+>>> out = p2p.predict("model.safetensors", image, axes="ZYX")
 """
 
 __version__ = "0.1.0"

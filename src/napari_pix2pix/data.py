@@ -7,7 +7,6 @@ independent samples (T, and Z when the model is 2D) and spatial is (Y, X) or (Z,
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 import xml.etree.ElementTree as ET
@@ -85,21 +84,6 @@ def output_axes(source_axes: str, target_axes: str, image_axes: str) -> str:
             out.index(a) for a in "ZYX" if a in out)
         out = out[:pos] + "C" + out[pos:]
     return out
-
-
-def from_canonical(array: np.ndarray, image_axes: str, image_shape: tuple[int, ...],
-                   out_axes: str, spatial_dims: int) -> np.ndarray:
-    """(N, C, *spatial) -> array in ``out_axes`` order, the inverse of to_canonical."""
-    spatial = spatial_axes(spatial_dims)
-    _, samples = canonical_order(image_axes, spatial_dims)
-    sizes = {a: image_shape[image_axes.index(a)] for a in samples}
-    shape = [sizes[a] for a in samples] + [array.shape[1]] + list(array.shape[2:])
-    x = array.reshape(shape)
-    current = samples + "C" + spatial
-    if "C" not in out_axes:
-        x = x[tuple([slice(None)] * len(samples) + [0])]
-        current = samples + spatial
-    return x.transpose([current.index(a) for a in out_axes])
 
 
 # ----------------------------------------------------------------------------- files
@@ -408,10 +392,6 @@ class PairedPatchSampler:
         self.rng.bit_generator.state = state["rng"]
         for r, (name, keys, pos, has_gauss, gauss) in zip(self._random_states(), state["transforms"]):
             r.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-
-
-def ceil_to(value: int, multiple: int) -> int:
-    return int(math.ceil(value / multiple) * multiple)
 
 
 def load_pairs(source, target, axes: str | None, target_axes: str | None,
