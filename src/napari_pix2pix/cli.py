@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda-l1", type=float, default=100.0)
     t.add_argument("--gan-mode", default="vanilla", choices=["vanilla", "lsgan", "hinge", "none"])
     t.add_argument("--disc-layers", type=_positive_int, default=3)
+    t.add_argument("--disc-channels", type=_positive_int, default=64)
     t.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3])
     t.add_argument("--val-fraction", type=float, default=0.1)
     t.add_argument("--device", default="auto")
@@ -100,7 +101,7 @@ def cmd_train(args) -> int:
         sources, targets, args.axes, args.target_axes, steps=args.steps,
         patch_size=args.patch_size, batch_size=args.batch_size, depth=args.depth,
         base_channels=args.base_channels, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
-        disc_layers=args.disc_layers, spatial_dims=args.spatial_dims,
+        disc_layers=args.disc_layers, disc_channels=args.disc_channels, spatial_dims=args.spatial_dims,
         val_fraction=args.val_fraction, device=args.device, amp=args.amp, seed=args.seed,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         resume=args.resume)

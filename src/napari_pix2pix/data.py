@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ def read_image(path, lazy: bool = False) -> ImageData:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            _check_complete(tif, series, path)
             axes = _tifffile_axes(series.axes)
             scale, unit = _physical_scale(tif)
             array = None if lazy else series.asarray()
@@ -135,6 +137,20 @@ def read_image(path, lazy: bool = False) -> ImageData:
     except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as exc:
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
     return ImageData(array, axes, {a: s for a, s in scale.items() if a in axes}, unit)
+
+
+def _check_complete(tif, series, path: Path) -> None:
+    """Refuse a truncated file (an interrupted copy or download) up front, instead of
+    failing on its missing planes part-way through a long prediction."""
+    if series.dataoffset is not None:
+        end = series.dataoffset + series.nbytes
+    else:
+        end = max((o + c for page in series.pages if page is not None
+                   for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
+    size = tif.filehandle.size
+    if end > size:
+        raise ImageFileError(f"{str(path)!r} is truncated: its image data needs {end} bytes but "
+                             f"the file has only {size}; copy or save it again.")
 
 
 def _physical_scale(tif) -> tuple[dict[str, float], str | None]:
@@ -203,8 +219,12 @@ def check_output_path(path, folder_ok: bool = False) -> None:
                          f"{str(path / 'result.ome.tif')!r}.")
     if not folder.exists():
         raise InputError(f"output folder {str(folder)!r} does not exist; create it first.")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"output folder {str(folder)!r} is not writable.")
+    try:  # os.access is not enough: read-only mounts and network shares lie about it
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"output folder {str(folder)!r} is not writable ({exc.strerror}); "
+                         "choose another folder.") from exc
 
 
 # ----------------------------------------------------------------------------- inputs

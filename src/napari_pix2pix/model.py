@@ -123,36 +123,40 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
             raise ModelFileError(f"{str(config_file)!r} is too large to be a model config.")
         try:
             doc = json.loads(config_file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{str(config_file)!r} is not valid JSON ({exc}).") from exc
     else:
         weights = path
         doc = _read_metadata(path)
     config, history = parse_document(doc, path)
-    state = read_safetensors(weights)
+    model = _build(config, history, read_safetensors(weights), weights)
+    model.generator.to(device)
+    return model
+
+
+def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2PixModel:
     model = Pix2PixModel(config, history=history)
     try:
         model.generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelFileError(f"the weights in {str(weights)!r} do not match the architecture in "
+        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
                              f"its config ({str(exc).splitlines()[0]}).") from exc
-    model.generator.eval().to(device)
+    model.generator.eval()
     return model
 
 
 def model_from_bytes(data: bytes) -> Pix2PixModel:
     """Inverse of ``Pix2PixModel.to_bytes``; like load_model, nothing is unpickled."""
+    from safetensors import SafetensorError
     from safetensors.torch import load
 
-    if len(data) < 8 or int.from_bytes(data[:8], "little") > min(MAX_JSON_BYTES, len(data) - 8):
-        raise ModelFileError("the bytes are not a napari-pix2pix model.")
-    header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
-    doc = json.loads((header.get("__metadata__") or {}).get(META_KEY, "null"))
-    config, history = parse_document(doc, "<bytes>")
-    model = Pix2PixModel(config, history=history)
-    model.generator.load_state_dict(load(data), strict=True)
-    model.generator.eval()
-    return model
+    header = _parse_header(data[:8], lambda n: data[8: 8 + n], len(data), "<bytes>")
+    config, history = parse_document(_metadata_document(header, "<bytes>"), "<bytes>")
+    try:
+        state = load(bytes(data))
+    except (SafetensorError, ValueError) as exc:
+        raise ModelFileError(f"the model's weights cannot be read ({exc}).") from exc
+    return _build(config, history, state, "<bytes>")
 
 
 def as_model(model) -> Pix2PixModel:
@@ -164,35 +168,51 @@ def as_model(model) -> Pix2PixModel:
 
 
 def _read_metadata(path: Path) -> dict:
-    header = read_safetensors_header(path)
+    return _metadata_document(read_safetensors_header(path), path)
+
+
+def _metadata_document(header: dict, path) -> dict:
     meta = header.get("__metadata__") or {}
-    if META_KEY not in meta:
+    if not isinstance(meta, dict) or META_KEY not in meta:
         raise ModelFileError(f"{str(path)!r} is a safetensors file but not a napari-pix2pix model "
                              "(no model config in its metadata).")
     try:
         return json.loads(meta[META_KEY])
-    except json.JSONDecodeError as exc:
+    except (TypeError, RecursionError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"the model config inside {str(path)!r} is corrupted ({exc}).") from exc
+
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 
 
 def read_safetensors_header(path: Path) -> dict:
     """Parse a safetensors header ourselves first, so that a file that is not safetensors
     (a pickle, a TIFF, random bytes) gets a clear message and is never executed."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelFileError(
+            f"{str(path)!r} looks like a PyTorch pickle file; it is not opened because unpickling "
+            "can run arbitrary code. napari-pix2pix models are .safetensors files (or folders).")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
             size = os.fstat(fh.fileno()).st_size
-            if len(head) < 8:
-                raise ModelFileError(f"{str(path)!r} is too short to be a model file.")
-            n = int.from_bytes(head, "little")
-            if n <= 1 or n > min(MAX_JSON_BYTES, size - 8):
-                raise ModelFileError(f"{str(path)!r} is not a safetensors model file "
-                                     "(a .pt/.pth pickle or another format?).")
-            header = json.loads(fh.read(n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{str(path)!r} is not a safetensors model file ({exc}).") from exc
+            return _parse_header(fh.read(8), fh.read, size, path)
     except IsADirectoryError as exc:
         raise ModelFileError(f"{str(path)!r} is a directory.") from exc
+
+
+def _parse_header(head: bytes, read, size: int, path) -> dict:
+    """The JSON header of safetensors bytes: 8-byte little-endian length, then JSON."""
+    if len(head) < 8:
+        raise ModelFileError(f"{str(path)!r} is too short to be a model file.")
+    n = int.from_bytes(head, "little")
+    if n <= 1 or n > min(MAX_JSON_BYTES, size - 8):
+        raise ModelFileError(f"{str(path)!r} is not a safetensors model file "
+                             "(a .pt/.pth pickle or another format?).")
+    try:
+        header = json.loads(read(n).decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{str(path)!r} is not a safetensors model file ({exc}).") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{str(path)!r} has a malformed safetensors header.")
     return header

@@ -17,16 +17,16 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data import AxesLayout, as_array, check_array, check_axes, denormalize, normalize, output_axes
-from .device import amp_dtype, autocast, resolve_device
-from .errors import InputError
-from .outputs import ArrayOutput, open_output
+from .device import amp_dtype, autocast, free_memory, is_out_of_memory, resolve_device
+from .errors import DeviceError, ImageFileError, InputError, Pix2PixError
+from .outputs import ArrayOutput, ZarrOutput, open_output
 
 Progress = Callable[[int, int], None]
 
@@ -210,7 +210,13 @@ class TiledPredictor:
                 for k, s in enumerate(geo.starts[0]):
                     idx = reflect_indices(s, t0, length)
                     lo, hi = int(idx.min()), int(idx.max()) + 1
-                    band = layout.read(source, n, slice(lo, hi))
+                    try:
+                        band = layout.read(source, n, slice(lo, hi))
+                    except Pix2PixError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - a file that breaks mid-way
+                        raise ImageFileError(f"reading the input failed at sample {n}, rows "
+                                             f"{lo}-{hi} ({type(exc).__name__}: {exc}).") from exc
                     if hi - lo != t0 or lo != s:
                         band = band[:, idx - lo]
                     if any(p[1] for p in pads):
@@ -221,12 +227,38 @@ class TiledPredictor:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer to raise
             put(exc)
 
-    @torch.inference_mode()
     def forward(self, tiles: np.ndarray) -> np.ndarray:
+        """The network on a batch of tiles; out of memory, the batch is split in halves
+        (and ``batch_size`` lowered for the rest of the run), then TileTooLarge."""
+        outputs, i = [], 0
+        while i < len(tiles):
+            chunk = tiles[i: i + self.batch_size]
+            try:
+                outputs.append(self._forward(chunk))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                free_memory(self.device)
+                if len(chunk) == 1:
+                    raise TileTooLarge(f"out of memory on {self.device} for a single tile of "
+                                       f"{chunk.shape[2:]}") from exc
+                self.batch_size = len(chunk) // 2
+                warnings.warn(f"out of memory on {self.device} with {len(chunk)} tiles per batch; "
+                              f"continuing with batch_size={self.batch_size}.", stacklevel=2)
+                continue
+            i += len(chunk)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    @torch.inference_mode()
+    def _forward(self, tiles: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(tiles).to(self.device)
         with autocast(self.device, self.dtype):
             y = self.generator(t)
         return y.float().cpu().numpy()
+
+
+class TileTooLarge(DeviceError):
+    """Even one tile does not fit in the device's memory (predict retries smaller tiles)."""
 
 
 class _Band:
@@ -284,6 +316,19 @@ def make_predictor(model, tile_size=None, overlap: float = 0.25, batch_size: int
     return TiledPredictor(model.generator.to(dev), cfg.source_low, cfg.source_high, cfg.target_low,
                           cfg.target_high, cfg.multiple, tile, overlap, batch_size, dev,
                           amp_dtype(dev, amp))
+
+
+def _smaller_tiles(predictor: TiledPredictor, exc: TileTooLarge) -> TiledPredictor:
+    """Half the tile side (keeping it a multiple of 2**depth), or give up clearly."""
+    m = predictor.multiple
+    smaller = tuple(max(m, t // 2 // m * m) for t in predictor.tile)
+    if smaller == predictor.tile:
+        fix = ("free memory (close other programs)" if predictor.device.type == "cpu" else
+               "predict on the CPU (device='cpu') or free memory on the GPU")
+        raise DeviceError(f"{exc}, even at the smallest tile size {smaller}: {fix}.") from exc
+    warnings.warn(f"{exc}; retrying with tile_size={smaller} and batch_size=1 (less context per "
+                  "tile, otherwise the same prediction).", stacklevel=3)
+    return replace(predictor, tile=smaller, batch_size=1)
 
 
 def prepare_image(model, image, axes: str | None, lazy: bool = True):
@@ -351,8 +396,15 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
     array, axes, layout, scale, unit = prepare_image(model, image, axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     predictor = make_predictor(model, tile_size, overlap, batch_size, device, amp)
-    output = open_output(out, layout, out_axes, cfg.out_channels, scale, unit, if_exists)
-    predictor.run(array, layout, output, progress)
+    while True:
+        output = open_output(out, layout, out_axes, cfg.out_channels, scale, unit, if_exists)
+        try:
+            predictor.run(array, layout, output, progress)
+            break
+        except TileTooLarge as exc:
+            predictor = _smaller_tiles(predictor, exc)
+            # start again; a zarr store keeps the slices already finished
+            if_exists = "resume" if isinstance(output, ZarrOutput) else "overwrite"
     result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
     return (result, out_axes) if return_axes else result
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from napari.layers import Image
-from napari.qt.threading import create_worker
+from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSettings
@@ -39,6 +39,13 @@ def default_run_folder() -> Path:
     return Path.home() / "napari-pix2pix" / time.strftime("run-%Y%m%d-%H%M%S")
 
 
+class WorkerFailed(Exception):
+    """Carries an error out of the training worker. superqt's GeneratorWorker takes any
+    RuntimeError raised by the generator (our TrainingError and DeviceError, CUDA errors)
+    for a deleted worker and drops it without a signal, which would leave the widget
+    "running" forever; wrapped, it reaches ``errored``."""
+
+
 def training_events(source, target, options: dict, stop: threading.Event):
     """The worker's generator: the core loop, closed cleanly (checkpoint written) when
     ``stop`` is set; the Stop button therefore acts within one training step."""
@@ -48,8 +55,23 @@ def training_events(source, target, options: dict, stop: threading.Event):
             yield event
             if stop.is_set():
                 break
+    except RuntimeError as exc:
+        raise WorkerFailed(str(exc)) from exc
     finally:
         events.close()
+
+
+class TrainingWorker(GeneratorWorker):
+    """napari cancels every worker when its window closes (``quit``). Abandoning the
+    training generator there would skip its clean-up; setting its stop flag (the last
+    argument of ``training_events``) lets it finish the step and write its checkpoint."""
+
+    def __init__(self, func, *args, **kwargs) -> None:
+        super().__init__(func, *args, **kwargs)
+        self.stop_event: threading.Event = args[-1]
+
+    def quit(self) -> None:
+        self.stop_event.set()
 
 
 class TrainWidget(QWidget):
@@ -273,7 +295,8 @@ class TrainWidget(QWidget):
         target = layer_array(self._layer(self.target_layer))
         self.stop_requested.clear()
         self.worker = create_worker(training_events, source, target, options, self.stop_requested,
-                                    _start_thread=False, _ignore_errors=True)
+                                    _start_thread=False, _ignore_errors=True,
+                                    _worker_class=TrainingWorker)
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
@@ -320,6 +343,8 @@ class TrainWidget(QWidget):
             self.viewer.add_image(data, name=PREVIEW_LAYER, contrast_limits=limits)
 
     def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, WorkerFailed) and exc.__cause__ is not None:
+            exc = exc.__cause__
         hint = ""
         if "diverged" in str(exc):
             hint = " Try a lower learning rate (Advanced) and check the inputs."

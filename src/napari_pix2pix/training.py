@@ -17,7 +17,7 @@ from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Pix2PixConfig
 from .data import PairedPatchSampler, load_pairs, normalize, percentile_range, split_train_val
-from .device import amp_dtype, autocast, resolve_device
+from .device import amp_dtype, autocast, free_memory, is_out_of_memory, resolve_device
 from .errors import InputError, TrainingError
 from .metrics import image_metrics
 from .model import Pix2PixModel
@@ -257,8 +257,16 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             lr_now = config.lr * schedule(step - 1)
             _set_lr(opt_g, lr_now)
             src, tgt = (t.to(dev, non_blocking=True) for t in sampler.batch(config.batch_size))
-            losses = _train_step(net_g, net_d, opt_g, opt_d, scaler, src, tgt, config,
-                                 dev, dtype, lr_now)
+            try:
+                losses = _train_step(net_g, net_d, opt_g, opt_d, scaler, src, tgt, config,
+                                     dev, dtype, lr_now)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                del src, tgt
+                raise TrainingError(_out_of_memory_message(net_g, net_d, config, dev, dtype, step)
+                                    + (f" The last checkpoint in {checkpoint_dir} is intact."
+                                       if checkpoint_dir else "")) from exc
             bad = [k for k, v in losses.items() if not np.isfinite(v)]
             if bad:
                 raise TrainingError(
@@ -296,6 +304,55 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
         raise
     finally:
         generator.eval()
+
+
+def _out_of_memory_message(net_g, net_d, config: Pix2PixConfig, dev, dtype, step: int) -> str:
+    """Say which smaller batch (then patch) fits, found by trying one forward and
+    backward pass of each on this device, so the user's rerun does not fail again."""
+    for net in (net_g, net_d):
+        if net is not None:
+            net.zero_grad(set_to_none=True)
+    free_memory(dev)
+    said = (f"out of memory on {dev} at step {step} with batch_size={config.batch_size} and "
+            f"patch_size={config.patch_size}.")
+    candidates = []
+    batch = config.batch_size // 2
+    while batch >= 1:
+        candidates.append((batch, config.patch_size))
+        batch //= 2
+    patch = config.patch_size
+    while True:
+        smaller = tuple(max(config.multiple, p // 2 // config.multiple * config.multiple) for p in patch)
+        if smaller == patch:
+            break
+        try:
+            config.replace(patch_size=smaller)
+        except InputError:  # too small for the discriminator
+            break
+        patch = smaller
+        candidates.append((1, patch))
+    for batch, patch in candidates:
+        try:
+            src = torch.zeros((batch, config.in_channels, *patch), device=dev)
+            with autocast(dev, dtype):
+                fake = net_g(src)
+                loss = fake.float().mean()
+                if net_d is not None:
+                    loss = loss + net_d(src, fake).float().mean()
+            loss.backward()
+            return (f"{said} batch_size={batch} with patch_size={patch} fits on this device: "
+                    "train again with those values.")
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory means "try smaller"
+            if not is_out_of_memory(exc):
+                raise
+        finally:
+            for net in (net_g, net_d):
+                if net is not None:
+                    net.zero_grad(set_to_none=True)
+            free_memory(dev)
+    fix = "" if dev.type == "cpu" else "train on the CPU (device='cpu') or "
+    return (f"{said} Even batch_size=1 at the smallest patch size does not fit: {fix}choose a "
+            "smaller network (base_channels, depth).")
 
 
 def _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config, dev, dtype,
