@@ -137,7 +137,6 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     w.autosave.setText(str(tmp_path / "run"))
     w.start_button.click()
     qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
-    step_times = np.diff([time.perf_counter() for _ in range(1)])  # placeholder for clarity
     t0 = time.perf_counter()
     n0 = w.plot.point_count()
     w.stop_button.click()
@@ -148,7 +147,6 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
-    del step_times
     w.resume_button.click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
     assert w.model.history["steps_done"] == 60
@@ -165,13 +163,66 @@ def test_settings_persist_between_sessions(train_widget, viewer):
     assert again.steps.value() == 1234 and again.gan_mode.currentText() == "lsgan"
 
 
-def test_training_error_is_a_notification(train_widget, viewer, qtbot):
+@pytest.mark.parametrize("problem, expected", [
+    ("patch size 40", "multiple of 2**depth"),   # InputError from the config
+    ("cuda without a GPU", "no usable CUDA GPU"),  # DeviceError: a RuntimeError
+    ("NaN in the source", "NaN or infinite"),
+    ("constant target", "constant"),
+])
+def test_training_errors_are_notifications(problem, expected, train_widget, viewer, qtbot):
+    """Every kind of failure ends the worker with a message; the viewer keeps its data.
+    (superqt drops RuntimeErrors raised by generator workers: DeviceError and
+    TrainingError must still arrive.)"""
+    import torch
+
     w = train_widget
-    set_fields(w, steps=5, patch_size=40)  # not a multiple of 2**depth
+    set_fields(w, steps=5)
+    source = viewer.layers[w.source_layer.currentText()].data
+    if problem == "patch size 40":
+        w.patch_size.setValue(40)
+    elif problem == "cuda without a GPU":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+        w.device.setCurrentText("cuda")
+    elif problem == "NaN in the source":
+        bad = source.astype(np.float32)
+        bad[5, 5] = np.nan
+        viewer.add_image(bad, name="with NaN")
+        w.source_layer.setCurrentText("with NaN")
+    else:
+        viewer.add_image(np.full_like(source, 7), name="flat")
+        w.target_layer.setCurrentText("flat")
+    layers = [layer.name for layer in viewer.layers]
     w.start_button.click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
-    assert "Error" in w.status.text() and "multiple of 2**depth" in w.status.text()
-    assert len(viewer.layers) == 2  # the viewer and its data are untouched
+    assert "Error" in w.status.text() and expected in w.status.text()
+    assert [layer.name for layer in viewer.layers] == layers  # nothing lost or added
+    assert w.start_button.isEnabled()  # ready for another try
+
+
+def test_closing_the_viewer_stops_training_cleanly(train_widget, viewer, qtbot, tmp_path):
+    w = train_widget
+    set_fields(w, steps=2000)
+    w.val_fraction.setValue(0.0)
+    w.autosave.setText(str(tmp_path / "run"))
+    w.start_button.click()
+    qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
+    worker = w.worker
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
+    from napari_pix2pix.checkpoint import load_checkpoint
+
+    step = load_checkpoint(tmp_path / "run")["step"]
+    assert 5 <= step < 2000  # stopped after the step in flight, with a checkpoint of it
+
+
+def test_rgb_layer_is_a_three_channel_source(train_widget, viewer):
+    w = train_widget
+    gray = viewer.layers[w.source_layer.currentText()].data
+    viewer.add_image(np.stack([gray] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
+    w.source_layer.setCurrentText("rgb")
+    assert w.source_axes.text() == "YXC"
+    assert w.check_pair() and w.pair_message.text() == ""
 
 
 def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, monkeypatch):
@@ -206,6 +257,21 @@ def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, mo
     qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
     assert "big [pix2pix]" not in viewer.layers and p.status.text() == "Cancelled."
     assert p.state["done"] < p.state["total"]
+
+
+def test_predict_errors_are_explained(viewer, trained, qtbot):
+    from napari_pix2pix.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 64), seed=5, nucleus_radius=5.0)
+    viewer.add_image(np.stack([source] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("rgb")
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
+    assert "3 channel(s)" in p.status.text() and "expects 1" in p.status.text()
+    assert [layer.name for layer in viewer.layers] == ["rgb"]
 
 
 def test_bad_model_file_is_explained(viewer, tmp_path):
