@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import dask.array as da
 import numpy as np
@@ -32,7 +33,9 @@ def test_predict_lazy_on_a_dask_cluster_equals_single_process(trained):
     source = np.stack([np.roll(trained_source(), 11 * i, axis=1) for i in range(4)])
     expected = p2p.predict(trained, source, axes="ZYX", device="cpu")
     lazy = da.from_array(source, chunks=(1, 64, 64))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    # the nanny sets OMP/MKL_NUM_THREADS=1 (and more) in this process's environment for
+    # its workers; restore it so later tests' subprocesses are not affected
+    with mock.patch.dict(os.environ), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         result = p2p.predict_lazy(trained, lazy, axes="ZYX", device="cpu")

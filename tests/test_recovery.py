@@ -29,7 +29,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     write_image(tmp_path / "t.tif", target, "YX")
     steps, every = 150, 10
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    # the same thread counts as this process (conftest), so that float sums agree
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     cli = [sys.executable, "-m", "napari_pix2pix.cli", "train", str(tmp_path / "s.tif"),
            str(tmp_path / "t.tif"), *CLI_TINY, "--checkpoint-dir", str(run)]
     child = subprocess.Popen(cli + ["-o", str(tmp_path / "killed.safetensors"), "--steps", str(steps),
@@ -58,7 +59,10 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
 
     full = p2p.train(source, target, steps=steps, seed=0, val_fraction=0, **tiny)
     w_full, w_resumed = full.generator.state_dict(), model.generator.state_dict()
-    assert all(torch.allclose(w_resumed[k].float(), w_full[k].float(), atol=1e-5) for k in w_full)
+    diff = max(float((w_resumed[k].float() - w_full[k].float()).abs().max()) for k in w_full)
+    print(f"\nkilled with the checkpoint at step {kept['step']} of {steps}; resumed to {steps}; "
+          f"largest weight difference to an uninterrupted run {diff:.2e}")
+    assert diff <= 1e-5
 
 
 class MemoryLimited(torch.nn.Module):
@@ -77,7 +81,7 @@ class MemoryLimited(torch.nn.Module):
 
 def test_out_of_memory_in_predict_retries_smaller_batch_then_tile(trained, pair):
     source, _ = pair
-    limited = Pix2PixModel(trained.config, MemoryLimited(trained.generator, 2 * 64 * 64),
+    limited = Pix2PixModel(trained.config, MemoryLimited(trained.generator, 2 * 64 * 64).eval(),
                            trained.history)
     with pytest.warns(UserWarning, match="out of memory .* continuing with batch_size=2"):
         result = p2p.predict(limited, source, tile_size=64, batch_size=4)

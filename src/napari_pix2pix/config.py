@@ -5,11 +5,18 @@ nothing about a model has to be re-derived anywhere else."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from .errors import InputError
 
 GAN_MODES = ("vanilla", "lsgan", "hinge", "none")
+# Upper bounds far above any sensible model: a config (perhaps from a stranger's model
+# file) beyond them would only exhaust memory.
+LIMITS = {"in_channels": 4096, "out_channels": 4096, "depth": 16, "base_channels": 4096,
+          "disc_layers": 12, "disc_channels": 4096, "steps": 10**9, "batch_size": 65536,
+          "patch_size": 65536}
 NORMS = ("batch", "instance")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -54,11 +61,10 @@ class Pix2PixConfig:
     target_high: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if isinstance(self.patch_size, int):
+        if isinstance(self.patch_size, numbers.Integral) and isinstance(self.spatial_dims, int):
             self.patch_size = (self.patch_size,) * self.spatial_dims
-        self.patch_size = tuple(int(p) for p in self.patch_size)
-        self.betas = tuple(float(b) for b in self.betas)
-        self.percentiles = tuple(float(p) for p in self.percentiles)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.type))
         self.validate()
 
     @property
@@ -76,6 +82,9 @@ class Pix2PixConfig:
         for name in ("in_channels", "out_channels", "depth", "base_channels",
                      "disc_layers", "disc_channels", "steps", "batch_size"):
             positive_int(name)
+            if getattr(self, name) > LIMITS[name]:
+                raise InputError(f"{name}={getattr(self, name)} is beyond what napari-pix2pix "
+                                 f"supports (at most {LIMITS[name]}).")
         if self.spatial_dims not in (2, 3):
             raise InputError(f"spatial_dims must be 2 or 3, got {self.spatial_dims!r}.")
         if self.gan_mode not in GAN_MODES:
@@ -88,20 +97,24 @@ class Pix2PixConfig:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}.")
-        if self.lambda_l1 < 0:
-            raise InputError(f"lambda_l1 must be >= 0, got {self.lambda_l1!r}.")
+        if not 0 <= self.lambda_l1 < math.inf:
+            raise InputError(f"lambda_l1 must be a finite number >= 0, got {self.lambda_l1!r}.")
         if self.lambda_l1 == 0 and self.gan_mode == "none":
             raise InputError("lambda_l1=0 with gan_mode='none' leaves no loss to train on.")
-        if not self.lr > 0:
-            raise InputError(f"lr must be > 0, got {self.lr!r}.")
-        lo, hi = self.percentiles
-        if not 0.0 <= lo < hi <= 100.0:
+        if not 0 < self.lr < math.inf:
+            raise InputError(f"lr must be a finite number > 0, got {self.lr!r}.")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}.")
+        if len(self.percentiles) != 2 or not 0.0 <= self.percentiles[0] < self.percentiles[1] <= 100.0:
             raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}.")
         if len(self.patch_size) != self.spatial_dims:
             raise InputError(
                 f"patch_size {self.patch_size} needs {self.spatial_dims} values for spatial_dims="
                 f"{self.spatial_dims}.")
         for p in self.patch_size:
+            if p > LIMITS["patch_size"]:
+                raise InputError(f"patch_size {self.patch_size} is beyond what napari-pix2pix "
+                                 f"supports (at most {LIMITS['patch_size']} per side).")
             if p <= 0 or p % self.multiple:
                 raise InputError(
                     f"patch_size {self.patch_size} does not suit depth={self.depth}: each side must be "
@@ -114,8 +127,8 @@ class Pix2PixConfig:
 
         for side, channels in (("source", self.in_channels), ("target", self.out_channels)):
             low, high = getattr(self, f"{side}_low"), getattr(self, f"{side}_high")
-            if (low or high) and not (len(low) == len(high) == channels
-                                      and all(h > lo for lo, h in zip(low, high))):
+            if (low or high) and not (len(low) == len(high) == channels and all(
+                    -math.inf < lo < h < math.inf for lo, h in zip(low, high))):
                 raise InputError(f"{side} normalization needs {channels} low < high values, "
                                  f"got {low} / {high}.")
 
@@ -139,10 +152,7 @@ class Pix2PixConfig:
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise InputError(f"unknown config keys {unknown}; the model may come from a newer version.")
-        kwargs = {}
-        for key, value in data.items():
-            kwargs[key] = _coerce(key, value, names[key].type)
-        return cls(**kwargs)
+        return cls(**data)
 
     def replace(self, **changes) -> Pix2PixConfig:
         return dataclasses.replace(self, **changes)
@@ -154,29 +164,35 @@ def _deepest_hint(size: int) -> str:
 
 
 def _coerce(key: str, value, annotation: str):
-    """Type-check one JSON value against the field annotation (strings, as in __future__)."""
+    """Type-check one value (from Python or parsed JSON) against the field annotation
+    (a string, as under ``from __future__ import annotations``); numpy scalars pass."""
     def fail():
-        raise InputError(f"config field {key!r} has an invalid value {value!r} ({annotation} expected)")
+        raise InputError(f"{key} has an invalid value {value!r} ({annotation} expected).")
 
-    number = (int, float)
+    def integer(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def real(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
     if annotation == "str":
         if not isinstance(value, str) or len(value) > 64:
             fail()
-    elif annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+    elif annotation in ("int", "int | None"):
+        if value is None and annotation == "int | None":
+            return value
+        if not integer(value):
             fail()
-    elif annotation == "int | None":
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            fail()
+        value = int(value)
     elif annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, number):
+        if not real(value):
             fail()
         value = float(value)
     elif annotation.startswith(("tuple", "list")):
-        item = int if "int" in annotation else float
-        if not isinstance(value, list) or len(value) > 4096:
+        item, check = (int, integer) if "int" in annotation else (float, real)
+        if not isinstance(value, (list, tuple)) or len(value) > 4096:
             fail()
-        if any(isinstance(v, bool) or not isinstance(v, number) for v in value):
+        if not all(check(v) for v in value):
             fail()
         value = [item(v) for v in value]
         if annotation.startswith("tuple"):

@@ -125,10 +125,13 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
             doc = json.loads(config_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{str(config_file)!r} is not valid JSON ({exc}).") from exc
+        header = read_safetensors_header(weights)
     else:
         weights = path
-        doc = _read_metadata(path)
+        header = read_safetensors_header(path)
+        doc = _metadata_document(header, path)
     config, history = parse_document(doc, path)
+    check_weights(config, header, weights)
     model = _build(config, history, read_safetensors(weights), weights)
     model.generator.to(device)
     return model
@@ -152,6 +155,7 @@ def model_from_bytes(data: bytes) -> Pix2PixModel:
 
     header = _parse_header(data[:8], lambda n: data[8: 8 + n], len(data), "<bytes>")
     config, history = parse_document(_metadata_document(header, "<bytes>"), "<bytes>")
+    check_weights(config, header, "<bytes>")
     try:
         state = load(bytes(data))
     except (SafetensorError, ValueError) as exc:
@@ -167,8 +171,21 @@ def as_model(model) -> Pix2PixModel:
     raise InputError(f"expected a Pix2PixModel or a model path, got {type(model).__name__}.")
 
 
-def _read_metadata(path: Path) -> dict:
-    return _metadata_document(read_safetensors_header(path), path)
+def check_weights(config: Pix2PixConfig, header: dict, source) -> None:
+    """Compare the tensors the file declares with those the config's network has, on
+    the meta device (no memory), before anything is allocated or read: a config that
+    does not describe its weights (or describes a network of absurd size) stops here."""
+    with torch.device("meta"):
+        expected = {k: list(v.shape) for k, v in build_generator(config).state_dict().items()}
+    declared = {k: v.get("shape") if isinstance(v, dict) else None
+                for k, v in header.items() if k != "__metadata__"}
+    if declared != expected:
+        missing = sorted(set(expected) - set(declared))
+        wrong = sorted(k for k in set(expected) & set(declared) if expected[k] != declared[k])
+        detail = (f"missing {missing[:3]}" if missing else f"wrong shapes for {wrong[:3]}" if wrong
+                  else f"unexpected {sorted(set(declared) - set(expected))[:3]}")
+        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
+                             f"its config ({detail}).")
 
 
 def _metadata_document(header: dict, path) -> dict:
