@@ -274,6 +274,28 @@ def test_predict_errors_are_explained(viewer, trained, qtbot):
     assert [layer.name for layer in viewer.layers] == ["rgb"]
 
 
+def test_confidence_layer(viewer, trained, qtbot):
+    from napari_pix2pix.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 96), seed=5, nucleus_radius=5.0)
+    viewer.add_image(np.stack([source, source[::-1]]), name="stack", scale=(2.0, 0.5, 0.5))
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("stack")
+    p.confidence.setChecked(True)
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    pred, spread = viewer.layers["stack [pix2pix]"], viewer.layers["stack [pix2pix spread]"]
+    assert spread.data.shape == pred.data.shape == (2, 64, 96)
+    assert list(spread.scale) == [2.0, 0.5, 0.5] and spread.colormap.name == "magma"
+    expected_pred, expected_spread = p2p.predict(
+        trained, np.stack([source, source[::-1]]), axes="ZYX", uncertainty=True, device="cpu",
+        tile_size=p.tile_size.value(), overlap=p.overlap.value())
+    np.testing.assert_allclose(spread.data, expected_spread, atol=1e-3)
+    np.testing.assert_allclose(pred.data, expected_pred, atol=1e-3)
+
+
 def test_bad_model_file_is_explained(viewer, tmp_path):
     from napari_pix2pix.predict_widget import PredictWidget
 

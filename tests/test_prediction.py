@@ -97,12 +97,6 @@ def test_progress_reports_tiles(trained, held_out_pair):
     assert calls[-1][0] == total and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-def test_tile_size_is_rounded_to_the_model(trained, held_out_pair):
-    with pytest.warns(UserWarning, match="multiple of 2"):
-        out = p2p.predict(trained, held_out_pair[0], tile_size=40, device="cpu")
-    assert out.shape == (128, 128)
-
-
 def test_tile_geometry():
     assert tile_starts(100, 128, 0.25) == [0]
     starts = tile_starts(300, 64, 0.25)
@@ -110,3 +104,22 @@ def test_tile_geometry():
     assert max(np.diff(starts)) <= 48
     np.testing.assert_array_equal(reflect_indices(-2, 7, 4), [2, 1, 0, 1, 2, 3, 2])
     np.testing.assert_array_equal(reflect_indices(0, 9, 3), np.pad(np.arange(3), (0, 6), "reflect"))
+
+
+def test_confidence_map_from_flips_and_rotations(trained, held_out_pair):
+    source, target = held_out_pair
+    image = source[:, :96]  # not square: rotations change the shape on the way
+    pred, spread = p2p.predict(trained, image, uncertainty=True, device="cpu")
+    np.testing.assert_array_equal(pred, p2p.predict(trained, image, device="cpu"))
+    assert spread.shape == pred.shape and spread.dtype == np.float32
+    assert spread.min() >= 0 and spread.mean() > 0
+    # the 8 transforms form a group: the spread of a rotated image is the rotated spread
+    _, spread_rotated = p2p.predict(trained, np.rot90(image), uncertainty=True, device="cpu")
+    np.testing.assert_allclose(spread_rotated, np.rot90(spread), atol=1e-3 * spread.max())
+    # stacks keep their axes; streaming outputs are refused with a reason
+    stack = np.stack([image, image[::-1]])
+    p, s, axes = p2p.predict(trained, stack, axes="ZYX", uncertainty=True, return_axes=True)
+    assert p.shape == s.shape == stack.shape and axes == "ZYX"
+    np.testing.assert_allclose(s[1], s[0][::-1], atol=1e-3 * s.max())
+    with pytest.raises(p2p.InputError, match="in memory"):
+        p2p.predict(trained, image, uncertainty=True, out="x.tif")

@@ -36,8 +36,22 @@ def test_history_records_losses_and_validation(trained):
     # the L1 loss falls during training
     l1 = h["losses"]["g_l1"]
     assert np.mean(l1[-50:]) < 0.6 * np.mean(l1[:20])
-    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r"}
+    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio"}
     assert h["final_metrics"]["pearson_r"] > 0.5
+    assert h["final_metrics"]["std_ratio"] > 0.5  # not collapsed to a flat image
+
+
+def test_collapse_is_reported(pair, tiny):
+    """A generator that cannot learn (the target is noise unrelated to the source) gives
+    flat predictions: train_iter says so once, with advice."""
+    source, _ = pair
+    noise = np.random.default_rng(3).random(source.shape).astype(np.float32)
+    events = list(p2p.train_iter(source, noise, steps=60, gan_mode="none", val_every=20, **tiny))
+    warnings = [e for e in events if isinstance(e, p2p.WarningEvent)]
+    assert len(warnings) == 1 and "nearly flat" in warnings[0].message
+    assert "train longer" in warnings[0].message
+    ratios = [v["std_ratio"] for v in events[-1].model.history["validation"]]
+    assert ratios[-1] < 0.25
 
 
 def test_train_iter_events(pair, tiny):
@@ -49,7 +63,7 @@ def test_train_iter_events(pair, tiny):
     step = events[0]
     assert step.step == 1 and step.total == 6 and step.losses["g_l1"] > 0 and step.lr == 2e-4
     val = events[3]
-    assert set(val.metrics) == {"mae", "psnr", "ssim", "pearson_r"}
+    assert set(val.metrics) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio"}
     assert val.preview.ndim == 2 and val.preview.shape == val.preview_target.shape
     assert isinstance(events[-1].model, p2p.Pix2PixModel)
 

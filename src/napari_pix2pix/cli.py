@@ -1,4 +1,4 @@
-"""Command line: ``napari-pix2pix train|predict|info|demo``. Thin over the library."""
+"""Command line: ``napari-pix2pix train|predict|info|export|demo``. Thin over the library."""
 
 from __future__ import annotations
 
@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a model's configuration and training summary")
     i.add_argument("model")
 
+    e = sub.add_parser("export", help="write a model as a bioimage.io model zip "
+                       '(needs pip install "napari-pix2pix[bioimageio]")')
+    e.add_argument("model")
+    e.add_argument("-o", "--output", required=True, help="the bioimage.io package (.zip)")
+    e.add_argument("--name", help="model name (letters, digits, spaces, _+-())")
+    e.add_argument("--description", help="one or two sentences about the model")
+    e.add_argument("--author", action="append", dest="authors", metavar="NAME",
+                   help="author name (repeat for several)")
+    e.add_argument("--license", default="CC-BY-4.0", help="SPDX license id (default CC-BY-4.0)")
+    e.add_argument("--test-input",
+                   help="TIFF image for the test tensors and cover (default: simulated sample)")
+
     d = sub.add_parser("demo", help="train on the built-in simulated sample, predict a stack")
     d.add_argument("--output", "-o", default="demo_output")
     d.add_argument("--steps", type=_positive_int, default=400)
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "predict": cmd_predict, "info": cmd_info,
-                "demo": cmd_demo}[args.command](args)
+                "export": cmd_export, "demo": cmd_demo}[args.command](args)
     except Pix2PixError as exc:
         print(f"napari-pix2pix: error: {exc}", file=sys.stderr)
         return 2
@@ -170,6 +182,19 @@ def cmd_info(args) -> int:
 
     model = load_model(args.model)
     print(json.dumps({"summary": model.summary(), "config": model.config.to_dict()}, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .bioimageio import check_installation, export_bioimageio
+    from .model import load_model
+
+    check_installation()
+    model = load_model(args.model)
+    path = export_bioimageio(model, args.output, name=args.name, description=args.description,
+                             authors=args.authors, license=args.license,
+                             test_input=args.test_input)
+    print(f"wrote {path} (bioimage.io model package)")
     return 0
 
 

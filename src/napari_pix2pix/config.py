@@ -46,6 +46,12 @@ class Pix2PixConfig:
     # loss and optimisation
     gan_mode: str = "vanilla"
     lambda_l1: float = 100.0
+    # the adversarial term is off for this fraction of the steps, then ramps in over as
+    # many: the generator first learns the L1 solution, so that the discriminator cannot
+    # push a still-untrained generator to a flat image (seen on sparse fluorescence)
+    gan_warmup: float = 0.1
+    # share of training crops centred on target foreground (sparse targets)
+    foreground_crops: float = 0.5
     steps: int = 2000
     batch_size: int = 4
     lr: float = 2e-4
@@ -95,6 +101,9 @@ class Pix2PixConfig:
             raise InputError(f"amp must be one of {AMP_MODES}, got {self.amp!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        for name in ("gan_warmup", "foreground_crops"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)!r}.")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}.")
         if not 0 <= self.lambda_l1 < math.inf:

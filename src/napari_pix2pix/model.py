@@ -52,6 +52,13 @@ class Pix2PixModel:
 
         return predict(self, image, **kwargs)
 
+    def export_bioimageio(self, path, **kwargs) -> Path:
+        """Write a bioimage.io model zip (needs ``pip install "napari-pix2pix[bioimageio]"``);
+        keyword arguments as in ``napari_pix2pix.bioimageio.export_bioimageio``."""
+        from .bioimageio import export_bioimageio
+
+        return export_bioimageio(self, path, **kwargs)
+
     def summary(self) -> dict:
         """What a user wants to see before applying the model."""
         c = self.config

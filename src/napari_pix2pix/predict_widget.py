@@ -15,10 +15,10 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                            QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
-                            QWidget)
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
+                            QVBoxLayout, QWidget)
 
 from .device import DEVICES
 from .errors import Pix2PixError
@@ -63,6 +63,10 @@ class PredictWidget(QWidget):
         self.model_info = QLabel("No model loaded.")
         self.model_info.setWordWrap(True)
         form.addRow(self.model_info)
+        self.export_button = QPushButton("Export to bioimage.io…")
+        self.export_button.setToolTip("Write the loaded model as a bioimage.io model zip "
+                                      '(needs pip install "napari-pix2pix[bioimageio]")')
+        form.addRow(self.export_button)
         self.image_layer = QComboBox()
         self.axes = QLineEdit()
         row = QHBoxLayout()
@@ -84,6 +88,10 @@ class PredictWidget(QWidget):
         for label, w in (("Tile size", self.tile_size), ("Overlap", self.overlap),
                          ("Batch size", self.batch_size), ("Device", self.device)):
             form.addRow(label, w)
+        self.confidence = QCheckBox("Confidence map (8x slower)")
+        self.confidence.setToolTip("also add the per-pixel spread of the predictions of the 8 "
+                                   "flipped/rotated copies of the image (target units)")
+        form.addRow(self.confidence)
         layout.addLayout(form)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Predict")
@@ -102,6 +110,7 @@ class PredictWidget(QWidget):
         self.timer.timeout.connect(self._show_progress)
 
         browse.clicked.connect(self._browse)
+        self.export_button.clicked.connect(self._export_dialog)
         self.model_path.editingFinished.connect(lambda: self.load(self.model_path.text()))
         self.image_layer.currentTextChanged.connect(self._layer_chosen)
         self.run_button.clicked.connect(lambda: self.run())
@@ -163,6 +172,39 @@ class PredictWidget(QWidget):
         self.tile_size.setValue(int(self.model.config.patch_size[-1]))
         self._set_running(False)
 
+    # ------------------------------------------------------------------ export
+    def _export_dialog(self) -> None:
+        if self.model is None:
+            return
+        stem = Path(self.model_path.text()).stem or "model"
+        path, _ = QFileDialog.getSaveFileName(self, "Export to bioimage.io",
+                                              f"{stem}.bioimageio.zip", "bioimage.io model (*.zip)")
+        if path:
+            self.export_model(path if path.lower().endswith(".zip") else f"{path}.zip")
+
+    def export_model(self, path) -> Path | None:
+        """Export the loaded model as a bioimage.io zip; report success or failure."""
+        if self.model is None:
+            show_error("Load a model first.")
+            return None
+        self.status.setText(f"Exporting to {path}…")
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            result = self.model.export_bioimageio(path)
+        except Pix2PixError as exc:
+            show_error(f"Export failed: {exc}")
+            self.status.setText(f"Error: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
+            show_error(f"Export failed ({type(exc).__name__}: {exc}).")
+            self.status.setText(f"Error: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        show_info(f"Exported the model to {result} (bioimage.io).")
+        self.status.setText(f"Exported {result}.")
+        return result
+
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         layer = self._layer()
@@ -176,7 +218,12 @@ class PredictWidget(QWidget):
         self.state.update(done=0, total=0)
         options = dict(axes=axes, tile_size=self.tile_size.value(), overlap=self.overlap.value(),
                        batch_size=self.batch_size.value(), device=self.device.currentText())
+        uncertainty = self.confidence.isChecked()
         if not isinstance(data, np.ndarray):
+            if uncertainty:
+                show_error(f"{layer.name} is a lazy (on-disk) layer; the confidence map is "
+                           "computed in memory. Untick Confidence map to stream the prediction.")
+                return
             # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
@@ -187,7 +234,9 @@ class PredictWidget(QWidget):
                 if self.cancel_requested.is_set():
                     raise PredictionCancelled("prediction cancelled")
 
-            return predict(self.model, data, progress=report, return_axes=True, **options)
+            *arrays, axes = predict(self.model, data, progress=report, return_axes=True,
+                                    uncertainty=uncertainty, **options)
+            return arrays[0], axes, (arrays[1] if uncertainty else None)
 
         self.worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         self.worker.returned.connect(lambda result, lyr=layer: self._add_result(lyr, *result))
@@ -212,21 +261,27 @@ class PredictWidget(QWidget):
                 self._progress.n = done
                 self._progress.refresh()
 
-    def _add_result(self, layer, result, out_axes: str) -> None:
+    def _add_result(self, layer, result, out_axes: str, spread=None) -> None:
         if isinstance(result, Path):
             import dask.array as da
 
             result = da.from_zarr(str(result))
         kwargs = result_layer_kwargs(layer, self.axes.text().upper() or layer_axes(layer), out_axes)
         name = f"{layer.name} [pix2pix]"
+        self._add_layer(result, name, kwargs)
+        if spread is not None:
+            self._add_layer(spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
+        self.status.setText(f"Added {name} {tuple(result.shape)}"
+                            + (" and its spread." if spread is not None else "."))
+
+    def _add_layer(self, data, name: str, kwargs: dict, **extra) -> None:
+        kwargs = {**kwargs, **extra}
         if "channel_axis" in kwargs:
-            n = result.shape[kwargs["channel_axis"]]
-            kwargs["name"] = [f"{name} c{i}" for i in range(n)]
+            kwargs["name"] = [f"{name} c{i}" for i in range(data.shape[kwargs["channel_axis"]])]
         else:
             kwargs["name"] = name
-            kwargs["contrast_limits"] = contrast_limits(result)
-        self.viewer.add_image(result, **kwargs)
-        self.status.setText(f"Added {name} {tuple(result.shape)}.")
+            kwargs["contrast_limits"] = contrast_limits(data)
+        self.viewer.add_image(data, **kwargs)
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, PredictionCancelled):
@@ -251,6 +306,7 @@ class PredictWidget(QWidget):
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running and self.model is not None)
         self.cancel_button.setEnabled(running)
+        self.export_button.setEnabled(not running and self.model is not None)
 
 
 def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:

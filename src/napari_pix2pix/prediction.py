@@ -318,6 +318,48 @@ def make_predictor(model, tile_size=None, overlap: float = 0.25, batch_size: int
                           amp_dtype(dev, amp))
 
 
+def dihedral_transforms(axes: str):
+    """The 8 flips/rotations of the Y-X plane as (forward, inverse) pairs for arrays
+    with ``axes`` (inverse for an output with other axes takes its own axes string)."""
+    def make(k: int, flip: bool):
+        def forward(a, ax=axes):
+            y, x = ax.index("Y"), ax.index("X")
+            return np.rot90(np.flip(a, x) if flip else a, k, axes=(y, x))
+
+        def inverse(a, ax):
+            y, x = ax.index("Y"), ax.index("X")
+            a = np.rot90(a, -k, axes=(y, x))
+            return np.flip(a, x) if flip else a
+        return forward, inverse
+    return [make(k, flip) for flip in (False, True) for k in range(4)]
+
+
+def _predict_with_spread(predictor: TiledPredictor, array: np.ndarray, axes: str, out_axes: str,
+                         cfg, progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+    """Test-time augmentation: the plain prediction and the standard deviation over the
+    prediction of every flip/rotation of the image (mapped back), accumulated with
+    Welford's method so memory stays at three output-sized arrays."""
+    transforms = dihedral_transforms(axes)
+    mean = m2 = first = None
+    for i, (forward, inverse) in enumerate(transforms):
+        moved = np.ascontiguousarray(forward(array))
+        layout = AxesLayout(axes, moved.shape, cfg.spatial_dims)
+        output = open_output(None, layout, out_axes, cfg.out_channels)
+
+        def report(done, total, i=i):
+            if progress is not None:
+                progress(i * total + done, len(transforms) * total)
+        predictor.run(moved, layout, output, report)
+        pred = np.ascontiguousarray(inverse(output.array, out_axes))
+        if first is None:
+            first, mean, m2 = pred, pred.astype(np.float64), np.zeros(pred.shape)
+        else:
+            delta = pred - mean
+            mean += delta / (i + 1)
+            m2 += delta * (pred - mean)
+    return first, np.sqrt(m2 / len(transforms)).astype(np.float32)
+
+
 def _smaller_tiles(predictor: TiledPredictor, exc: TileTooLarge) -> TiledPredictor:
     """Half the tile side (keeping it a multiple of 2**depth), or give up clearly."""
     m = predictor.multiple
@@ -363,7 +405,7 @@ def prepare_image(model, image, axes: str | None, lazy: bool = True):
 def predict(model, image, axes: str | None = None, tile_size=None, overlap: float = 0.25,
             batch_size: int = 4, device="auto", amp: str = "off",
             progress: Progress | None = None, return_axes: bool = False, out=None,
-            if_exists: str = "overwrite"):
+            if_exists: str = "overwrite", uncertainty: bool = False):
     """Translate ``image`` with a trained model, tile by tile.
 
     Args:
@@ -383,11 +425,14 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
             ``.partial`` when complete) or ``.zarr`` (marked complete at the end).
         if_exists: for an existing ``out`` path: "overwrite", "resume" (zarr: skip the
             slices already written) or "error".
+        uncertainty: also return a confidence map: the per-pixel standard deviation, in
+            target units, of the predictions of the 8 flipped/rotated copies of the image
+            (test-time augmentation; 8x the work, in memory only).
 
     Returns:
         float32 array in the target's units with the input's axes (C only where the
-        model's target has channels), or the ``out`` given; ``(result, axes)`` with
-        ``return_axes``.
+        model's target has channels), or the ``out`` given; ``(result, spread)`` with
+        ``uncertainty``; the output axes appended with ``return_axes``.
     """
     from .model import as_model
 
@@ -396,6 +441,12 @@ def predict(model, image, axes: str | None = None, tile_size=None, overlap: floa
     array, axes, layout, scale, unit = prepare_image(model, image, axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     predictor = make_predictor(model, tile_size, overlap, batch_size, device, amp)
+    if uncertainty:
+        if out is not None:
+            raise InputError("uncertainty=True returns the prediction and its spread in memory; "
+                             "leave out=None (or predict without uncertainty to stream).")
+        result = _predict_with_spread(predictor, np.asarray(array), axes, out_axes, cfg, progress)
+        return (*result, out_axes) if return_axes else result
     while True:
         output = open_output(out, layout, out_axes, cfg.out_channels, scale, unit, if_exists)
         try:

@@ -66,6 +66,9 @@ class FinishedEvent(TrainingEvent):
     """Last event: training reached ``total`` steps; ``model`` is final."""
 
 
+COLLAPSE_RATIO = 0.25  # prediction std below this fraction of the target's: collapse
+
+
 def gan_loss(logits: torch.Tensor, real: bool, mode: str, for_discriminator: bool) -> torch.Tensor:
     """Adversarial loss on PatchGAN logits, computed in float32 (autocast-safe).
 
@@ -118,7 +121,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
                steps: int | None = None, patch_size=256, batch_size: int = 4, depth: int = 8,
                base_channels: int = 64, lambda_l1: float = 100.0, gan_mode: str = "vanilla",
                val_fraction: float = 0.1, device="auto", seed: int | None = 0,
-               spatial_dims: int = 2, disc_layers: int = 3, disc_channels: int = 64,
+               gan_warmup: float = 0.1, foreground_crops: float = 0.5, spatial_dims: int = 2, disc_layers: int = 3, disc_channels: int = 64,
                norm: str = "batch", dropout: float = 0.5, lr: float = 2e-4, amp: str = "auto",
                percentiles=(0.5, 99.5), val_every: int | None = None,
                checkpoint_dir=None, checkpoint_every: int | None = None,
@@ -140,6 +143,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             spatial_dims=spatial_dims, patch_size=patch_size, depth=depth,
             base_channels=base_channels, norm=norm, dropout=dropout, disc_layers=disc_layers,
             disc_channels=disc_channels, gan_mode=gan_mode, lambda_l1=lambda_l1,
+            gan_warmup=gan_warmup, foreground_crops=foreground_crops,
             batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed, amp=amp,
             percentiles=percentiles, **({} if steps is None else {"steps": steps}))
     for name, value in (("val_every", val_every), ("checkpoint_every", checkpoint_every)):
@@ -172,7 +176,8 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
         torch.manual_seed(config.seed)
     # every rank starts from the same weights but draws its own crops
     sampler_seed = None if config.seed is None else config.seed + 1000 * rank
-    sampler = PairedPatchSampler(train_pairs, config.patch_size, seed=sampler_seed)
+    sampler = PairedPatchSampler(train_pairs, config.patch_size, seed=sampler_seed,
+                                 foreground=config.foreground_crops)
     generator = build_generator(config).to(dev)
     use_gan = config.gan_mode != "none"
     discriminator = build_discriminator(config).to(dev) if use_gan else None
@@ -228,6 +233,10 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
         scores = [image_metrics(p[None], t[None], config.target_low, config.target_high)
                   for p, t in zip(preds, targets)]
         metrics = {k: _finite_mean([s[k] for s in scores]) for k in scores[0]}
+        # how much of the target's variation the prediction reproduces; near 0 means the
+        # generator has collapsed to a flat output (a GAN failure on sparse targets)
+        metrics["std_ratio"] = float(np.mean([p.std() for p in preds]) /
+                                     max(float(np.mean([t.std() for t in targets])), 1e-12))
         history["validation"].append({"step": step, **metrics})
         history["final_metrics"] = metrics
         return ValidationEvent(step=step, total=total, model=model, metrics=metrics,
@@ -251,6 +260,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
     base_seconds = history.get("train_seconds", 0.0)
     step = start
     finished = False
+    collapse_said = False
     try:
         generator.train()
         for step in range(start + 1, total + 1):
@@ -259,7 +269,7 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
             src, tgt = (t.to(dev, non_blocking=True) for t in sampler.batch(config.batch_size))
             try:
                 losses = _train_step(net_g, net_d, opt_g, opt_d, scaler, src, tgt, config,
-                                     dev, dtype, lr_now)
+                                     dev, dtype, lr_now, adversarial_weight(step, total, config))
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -291,6 +301,16 @@ def train_iter(source, target, axes: str | None = "YX", target_axes: str | None 
                 event = validate(step)
                 if event is not None:
                     yield event
+                    ratio = event.metrics["std_ratio"]
+                    if ratio < COLLAPSE_RATIO and step >= max(total // 4, 50) and not collapse_said:
+                        collapse_said = True
+                        advice = ("train longer, or check that source and target are aligned"
+                                  if config.gan_mode == "none" else
+                                  "try a longer gan_warmup, a larger lambda_l1 or gan_mode='none' "
+                                  "(L1 only), and check that source and target are aligned")
+                        yield WarningEvent(step=step, total=total, model=model, message=(
+                            f"the predictions are nearly flat at step {step}: their variation "
+                            f"is {ratio:.0%} of the target's (a collapsed generator); {advice}."))
             if checkpoint_every and step % checkpoint_every == 0 and step < total:
                 checkpoint(step)
         checkpoint(total)
@@ -355,8 +375,17 @@ def _out_of_memory_message(net_g, net_d, config: Pix2PixConfig, dev, dtype, step
             "smaller network (base_channels, depth).")
 
 
+def adversarial_weight(step: int, total: int, config: Pix2PixConfig) -> float:
+    """0 during the L1 warm-up (``gan_warmup`` of the steps), then a linear ramp to 1
+    over as many steps."""
+    warm = config.gan_warmup * total
+    if warm <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, (step - warm) / warm)))
+
+
 def _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config, dev, dtype,
-                lr: float) -> dict[str, float]:
+                lr: float, gan_weight: float = 1.0) -> dict[str, float]:
     """One pix2pix update: D on (src, real) vs (src, fake), then G on cGAN + lambda * L1.
 
     The two halves of the D loss are back-propagated separately (the same gradient as
@@ -388,7 +417,7 @@ def _train_step(generator, discriminator, opt_g, opt_d, scaler, src, tgt, config
     else:
         g_gan = torch.zeros((), device=dev)
     g_l1 = F.l1_loss(fake.float(), tgt)
-    g_loss = g_gan + config.lambda_l1 * g_l1
+    g_loss = gan_weight * g_gan + config.lambda_l1 * g_l1
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(g_loss).backward()
     scaler.step(opt_g)
@@ -419,8 +448,11 @@ def train(source, target, axes: str | None = "YX", target_axes: str | None = Non
         device: "auto" (cuda, mps, cpu), "cuda", "mps" or "cpu".
         seed: makes a CPU run repeatable.
         progress: optional callable receiving every event.
-        **options: spatial_dims, disc_layers, disc_channels, norm, dropout, lr, amp,
-            percentiles, val_every, checkpoint_dir, checkpoint_every, resume.
+        **options: gan_warmup (share of steps with L1 only before the adversarial term
+            ramps in, default 0.1), foreground_crops (share of crops centred on target
+            foreground, default 0.5), spatial_dims, disc_layers, disc_channels, norm,
+            dropout, lr, amp, percentiles, val_every, checkpoint_dir, checkpoint_every,
+            resume.
     """
     model = None
     for event in train_iter(source, target, axes, target_axes, steps=steps, patch_size=patch_size,

@@ -1,0 +1,466 @@
+"""Export a trained model as a bioimage.io model package (a zip with ``rdf.yaml``).
+
+The package holds the generator twice: as a ``pytorch_state_dict`` whose architecture
+is ``napari_pix2pix.networks.UNetGenerator`` (built from plain keyword arguments), and
+as TorchScript (traced in eval mode, runs without napari-pix2pix). The per-channel
+percentile normalization becomes a ``scale_linear`` pre-processing step and its exact
+inverse a ``scale_linear`` post-processing step, so that bioimage.io consumers get
+predictions in the target's own units, as ``napari_pix2pix.predict`` does. Test
+tensors, a cover image and a README are generated.
+
+Needs the optional extra: ``pip install "napari-pix2pix[bioimageio]"``. Nothing here
+is imported by ``import napari_pix2pix``; the bioimageio packages are imported only
+when exporting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import string
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from .errors import InputError
+
+INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
+PIX2PIX_DOI = "10.1109/CVPR.2017.632"
+PIX2PIX_CITATION = ("Isola, Zhu, Zhou, Efros: Image-to-Image Translation with Conditional "
+                    "Adversarial Networks. CVPR 2017.")
+_NAME_CHARS = set(string.ascii_letters + string.digits + "_+- ()")
+_AXIS_IDS = {2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+def export_bioimageio(model, path, *, name: str | None = None, description: str | None = None,
+                      authors=None, test_input=None, license: str = "CC-BY-4.0",
+                      tags: list[str] | None = None) -> Path:
+    """Write ``model`` as a bioimage.io model zip to ``path`` (atomically).
+
+    Args:
+        model: a Pix2PixModel or the path of a saved model.
+        path: the ``.zip`` file to write (replaced if it exists).
+        name: human-readable model name (5-128 letters, digits, spaces and ``_+-()``).
+        description: one or two sentences about what the model translates.
+        authors: names (str) or dicts with ``name`` and optionally ``affiliation``,
+            ``orcid``, ``github_user``.
+        test_input: an image (array or TIFF path) for the test tensors and the cover:
+            spatial axes only (YX / ZYX; repeated over the input channels) or channel
+            first (CYX / CZYX). It is centre-cropped (or reflect-padded) to the model's
+            patch size. Default: the package's simulated phase-contrast sample.
+        license: SPDX identifier of the model's license.
+        tags: extra tags (pix2pix, image-to-image, 2d/3d, ... are always added).
+
+    Returns:
+        ``path`` as a Path.
+    """
+    check_installation()
+    from .data import check_output_path
+    from .model import as_model
+
+    path = Path(path)
+    if path.suffix.lower() != ".zip":
+        raise InputError(f"a bioimage.io model package is a .zip file; got {str(path)!r}.")
+    check_output_path(path)
+    model = as_model(model)
+    config = model.config
+    if not config.normalized:
+        raise InputError("the model has no normalization parameters (was it trained?).")
+    name = _check_name(name if name is not None else
+                       f"napari-pix2pix {config.spatial_dims}D image-to-image model")
+    description = description if description is not None else _default_description(model)
+    if not isinstance(description, str) or len(description) > 1024:
+        raise InputError("description must be a text of at most 1024 characters.")
+    source = _test_input(model, test_input)
+
+    folder = path.parent if str(path.parent) else Path(".")
+    tmp_zip = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.zip"
+    try:
+        with tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp:
+            descr = _build_description(model, Path(tmp), source, name=name,
+                                       description=description, authors=authors,
+                                       license=license, tags=tags)
+            from bioimageio.spec import save_bioimageio_package
+
+            save_bioimageio_package(descr, output_path=tmp_zip)
+        os.replace(tmp_zip, path)
+    finally:
+        if tmp_zip.exists():
+            tmp_zip.unlink()
+    return path
+
+
+def check_installation() -> None:
+    """Raise InputError unless bioimageio.spec is installed in a usable combination."""
+    try:
+        import bioimageio.spec
+        import pydantic
+    except ImportError as exc:
+        raise InputError("exporting to bioimage.io needs the optional bioimageio packages: "
+                         f"{INSTALL_HINT}") from exc
+    spec, pyd = _version(bioimageio.spec.__version__), _version(pydantic.VERSION)
+    if spec < (0, 5, 14) and pyd >= (2, 12):
+        # bioimageio.spec < 0.5.14 calls pydantic's serializer handlers in a way that
+        # pydantic >= 2.12 rejects ("'index_key' is expected to be an integer or a string")
+        raise InputError(f"bioimageio.spec {bioimageio.spec.__version__} does not work with "
+                         f"pydantic {pydantic.VERSION}: {INSTALL_HINT} installs matching "
+                         'versions (or: pip install "pydantic>=2.10.3,<2.12").')
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(major, minor, micro) of a version string such as '2.11.10' or '2.13.0+cpu'."""
+    match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    return tuple(int(g) for g in match.groups() if g is not None) if match else ()
+
+
+# ----------------------------------------------------------------------------- pieces
+def architecture_kwargs(config) -> dict:
+    """The plain keyword arguments that rebuild the generator (UNetGenerator(**kwargs))."""
+    return {"spatial_dims": config.spatial_dims, "in_channels": config.in_channels,
+            "out_channels": config.out_channels, "depth": config.depth,
+            "base_channels": config.base_channels, "norm": config.norm,
+            "dropout": float(config.dropout)}
+
+
+def scale_linear_params(low, high, inverse: bool = False) -> tuple[list[float], list[float]]:
+    """Per-channel (gain, offset) with ``y = x * gain + offset``: the normalization
+    ``(x - low) * 2 / (high - low) - 1`` or, with ``inverse``, its inverse
+    ``(y + 1) * (high - low) / 2 + low``."""
+    gains, offsets = [], []
+    for lo, hi in zip(low, high):
+        lo, hi = float(lo), float(hi)
+        if inverse:
+            gains.append((hi - lo) / 2.0)
+            offsets.append(lo + (hi - lo) / 2.0)
+        else:
+            gains.append(2.0 / (hi - lo))
+            offsets.append(-2.0 * lo / (hi - lo) - 1.0)
+    return gains, offsets
+
+
+def apply_scale_linear(x: np.ndarray, gain, offset) -> np.ndarray:
+    """What bioimageio.core does for ``scale_linear`` along the channel axis (axis 1 of
+    a batch-channel-space array): computed in float64, then cast to float32."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    g = np.asarray(gain, dtype=np.float64).reshape(shape)
+    o = np.asarray(offset, dtype=np.float64).reshape(shape)
+    return (x * g + o).astype(np.float32)
+
+
+def _check_name(name) -> str:
+    if (not isinstance(name, str) or not 5 <= len(name) <= 128
+            or not set(name) <= _NAME_CHARS):
+        raise InputError(f"name must be 5 to 128 letters, digits, spaces or _+-() characters, "
+                         f"got {name!r}.")
+    return name
+
+
+def _default_description(model) -> str:
+    c = model.config
+    return (f"pix2pix (conditional GAN, U-Net generator) {c.spatial_dims}D image-to-image "
+            f"translation, {c.in_channels} -> {c.out_channels} channel(s), trained with "
+            "napari-pix2pix.")
+
+
+def _test_input(model, test_input) -> np.ndarray:
+    """(1, C, *patch_size) float32: the caller's image or the simulated sample."""
+    from .data import as_array, check_array, check_finite
+
+    c = model.config
+    if test_input is None:
+        from .sample_data import make_pair
+
+        array = make_pair(tuple(c.patch_size), seed=0)[0]
+    else:
+        array, _ = as_array(test_input, "test input")
+        check_array(array, "test input")
+        array = np.asarray(array)
+    d = c.spatial_dims
+    if array.ndim == d:
+        array = np.repeat(array[None], c.in_channels, axis=0)
+    elif not (array.ndim == d + 1 and array.shape[0] == c.in_channels):
+        axes = "YX" if d == 2 else "ZYX"
+        raise InputError(f"the test input must have axes {axes} or C{axes} with C = "
+                         f"{c.in_channels} (the model's input channels), got shape "
+                         f"{tuple(array.shape)}.")
+    array = array.astype(np.float32)
+    check_finite(array, "test input")
+    for axis, size in enumerate(c.patch_size, start=1):
+        n = array.shape[axis]
+        if n >= size:
+            start = (n - size) // 2
+            array = np.take(array, np.arange(start, start + size), axis=axis)
+        else:
+            before = (size - n) // 2
+            widths = [(0, 0)] * array.ndim
+            widths[axis] = (before, size - n - before)
+            array = np.pad(array, widths, mode="reflect" if n > 1 else "edge")
+    return np.ascontiguousarray(array[None])
+
+
+def _run(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(x)).numpy().astype(np.float32)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image, (0.5, 99.5))
+    scaled = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _write_cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """input | output (first channel; middle slice of 3D), each scaled to 8 bit."""
+    from PIL import Image
+
+    def plane(a):
+        a = a[0, 0]
+        return a[a.shape[0] // 2] if a.ndim == 3 else a
+
+    left, right = _to_uint8(plane(x)), _to_uint8(plane(y))
+    gap = np.full((left.shape[0], max(2, left.shape[1] // 64)), 255, np.uint8)
+    image = Image.fromarray(np.concatenate([left, gap, right], axis=1))
+    factor = max(1, 256 // image.height)
+    if factor > 1:
+        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+    image.save(path)
+
+
+def _tolerance(y: np.ndarray, config):
+    """A reproduction tolerance of 1e-3 in network units (the tanh output), so that
+    other devices pass; bioimage.io allows at most 1% of the test output's maximum."""
+    from bioimageio.spec.model.v0_5 import ReproducibilityTolerance
+
+    span = max(h - lo for lo, h in zip(config.target_low, config.target_high))
+    atol = 1e-3 * span / 2.0
+    if atol <= 1e-3 or atol > 0.01 * float(y.max()):
+        return []
+    return [ReproducibilityTolerance(absolute_tolerance=atol, relative_tolerance=1e-3)]
+
+
+def _authors(authors):
+    from bioimageio.spec.model.v0_5 import Author
+    from pydantic import ValidationError
+
+    if authors is None:
+        authors = ["napari-pix2pix user"]
+    elif isinstance(authors, (str, dict)):
+        authors = [authors]
+    result = []
+    for a in authors:
+        try:
+            result.append(Author(name=a) if isinstance(a, str) else Author(**a))
+        except (TypeError, ValidationError) as exc:
+            raise InputError(f"invalid author {a!r}: give a name or a dict with 'name' "
+                             f"(and 'affiliation', 'orcid', 'github_user'): {exc}") from exc
+    return result
+
+
+def _finite(mapping: dict) -> dict:
+    return {str(k): float(v) for k, v in (mapping or {}).items()
+            if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+def _readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
+    from . import __version__
+
+    c = model.config
+    space = "ZYX" if c.spatial_dims == 3 else "YX"
+    pre_g, pre_o = scale_linear_params(c.source_low, c.source_high)
+    post_g, post_o = scale_linear_params(c.target_low, c.target_high, inverse=True)
+    rows = "\n".join(
+        f"| input {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
+        for i, (lo, hi, g, o) in enumerate(zip(c.source_low, c.source_high, pre_g, pre_o)))
+    rows += "\n" + "\n".join(
+        f"| output {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
+        for i, (lo, hi, g, o) in enumerate(zip(c.target_low, c.target_high, post_g, post_o)))
+    metrics = _finite(model.history.get("final_metrics", {}))
+    validation = ("Metrics on the held-out validation patches at the end of training "
+                  "(target units):\n\n" + "\n".join(f"- {k}: {v:.4g}" for k, v in metrics.items())
+                  if metrics else "No validation metrics were recorded during training.")
+    return f"""# {name}
+
+{description}
+
+pix2pix (Isola et al., CVPR 2017): a U-Net generator trained with a conditional PatchGAN
+and an L1 loss, exported by napari-pix2pix {__version__}.
+
+## Inputs and outputs
+
+- Input `input`: axes batch, channel ({c.in_channels}), {space}; float32 in the source
+  image's own units. Spatial sizes must be multiples of {c.multiple} (2**depth); the
+  model was trained on {"x".join(map(str, c.patch_size))} patches. Images of other sizes
+  (and stacks: {c.source_axes!r} in napari-pix2pix) are processed tile by tile / slice by
+  slice, e.g. with `napari_pix2pix.predict` or bioimage.io tiling.
+- Output `output`: axes batch, channel ({c.out_channels}), {space}, same size as the input;
+  float32 in the target image's units.
+
+## Normalization
+
+The per-channel percentile ({c.percentiles[0]}, {c.percentiles[1]}) range of the training
+data maps to [-1, 1] before the network (`scale_linear` pre-processing,
+`x * gain + offset`); the network output in [-1, 1] (tanh) maps back (`scale_linear`
+post-processing):
+
+| tensor channel | low | high | gain | offset |
+| --- | --- | --- | --- | --- |
+{rows}
+
+## Architecture
+
+`napari_pix2pix.networks.UNetGenerator` with depth {c.depth}, {c.base_channels} base
+channels, {c.norm} normalization, dropout {c.dropout} (inactive at inference);
+{model.history.get("steps_done", 0)} training steps, batch size {c.batch_size}, lambda_L1
+{c.lambda_l1}, GAN loss {c.gan_mode!r}. The TorchScript weights run without
+napari-pix2pix; the state-dict weights need `pip install napari-pix2pix`.
+
+## Validation
+
+{validation}
+
+The test tensors (input {tuple(shape)}) were produced by this package with the
+pre-/post-processing above; `bioimageio.core.test_model` reproduces them.
+
+## Limitations
+
+A generative model: predictions are plausible images, not measurements. Use only on data
+like the training data (same modality, magnification, staining) and validate against
+real targets before drawing conclusions.
+"""
+
+
+def _environment() -> str:
+    from . import __version__
+
+    return (f"name: napari-pix2pix\nchannels:\n  - conda-forge\n  - nodefaults\n"
+            f"dependencies:\n  - python>=3.11\n  - pip\n  - pip:\n"
+            f"    - torch=={torch.__version__.split('+')[0]}\n"
+            f"    - napari-pix2pix=={__version__}\n    - bioimageio.core\n")
+
+
+def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, authors,
+                       license, tags):
+    from bioimageio.spec.model.v0_5 import (ArchitectureFromLibraryDescr, AxisId, BatchAxis,
+                                            BioimageioConfig, ChannelAxis, CiteEntry, Config,
+                                            Doi, FileDescr, Identifier, InputTensorDescr,
+                                            IntervalOrRatioDataDescr, LicenseId, ModelDescr,
+                                            OutputTensorDescr, ParameterizedSize,
+                                            PytorchStateDictWeightsDescr,
+                                            ScaleLinearAlongAxisKwargs, ScaleLinearDescr,
+                                            SizeReference, SpaceInputAxis, SpaceOutputAxis,
+                                            TensorId, TorchscriptWeightsDescr, Version,
+                                            WeightsDescr)
+    from pydantic import ValidationError
+
+    from . import __version__
+    from .networks import UNetGenerator
+
+    c = model.config
+    try:
+        license_id = LicenseId(license)
+    except (ValueError, ValidationError) as exc:
+        raise InputError(f"license must be an SPDX license identifier such as 'CC-BY-4.0' or "
+                         f"'MIT', got {license!r}.") from exc
+    authors = _authors(authors)
+    extra_tags = [str(t) for t in (tags or [])]
+
+    # the exported network: rebuilt from the plain kwargs (as bioimageio.core will),
+    # loaded with the model's weights, in eval mode
+    kwargs = architecture_kwargs(c)
+    net = UNetGenerator(**kwargs)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.generator.state_dict().items()}
+    net.load_state_dict(state, strict=True)
+    net.eval()
+
+    pre_gain, pre_offset = scale_linear_params(c.source_low, c.source_high)
+    post_gain, post_offset = scale_linear_params(c.target_low, c.target_high, inverse=True)
+    y = _run(net, apply_scale_linear(x.astype(np.float32), pre_gain, pre_offset))
+    y = apply_scale_linear(y, post_gain, post_offset)
+
+    weights_file = tmp / "weights.pt"
+    torch.save(state, weights_file)
+    torchscript_file = tmp / "weights_torchscript.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.x, still supported
+        traced = torch.jit.trace(net, torch.from_numpy(
+            apply_scale_linear(x, pre_gain, pre_offset)), check_trace=False)
+        torch.jit.save(traced, str(torchscript_file))
+    x_file, y_file = tmp / "test_input.npy", tmp / "test_output.npy"
+    np.save(x_file, x.astype(np.float32))
+    np.save(y_file, y.astype(np.float32))
+    x_sample, y_sample = tmp / "sample_input.tif", tmp / "sample_output.tif"
+    tifffile.imwrite(x_sample, x[0].astype(np.float32))
+    tifffile.imwrite(y_sample, y[0].astype(np.float32))
+    cover = tmp / "cover.png"
+    _write_cover(cover, x, y)
+    readme = tmp / "README.md"
+    readme.write_text(_readme(model, name, description, x.shape), encoding="utf-8")
+    environment = tmp / "environment.yaml"
+    environment.write_text(_environment(), encoding="utf-8")
+
+    space = _AXIS_IDS[c.spatial_dims]
+    step = c.multiple
+    input_axes = [BatchAxis(),
+                  ChannelAxis(channel_names=[f"source{i}" for i in range(c.in_channels)])]
+    input_axes += [SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=step, step=step))
+                   for a in space]
+    output_axes = [BatchAxis(),
+                   ChannelAxis(channel_names=[f"target{i}" for i in range(c.out_channels)])]
+    output_axes += [SpaceOutputAxis(id=AxisId(a), size=SizeReference(
+        tensor_id=TensorId("input"), axis_id=AxisId(a))) for a in space]
+
+    def scale(gain, offset):
+        if all(g == 1.0 for g in gain) and all(o == 0.0 for o in offset):
+            return []  # identity: bioimage.io refuses a redundant scale_linear
+        return [ScaleLinearDescr(kwargs=ScaleLinearAlongAxisKwargs(
+            axis=AxisId("channel"), gain=gain, offset=offset))]
+
+    inputs = [InputTensorDescr(
+        id=TensorId("input"), axes=input_axes, data=IntervalOrRatioDataDescr(type="float32"),
+        test_tensor=FileDescr(source=x_file), sample_tensor=FileDescr(source=x_sample),
+        preprocessing=scale(pre_gain, pre_offset),
+        description=f"source image, {c.in_channels} channel(s), in its own units")]
+    outputs = [OutputTensorDescr(
+        id=TensorId("output"), axes=output_axes, data=IntervalOrRatioDataDescr(type="float32"),
+        test_tensor=FileDescr(source=y_file), sample_tensor=FileDescr(source=y_sample),
+        postprocessing=scale(post_gain, post_offset),
+        description=f"predicted target, {c.out_channels} channel(s), in the target's units")]
+
+    pytorch_version = Version(torch.__version__.split("+")[0])
+    weights = WeightsDescr(
+        pytorch_state_dict=PytorchStateDictWeightsDescr(
+            source=weights_file, pytorch_version=pytorch_version,
+            architecture=ArchitectureFromLibraryDescr(
+                import_from="napari_pix2pix.networks", callable=Identifier("UNetGenerator"),
+                kwargs=kwargs),
+            dependencies=FileDescr(source=environment)),
+        torchscript=TorchscriptWeightsDescr(
+            source=torchscript_file, pytorch_version=pytorch_version,
+            parent="pytorch_state_dict"))
+
+    n_params = sum(p.numel() for p in net.parameters())
+    all_tags = ["pix2pix", "image-to-image", "conditional-gan", "unet", "pytorch",
+                f"{c.spatial_dims}d", "napari-pix2pix"]
+    all_tags += [t for t in extra_tags if t not in all_tags]
+    try:
+        return ModelDescr(
+            name=name, description=description, authors=authors,
+            cite=[CiteEntry(text=PIX2PIX_CITATION, doi=Doi(PIX2PIX_DOI))],
+            license=license_id, tags=all_tags, documentation=FileDescr(source=readme),
+            covers=[FileDescr(source=cover)], inputs=inputs, outputs=outputs, weights=weights,
+            config=Config(
+                bioimageio=BioimageioConfig(
+                    reproducibility_tolerance=_tolerance(y, c), architecture_type="U-Net",
+                    task="image-to-image translation", model_parameter_count=n_params),
+                napari_pix2pix={"config": c.to_dict(), "version": __version__,
+                                "steps_trained": int(model.history.get("steps_done", 0)),
+                                "final_metrics": _finite(model.history.get("final_metrics", {}))}))
+    except ValidationError as exc:
+        raise InputError(f"the bioimage.io description is not valid: {exc}") from exc
+

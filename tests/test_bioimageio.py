@@ -1,0 +1,119 @@
+"""Export to bioimage.io: the zip passes bioimageio.core's own test_model for both weight
+formats and reproduces napari_pix2pix.predict. Runs only with the [bioimageio] extra."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("bioimageio.core")
+
+import napari_pix2pix as p2p  # noqa: E402
+from napari_pix2pix.bioimageio import check_installation  # noqa: E402
+from napari_pix2pix.cli import main  # noqa: E402
+from napari_pix2pix.errors import InputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(pair, tmp_path_factory):
+    """A tiny model (20 real training steps) and its bioimage.io zip."""
+    try:
+        check_installation()
+    except InputError as exc:  # e.g. bioimageio.spec 0.5.12 with pydantic >= 2.12
+        pytest.skip(str(exc))
+    source, target = pair
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: one thread is fastest, also on a busy machine
+    try:
+        model = p2p.train(source, target, steps=20, patch_size=32, depth=4, base_channels=8,
+                          batch_size=4, disc_layers=2, disc_channels=8, device="cpu")
+        folder = tmp_path_factory.mktemp("bioimageio")
+        model_path = model.save(folder / "model.safetensors")
+        zip_path = model.export_bioimageio(folder / "model.zip", name="tiny pix2pix test",
+                                           authors=["Test Author"],
+                                           test_input=source[40:90, 30:80])
+    finally:
+        torch.set_num_threads(threads)
+    return model, model_path, zip_path
+
+
+def test_zip_contents(exported):
+    _, _, zip_path = exported
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert {"rdf.yaml", "weights.pt", "weights_torchscript.pt", "test_input.npy",
+            "test_output.npy", "cover.png", "README.md"} <= names
+    assert not list(zip_path.parent.glob(".*.tmp*"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "torchscript"])
+def test_bioimageio_core_test_model_passes(exported, weight_format):
+    from bioimageio.core import test_model
+
+    summary = test_model(exported[2], weight_format=weight_format, devices=["cpu"])
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"]
+    assert summary.status == "passed", failed
+    assert any(weight_format in d.name for d in summary.details)  # it really ran inference
+
+
+def test_exported_state_dict_reproduces_predict(exported, held_out_pair):
+    from bioimageio.core import create_prediction_pipeline, load_description, predict
+
+    model, _, zip_path = exported
+    x = held_out_pair[0][:32, :32]  # one tile of the patch size
+    expected = p2p.predict(model, x, axes="YX", device="cpu")
+    descr = load_description(zip_path)
+    pipeline = create_prediction_pipeline(descr, weight_format="pytorch_state_dict",
+                                          devices=["cpu"])
+    sample = predict(model=pipeline, inputs=x[None, None].astype(np.float32))
+    actual = np.asarray(sample.members["output"].data)[0, 0]
+    span = model.config.target_high[0] - model.config.target_low[0]
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * span)
+    # the normalization is in the description, not only in the test tensors
+    pre = descr.inputs[0].preprocessing
+    assert any(p.id == "scale_linear" for p in pre)
+    assert any(p.id == "scale_linear" for p in descr.outputs[0].postprocessing)
+
+
+def test_cli_export(exported, tmp_path, capsys):
+    _, model_path, _ = exported
+    out = tmp_path / "cli.zip"
+    assert main(["export", str(model_path), "-o", str(out), "--name", "cli export test"]) == 0
+    assert zipfile.is_zipfile(out)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_export_refuses_bad_arguments(exported, tmp_path, capsys):
+    model, model_path, _ = exported
+    with pytest.raises(InputError, match=r"\.zip"):
+        model.export_bioimageio(tmp_path / "model.yaml")
+    with pytest.raises(InputError, match="name"):
+        model.export_bioimageio(tmp_path / "a.zip", name="bad/name")
+    with pytest.raises(InputError, match="test input"):
+        model.export_bioimageio(tmp_path / "b.zip", test_input=np.zeros((2, 3, 32, 32)))
+    assert main(["export", str(model_path), "-o", str(tmp_path / "missing" / "c.zip")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.zip"))
+
+
+def test_predict_widget_export(exported, tmp_path, request, monkeypatch):
+    pytest.importorskip("napari")
+    pytest.importorskip("qtpy")
+    from napari_pix2pix import predict_widget
+    from napari_pix2pix.predict_widget import PredictWidget
+
+    _, model_path, _ = exported
+    widget = PredictWidget(request.getfixturevalue("make_napari_viewer")())
+    assert not widget.export_button.isEnabled()
+    widget.load(model_path)
+    assert widget.export_button.isEnabled()
+    result = widget.export_model(tmp_path / "widget.zip")
+    assert result is not None and zipfile.is_zipfile(result)
+    assert widget.export_model(tmp_path / "widget.txt") is None  # error shown, nothing written
+    assert not (tmp_path / "widget.txt").exists()
+    # the button's dialog: the chosen name gets the .zip suffix it lacks
+    monkeypatch.setattr(predict_widget.QFileDialog, "getSaveFileName",
+                        lambda *args, **kwargs: (str(tmp_path / "chosen"), ""))
+    widget.export_button.click()
+    assert zipfile.is_zipfile(tmp_path / "chosen.zip")
