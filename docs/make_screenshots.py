@@ -1,5 +1,7 @@
-"""Regenerate the docs' viewer screenshot: the sample pair, both widgets docked, a short
-training run and a prediction. Needs a display (e.g. `xvfb-run -a python docs/make_screenshots.py`).
+"""Regenerate the docs' viewer screenshots: the README picture and the four steps of the
+user guide (pair loaded, training, a predicted stack, the confidence layer). Uses the
+built-in simulated sample, so it runs anywhere with a display, e.g.
+`xvfb-run -a -s "-screen 0 1600x1200x24" python docs/make_screenshots.py`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
+from napari_pix2pix.sample_data import make_stack
+
 OUT = Path(__file__).parent / "images"
 
 
-def wait(condition, timeout: float = 600.0) -> None:
+def wait(condition, timeout: float = 900.0) -> None:
     app = QApplication.instance()
     end = time.time() + timeout
     while not condition():
@@ -24,31 +28,58 @@ def wait(condition, timeout: float = 600.0) -> None:
             sys.exit("timed out")
 
 
+def shot(viewer, name: str) -> None:
+    viewer.reset_view()
+    QApplication.instance().processEvents()
+    viewer.screenshot(str(OUT / name), canvas_only=False)
+    print(f"wrote {OUT / name}")
+
+
+def show_only(viewer, *names: str) -> None:
+    for layer in viewer.layers:
+        layer.visible = layer.name in names
+
+
 def main(steps: int = 300) -> None:
     OUT.mkdir(exist_ok=True)
     viewer = napari.Viewer(title="napari-pix2pix")
     viewer.window.resize(1500, 1000)
     viewer.open_sample("napari-pix2pix", "paired_sample")
     _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Train")
-    _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
     for name, value in (("steps", steps), ("patch_size", 64), ("depth", 5), ("base_channels", 16),
                         ("batch_size", 4), ("disc_channels", 16), ("checkpoint_every", 0)):
         getattr(train, name).setValue(value)
     train.val_fraction.setValue(0.2)
     train.autosave.setText(str(OUT.parent / "_screenshot_run"))
+    viewer.grid.enabled = True
+    shot(viewer, "guide_1_pair.png")
+
     train.start_button.click()
     wait(lambda: train.worker is None)
-    model_path = OUT.parent / "_screenshot_run" / "model.safetensors"
-    predict.load(model_path)
+    viewer.grid.enabled = False
+    show_only(viewer, "pix2pix preview")
+    shot(viewer, "guide_2_training.png")
+
+    _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
+    predict.load(OUT.parent / "_screenshot_run" / "model.safetensors")
     predict.select_layer("phase contrast (source)")
     predict.run_button.click()
     wait(lambda: predict.worker is None)
-    viewer.layers["phase contrast (source)"].visible = False
-    viewer.layers["pix2pix preview"].visible = False
-    viewer.reset_view()
-    QApplication.instance().processEvents()
-    viewer.screenshot(str(OUT / "napari_train_predict.png"), canvas_only=False)
-    print(f"wrote {OUT / 'napari_train_predict.png'}")
+    show_only(viewer, "phase contrast (source) [pix2pix]", "nuclei fluorescence (target)")
+    viewer.grid.enabled = True
+    shot(viewer, "napari_train_predict.png")  # the README picture
+
+    stack, _ = make_stack(n_slices=5, shape=(256, 256), seed=40)
+    viewer.add_image(stack, name="unseen stack", scale=(2.0, 1.0, 1.0))
+    predict.select_layer("unseen stack")
+    predict.confidence.setChecked(True)
+    predict.run_button.click()
+    wait(lambda: predict.worker is None)
+    show_only(viewer, "unseen stack", "unseen stack [pix2pix]")
+    viewer.dims.set_current_step(0, 2)
+    shot(viewer, "guide_3_predict_stack.png")
+    show_only(viewer, "unseen stack [pix2pix]", "unseen stack [pix2pix spread]")
+    shot(viewer, "guide_4_confidence.png")
     viewer.close()
 
 

@@ -158,9 +158,12 @@ def test_settings_persist_between_sessions(train_widget, viewer):
 
     train_widget.steps.setValue(1234)
     train_widget.gan_mode.setCurrentText("lsgan")
+    train_widget.gan_warmup.setValue(0.3)
     train_widget.save_settings()
     again = TrainWidget(viewer)
     assert again.steps.value() == 1234 and again.gan_mode.currentText() == "lsgan"
+    options = again.options()
+    assert options["gan_warmup"] == pytest.approx(0.3) and options["foreground_crops"] == 0.5
 
 
 @pytest.mark.parametrize("problem, expected", [

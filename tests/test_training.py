@@ -166,3 +166,27 @@ def test_warning_events_for_small_images(pair, tiny):
     warnings = [e.message for e in events if isinstance(e, p2p.WarningEvent)]
     assert any("reflect-padded" in w for w in warnings)
     assert any("too small for SSIM" in w for w in warnings)
+
+
+def test_adversarial_warm_up_schedule():
+    from napari_pix2pix.training import adversarial_weight
+
+    config = p2p.Pix2PixConfig(gan_warmup=0.1, steps=1000)
+    weights = [adversarial_weight(s, 1000, config) for s in (1, 100, 150, 200, 1000)]
+    assert weights == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert adversarial_weight(1, 1000, config.replace(gan_warmup=0.0)) == 1.0
+
+
+def test_foreground_crops_find_sparse_structures():
+    from napari_pix2pix.data import PairedPatchSampler
+
+    rng = np.random.default_rng(0)
+    source = rng.random((1, 256, 256)).astype(np.float32)
+    target = -np.ones((1, 256, 256), np.float32)
+    target[0, 200:210, 30:40] = 1.0  # one small bright object in a large empty field
+    hits = {}
+    for share in (0.0, 0.5):
+        sampler = PairedPatchSampler([(source, target)], (32, 32), seed=0, foreground=share)
+        hits[share] = sum(int((sampler.batch(4)[1] > 0).flatten(1).any(1).sum())
+                          for _ in range(50)) / 200
+    assert hits[0.0] < 0.15 and hits[0.5] > 0.4

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--base-channels", type=_positive_int, default=64)
     t.add_argument("--lambda-l1", type=float, default=100.0)
     t.add_argument("--gan-mode", default="vanilla", choices=["vanilla", "lsgan", "hinge", "none"])
+    t.add_argument("--gan-warmup", type=float, default=0.1,
+                   help="share of steps with L1 only before the adversarial term ramps in")
+    t.add_argument("--foreground-crops", type=float, default=0.5,
+                   help="share of crops centred on target foreground")
     t.add_argument("--disc-layers", type=_positive_int, default=3)
     t.add_argument("--disc-channels", type=_positive_int, default=64)
     t.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3])
@@ -113,6 +117,7 @@ def cmd_train(args) -> int:
         sources, targets, args.axes, args.target_axes, steps=args.steps,
         patch_size=args.patch_size, batch_size=args.batch_size, depth=args.depth,
         base_channels=args.base_channels, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
+        gan_warmup=args.gan_warmup, foreground_crops=args.foreground_crops,
         disc_layers=args.disc_layers, disc_channels=args.disc_channels, spatial_dims=args.spatial_dims,
         val_fraction=args.val_fraction, device=args.device, amp=args.amp, seed=args.seed,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,

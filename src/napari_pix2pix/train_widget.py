@@ -132,12 +132,19 @@ class TrainWidget(QWidget):
         self.lr = _dspin(1e-7, 1.0, defaults.lr, 6, 1e-5)
         self.amp = _combo(AMP_MODES, defaults.amp)
         self.seed = _spin(0, 2**31 - 1, defaults.seed)
+        self.gan_warmup = _dspin(0.0, 1.0, defaults.gan_warmup, 2, 0.05)
+        self.gan_warmup.setToolTip("share of the steps trained with L1 only before the "
+                                   "adversarial term ramps in")
+        self.foreground_crops = _dspin(0.0, 1.0, defaults.foreground_crops, 2, 0.1)
+        self.foreground_crops.setToolTip("share of training crops centred on bright target "
+                                         "pixels (helps sparse targets such as nuclei)")
         self.checkpoint_every = _spin(0, 10_000_000, 200)
         self.autosave = QLineEdit()
         self.autosave.setPlaceholderText(str(Path.home() / "napari-pix2pix" / "run-<time>"))
         for label, w in (("Spatial dims", self.spatial_dims), ("Discriminator layers", self.disc_layers),
                          ("Discriminator channels", self.disc_channels), ("Normalization", self.norm),
-                         ("Learning rate", self.lr), ("Mixed precision", self.amp),
+                         ("Learning rate", self.lr), ("Adversarial warm-up", self.gan_warmup),
+                         ("Foreground crops", self.foreground_crops), ("Mixed precision", self.amp),
                          ("Seed", self.seed), ("Checkpoint every (0: off)", self.checkpoint_every),
                          ("Auto-save folder", self.autosave)):
             adv_form.addRow(label, w)
@@ -179,6 +186,7 @@ class TrainWidget(QWidget):
             "device": self.device, "spatial_dims": self.spatial_dims,
             "disc_layers": self.disc_layers, "disc_channels": self.disc_channels,
             "norm": self.norm, "lr": self.lr, "amp": self.amp, "seed": self.seed,
+            "gan_warmup": self.gan_warmup, "foreground_crops": self.foreground_crops,
             "checkpoint_every": self.checkpoint_every, "autosave": self.autosave}
         self.load_settings()
         self.refresh_layers()
@@ -250,7 +258,8 @@ class TrainWidget(QWidget):
             device=self.device.currentText(), spatial_dims=int(self.spatial_dims.currentText()),
             disc_layers=self.disc_layers.value(), disc_channels=self.disc_channels.value(),
             norm=self.norm.currentText(), lr=self.lr.value(), amp=self.amp.currentText(),
-            seed=self.seed.value(), checkpoint_every=every or None)
+            seed=self.seed.value(), gan_warmup=self.gan_warmup.value(),
+            foreground_crops=self.foreground_crops.value(), checkpoint_every=every or None)
 
     def load_settings(self) -> None:
         store = settings()
