@@ -6,14 +6,19 @@ built-in simulated sample, so it runs anywhere with a display, e.g.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import napari
-from qtpy.QtWidgets import QApplication
+# start from the widgets' defaults, whatever this user's saved napari-pix2pix settings are
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screenshots-")
 
-from napari_pix2pix.sample_data import make_stack
+import napari  # noqa: E402
+from qtpy.QtWidgets import QApplication  # noqa: E402
+
+from napari_pix2pix.sample_data import make_stack  # noqa: E402
 
 OUT = Path(__file__).parent / "images"
 

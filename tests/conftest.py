@@ -1,11 +1,18 @@
 """Shared fixtures: a tiny model trained once per session on the simulated pair."""
 
-import numpy as np
-import pytest
-import torch
+import os
+import tempfile
 
-import napari_pix2pix as p2p
-from napari_pix2pix.sample_data import make_pair
+# Qt keeps the widgets' settings under XDG_CONFIG_HOME: point it at a throw-away folder
+# before Qt is imported, so that no test changes the user's real napari-pix2pix settings.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-test-config-")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import napari_pix2pix as p2p  # noqa: E402
+from napari_pix2pix.sample_data import make_pair  # noqa: E402
 
 # Tiny but real: a depth-4 U-Net and a 2-layer PatchGAN train in seconds on the CPU.
 TINY = dict(patch_size=32, depth=4, base_channels=8, batch_size=4, disc_layers=2,
