@@ -164,7 +164,11 @@ def figure(out: Path, names: list[str], path: Path, phase, dapi) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    y0, x0, n = 380, 40, 200  # a crop of the held-out quarter with nuclei
+    n = 200  # the held-out crop with the most nuclei signal (on a 25-px grid)
+    held = dapi[:, SPLIT:].astype(np.float64)
+    y0, x0 = max(((y, x) for y in range(0, held.shape[0] - n + 1, 25)
+                  for x in range(0, held.shape[1] - n + 1, 25)),
+                 key=lambda yx: held[yx[0]:yx[0] + n, yx[1]:yx[1] + n].mean())
     target = dapi[:, SPLIT:][y0:y0 + n, x0:x0 + n]
     lo, hi = np.percentile(dapi[:, :SPLIT], [0.5, 99.5])
     panels = [("phase (z 6)", phase[MIDDLE_PLANE][:, SPLIT:][y0:y0 + n, x0:x0 + n], None),
