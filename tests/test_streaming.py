@@ -126,3 +126,22 @@ print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     print(f"\nstreaming 64 slices: peak RSS grew {growth_mb:.1f} MB for a {output_mb:.0f} MB output")
     assert growth_mb < 0.25 * output_mb, (growth_mb, output_mb)
     assert tifffile.imread(tmp_path / "out.ome.tif").shape == stack.shape
+
+
+def test_tiff_pages_are_not_overwritten_by_the_next_sample_when_the_writer_lags(
+        trained, stack_file, tmp_path, monkeypatch):
+    # the writer thread starts late, so every page waits in the queue while later samples
+    # are predicted (CI once showed plane 0 carrying plane 1's first rows)
+    import time
+
+    real_imwrite = tifffile.imwrite
+
+    def slow_imwrite(*args, **kwargs):
+        time.sleep(1.0)
+        return real_imwrite(*args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", slow_imwrite)
+    path, stack = stack_file
+    in_memory = p2p.predict(trained, stack, axes="ZYX", device="cpu")
+    out = p2p.predict(trained, path, device="cpu", out=tmp_path / "slow.ome.tif")
+    np.testing.assert_allclose(read_image(out).array, in_memory, rtol=0, atol=1e-3)

@@ -103,7 +103,9 @@ class TiffOutput:
         self.rows_written = 0
         self.buffer = None
         self.done_samples = 0
-        self.pages: queue.Queue = queue.Queue(maxsize=64)
+        # queued pages are copies: hold at most ~256 MB of them (and at least 2)
+        page_bytes = 4 * int(np.prod(self.layout.spatial_shape[-2:]))
+        self.pages: queue.Queue = queue.Queue(maxsize=max(2, min(64, (256 << 20) // page_bytes)))
         self.error: BaseException | None = None
         metadata = {"axes": axes}
         for a, s in (scale or {}).items():
@@ -139,7 +141,9 @@ class TiffOutput:
     def _put(self, page: np.ndarray) -> None:
         if self.error is not None:
             raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
-        self.pages.put(np.ascontiguousarray(page, dtype=np.float32))
+        # a copy: the 2D buffer is refilled by the next sample while the writer may still
+        # be behind, and a queued view would then be written with the wrong sample's rows
+        self.pages.put(np.array(page, dtype=np.float32, order="C", copy=True))
 
     def write(self, n: int, rows: slice, block: np.ndarray) -> None:
         if self.dims == 3:  # rows are Z planes: each is complete for every channel
