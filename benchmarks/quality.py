@@ -25,8 +25,10 @@ Run (minutes are wall-clock on this machine; results are cached per variant in -
 so a second call only runs what is missing and reprints the tables):
 
     python benchmarks/quality.py --budget 20 --variants main       # L1 vs L1+cGAN, 13 planes
-    python benchmarks/quality.py --budget 7 --variants ablations   # the paper's tables
+    python benchmarks/quality.py --budget 4 --variants ablations --out quality_output/ablations
     python benchmarks/quality.py --figure docs/images/quality_crops.png --table docs/quality_table.md
+    python benchmarks/quality.py --variants ablations --out quality_output/ablations \
+        --figure docs/images/quality_ablations.png --table docs/quality_ablation_table.md
 """
 
 from __future__ import annotations
@@ -61,9 +63,15 @@ VARIANTS = {
     "d286": ("PatchGAN 286x286 (5 layers)", {"disc_layers": 5}),
     "l1+cgan-1plane": ("L1 + cGAN, middle plane only", {"planes": 1}),
     "l1-1plane": ("L1 only, middle plane only", {"gan_mode": "none", "planes": 1}),
+    "l1+cgan-d5": ("L1 + cGAN, U-Net depth 5", {"depth": 5}),
+    "l1-d5": ("L1 only, U-Net depth 5", {"gan_mode": "none", "depth": 5}),
+    "no-warmup": ("L1 + cGAN, no L1 warm-up", {"gan_warmup": 0.0}),
+    "no-fgcrops": ("L1 + cGAN, uniform crops", {"foreground_crops": 0.0}),
+    "paper": ("L1 + cGAN, paper recipe (neither)", {"gan_warmup": 0.0, "foreground_crops": 0.0}),
 }
 GROUPS = {"main": ["l1+cgan", "l1"],
-          "ablations": ["l1", "cgan", "l1+cgan", "lambda10", "lambda1000", "d16", "d286",
+          "ablations": ["l1+cgan", "l1", "cgan", "lambda10", "lambda1000", "d16", "d286",
+                        "no-warmup", "no-fgcrops", "paper", "l1+cgan-d5", "l1-d5",
                         "l1+cgan-1plane", "l1-1plane"]}
 
 
