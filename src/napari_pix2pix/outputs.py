@@ -103,7 +103,7 @@ class TiffOutput:
         self.rows_written = 0
         self.buffer = None
         self.done_samples = 0
-        # queued pages are copies: hold at most ~256 MB of them (and at least 2)
+        # queued pages hold their planes in memory: at most ~256 MB of them (and at least 2)
         page_bytes = 4 * int(np.prod(self.layout.spatial_shape[-2:]))
         self.pages: queue.Queue = queue.Queue(maxsize=max(2, min(64, (256 << 20) // page_bytes)))
         self.error: BaseException | None = None
@@ -141,9 +141,7 @@ class TiffOutput:
     def _put(self, page: np.ndarray) -> None:
         if self.error is not None:
             raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
-        # a copy: the 2D buffer is refilled by the next sample while the writer may still
-        # be behind, and a queued view would then be written with the wrong sample's rows
-        self.pages.put(np.array(page, dtype=np.float32, order="C", copy=True))
+        self.pages.put(np.ascontiguousarray(page, dtype=np.float32))
 
     def write(self, n: int, rows: slice, block: np.ndarray) -> None:
         if self.dims == 3:  # rows are Z planes: each is complete for every channel
@@ -159,6 +157,9 @@ class TiffOutput:
         if self.dims == 2:
             for c in range(self.buffer.shape[0] if self.has_c else 1):
                 self._put(self.buffer[c])
+            # the queued pages are views of this buffer and the writer may still be behind:
+            # the next sample gets a new one instead of overwriting rows not yet written
+            self.buffer = None
         self.done_samples = n + 1
 
     def finish(self) -> None:
