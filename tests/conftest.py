@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import napari_pix2pix as p2p  # noqa: E402
-from napari_pix2pix.sample_data import make_pair  # noqa: E402
+from napari_pix2pix.engine.sample_data import make_pair  # noqa: E402
 
 # Tiny but real: a depth-4 U-Net and a 2-layer PatchGAN train in seconds on the CPU.
 TINY = dict(patch_size=32, depth=4, base_channels=8, batch_size=4, disc_layers=2,

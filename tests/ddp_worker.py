@@ -8,14 +8,14 @@ import sys
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix import data
-from napari_pix2pix.sample_data import make_pair
+from napari_pix2pix.engine import sampling
+from napari_pix2pix.engine.sample_data import make_pair
 
 torch.set_num_threads(1)
 out = sys.argv[1]
 rank = int(os.environ["RANK"])
 crops = []
-original = data.PairedPatchSampler.batch
+original = sampling.PairedPatchSampler.batch
 
 
 def recording_batch(self, batch_size):
@@ -24,7 +24,7 @@ def recording_batch(self, batch_size):
     return src, tgt
 
 
-data.PairedPatchSampler.batch = recording_batch
+sampling.PairedPatchSampler.batch = recording_batch
 source, target = make_pair((96, 96), seed=1, nucleus_radius=5.0)
 model = p2p.train(source, target, steps=2, patch_size=32, depth=4, base_channels=8, batch_size=2,
                   disc_layers=2, disc_channels=8, device="cpu", seed=0, val_fraction=0)

@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("bioimageio.core")
 
 import napari_pix2pix as p2p  # noqa: E402
-from napari_pix2pix.bioimageio import check_installation  # noqa: E402
+from napari_pix2pix.io.bioimageio import check_installation  # noqa: E402
 from napari_pix2pix.cli import main  # noqa: E402
 from napari_pix2pix.errors import InputError  # noqa: E402
 
@@ -100,14 +100,14 @@ def test_export_refuses_bad_arguments(exported, tmp_path, capsys):
 def test_predict_widget_export(exported, tmp_path, request, monkeypatch):
     pytest.importorskip("napari")
     pytest.importorskip("qtpy")
-    from napari_pix2pix import predict_widget
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin import predict_widget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     _, model_path, _ = exported
     widget = PredictWidget(request.getfixturevalue("make_napari_viewer")())
-    assert not widget.export_button.isEnabled()
+    assert not widget.chooser.export.enabled
     widget.load(model_path)
-    assert widget.export_button.isEnabled()
+    assert widget.chooser.export.enabled
     result = widget.export_model(tmp_path / "widget.zip")
     assert result is not None and zipfile.is_zipfile(result)
     assert widget.export_model(tmp_path / "widget.txt") is None  # error shown, nothing written
@@ -115,5 +115,5 @@ def test_predict_widget_export(exported, tmp_path, request, monkeypatch):
     # the button's dialog: the chosen name gets the .zip suffix it lacks
     monkeypatch.setattr(predict_widget.QFileDialog, "getSaveFileName",
                         lambda *args, **kwargs: (str(tmp_path / "chosen"), ""))
-    widget.export_button.click()
+    widget.chooser.export.native.click()
     assert zipfile.is_zipfile(tmp_path / "chosen.zip")

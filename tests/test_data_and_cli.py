@@ -9,7 +9,8 @@ import tifffile
 
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
-from napari_pix2pix.data import read_image, to_canonical, write_image
+from napari_pix2pix import read_image, write_image
+from napari_pix2pix.engine.axes import to_canonical
 
 
 def test_import_does_not_pull_qt_or_napari():

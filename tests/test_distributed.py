@@ -47,6 +47,6 @@ def test_predict_lazy_on_a_dask_cluster_equals_single_process(trained):
 
 
 def trained_source():
-    from napari_pix2pix.sample_data import make_pair
+    from napari_pix2pix.engine.sample_data import make_pair
 
     return make_pair((128, 128), seed=2, nucleus_radius=5.0)[0]

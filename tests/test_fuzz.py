@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import napari_pix2pix as p2p
-from napari_pix2pix.model import model_from_bytes
+from napari_pix2pix.io.model_file import model_from_bytes
 
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow,

@@ -12,11 +12,12 @@ pytest.importorskip("napari")
 pytest.importorskip("qtpy")
 
 import napari_pix2pix as p2p  # noqa: E402
-from napari_pix2pix import napari_io  # noqa: E402
-from napari_pix2pix.sample_data import make_pair, napari_sample  # noqa: E402
+from napari_pix2pix.engine.sample_data import make_pair  # noqa: E402
+from napari_pix2pix.plugin import reader as napari_io  # noqa: E402
+from napari_pix2pix.plugin.sample import napari_sample  # noqa: E402
 
 TINY_FIELDS = dict(patch_size=32, depth=4, base_channels=8, batch_size=4, disc_layers=2,
-                   disc_channels=8, device="cpu", checkpoint_every=0)
+                   disc_channels=8, device="cpu", checkpoint_every=None)
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def train_widget(viewer, tmp_path, monkeypatch):
     from qtpy.QtCore import QSettings
 
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
-    from napari_pix2pix.train_widget import TrainWidget
+    from napari_pix2pix.plugin.train_widget import TrainWidget
 
     for data, kwargs in napari_sample():
         viewer.add_image(data[:128, :128], **kwargs)
@@ -41,17 +42,9 @@ def train_widget(viewer, tmp_path, monkeypatch):
 
 
 def set_fields(widget, steps, **extra):
-    fields = {**TINY_FIELDS, **extra}
-    widget.steps.setValue(steps)
-    widget.patch_size.setValue(fields["patch_size"])
-    widget.depth.setValue(fields["depth"])
-    widget.base_channels.setValue(fields["base_channels"])
-    widget.batch_size.setValue(fields["batch_size"])
-    widget.disc_layers.setValue(fields["disc_layers"])
-    widget.disc_channels.setValue(fields["disc_channels"])
-    widget.device.setCurrentText(fields["device"])
-    widget.checkpoint_every.setValue(fields["checkpoint_every"])
-    widget.gan_mode.setCurrentText(extra.get("gan_mode", "vanilla"))
+    fields = {**TINY_FIELDS, "gan_mode": "vanilla", **extra, "steps": steps}
+    for key, value in fields.items():
+        widget.form[key].value = value
 
 
 def test_manifest_validates():
@@ -63,14 +56,14 @@ def test_manifest_validates():
 def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, tmp_path):
     from qtpy.QtCore import QTimer
 
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     w = train_widget
-    assert w.source_layer.currentText() == "phase contrast (source)"
-    assert w.target_layer.currentText() == "nuclei fluorescence (target)"
-    assert w.source_axes.text() == "YX" and w.pair_message.text() == ""
+    assert w.pair.source.value.name == "phase contrast (source)"
+    assert w.pair.target.value.name == "nuclei fluorescence (target)"
+    assert w.pair.source.axes_text() == "YX" and w.pair.message.value == ""
     set_fields(w, steps=150)
-    w.autosave.setText(str(tmp_path / "run"))
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
     # measure how long the Qt event loop is blocked while training runs
     ticks = []
     timer = QTimer()
@@ -78,8 +71,8 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     started = time.perf_counter()
-    w.start_button.click()
-    assert w.worker is not None and not w.start_button.isEnabled()
+    w.controls["Start"].click()
+    assert w.worker is not None and not w.controls["Start"].isEnabled()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
     duration = time.perf_counter() - started
     timer.stop()
@@ -100,12 +93,12 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     p = PredictWidget(viewer)
     viewer.window.add_dock_widget(p, name="Predict")
     p.load(saved)
-    assert "steps trained: 150" in p.model_info.text()
-    assert p.tile_size.value() == 32
+    assert "steps trained: 150" in p.chooser.info.value
+    assert p.form["tile_size"].value is None  # the model's own patch size (32)
     p.select_layer("stack")
-    assert p.axes.text() == "ZYX"
-    p.tile_size.setValue(64)
-    p.run_button.click()
+    assert p.image.axes_text() == "ZYX"
+    p.form["tile_size"].value = 64
+    p.controls["Predict"].click()
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
     out = viewer.layers["stack [pix2pix]"]
     assert out.data.shape == stack.shape and out.data.dtype == np.float32
@@ -113,33 +106,32 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     np.testing.assert_allclose(out.translate, (1.0, 10.0, 20.0))
     assert tuple(out.axis_labels) == ("Z", "Y", "X")
     assert out.contrast_limits[1] > out.contrast_limits[0]
-    assert p.progress_bar.value() == p.progress_bar.maximum() > 0
+    bar = p.controls.progress_bar
+    assert bar.value() == bar.maximum() > 0
 
 
 def test_pair_mismatch_is_explained_in_the_widget(train_widget, viewer):
     viewer.add_image(np.zeros((40, 50), np.uint16), name="other")
     w = train_widget
-    w.target_layer.setCurrentText("other")
-    assert "not aligned" in w.pair_message.text()
-    assert not w.start_button.isEnabled()
-    w.target_layer.setCurrentText(w.source_layer.currentText())
-    assert "same layer" in w.pair_message.text()
-    w.target_layer.setCurrentText("nuclei fluorescence (target)")
-    w.source_axes.setText("ZYX")
-    w.source_axes.editingFinished.emit()
-    assert "has 3 letters" in w.pair_message.text()
+    w.pair.target.value = "other"
+    assert "not aligned" in w.pair.message.value
+    assert not w.controls["Start"].isEnabled()
+    w.pair.target.value = w.pair.source.value
+    assert "same layer" in w.pair.message.value
+    w.pair.target.value = "nuclei fluorescence (target)"
+    w.pair.source.axes.value = "ZYX"
+    assert "has 3 letters" in w.pair.message.value
 
 
 def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     w = train_widget
-    set_fields(w, steps=60, checkpoint_every=0)
-    w.val_fraction.setValue(0.0)
-    w.autosave.setText(str(tmp_path / "run"))
-    w.start_button.click()
+    set_fields(w, steps=60, checkpoint_every=None, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
     t0 = time.perf_counter()
     n0 = w.plot.point_count()
-    w.stop_button.click()
+    w.controls["Stop"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
     stop_seconds = time.perf_counter() - t0
     done = w.model.history["steps_done"]
@@ -147,21 +139,21 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
-    w.resume_button.click()
+    w.controls["Resume"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
     assert w.model.history["steps_done"] == 60
     assert w.plot.steps[-1] == 60 and w.plot.steps[n0 + (done - n0)] == done + 1
 
 
 def test_settings_persist_between_sessions(train_widget, viewer):
-    from napari_pix2pix.train_widget import TrainWidget
+    from napari_pix2pix.plugin.train_widget import TrainWidget
 
-    train_widget.steps.setValue(1234)
-    train_widget.gan_mode.setCurrentText("lsgan")
-    train_widget.gan_warmup.setValue(0.3)
+    train_widget.form["steps"].value = 1234
+    train_widget.form["gan_mode"].value = "lsgan"
+    train_widget.form["gan_warmup"].value = 0.3
     train_widget.save_settings()
     again = TrainWidget(viewer)
-    assert again.steps.value() == 1234 and again.gan_mode.currentText() == "lsgan"
+    assert again.form["steps"].value == 1234 and again.form["gan_mode"].value == "lsgan"
     options = again.options()
     assert options["gan_warmup"] == pytest.approx(0.3) and options["foreground_crops"] == 0.5
 
@@ -180,56 +172,56 @@ def test_training_errors_are_notifications(problem, expected, train_widget, view
 
     w = train_widget
     set_fields(w, steps=5)
-    source = viewer.layers[w.source_layer.currentText()].data
+    source = w.pair.source.value.data
     if problem == "patch size 40":
-        w.patch_size.setValue(40)
+        w.form["patch_size"].value = 40
     elif problem == "cuda without a GPU":
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
-        w.device.setCurrentText("cuda")
+        w.form["device"].value = "cuda"
     elif problem == "NaN in the source":
         bad = source.astype(np.float32)
         bad[5, 5] = np.nan
         viewer.add_image(bad, name="with NaN")
-        w.source_layer.setCurrentText("with NaN")
+        w.pair.source.value = "with NaN"
     else:
         viewer.add_image(np.full_like(source, 7), name="flat")
-        w.target_layer.setCurrentText("flat")
+        w.pair.target.value = "flat"
     layers = [layer.name for layer in viewer.layers]
-    w.start_button.click()
+    w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
-    assert "Error" in w.status.text() and expected in w.status.text()
+    status = w.controls.status.text()
+    assert "Error" in status and expected in status
     assert [layer.name for layer in viewer.layers] == layers  # nothing lost or added
-    assert w.start_button.isEnabled()  # ready for another try
+    assert w.controls["Start"].isEnabled()  # ready for another try
 
 
 def test_closing_the_viewer_stops_training_cleanly(train_widget, viewer, qtbot, tmp_path):
     w = train_widget
-    set_fields(w, steps=2000)
-    w.val_fraction.setValue(0.0)
-    w.autosave.setText(str(tmp_path / "run"))
-    w.start_button.click()
+    set_fields(w, steps=2000, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
     worker = w.worker
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
-    from napari_pix2pix.checkpoint import load_checkpoint
+    from napari_pix2pix.io.checkpoint import load_checkpoint
 
-    step = load_checkpoint(tmp_path / "run")["step"]
+    step = load_checkpoint(tmp_path / "run").step
     assert 5 <= step < 2000  # stopped after the step in flight, with a checkpoint of it
 
 
 def test_rgb_layer_is_a_three_channel_source(train_widget, viewer):
     w = train_widget
-    gray = viewer.layers[w.source_layer.currentText()].data
+    gray = w.pair.source.value.data
     viewer.add_image(np.stack([gray] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
-    w.source_layer.setCurrentText("rgb")
-    assert w.source_axes.text() == "YXC"
-    assert w.check_pair() and w.pair_message.text() == ""
+    w.pair.source.value = "rgb"
+    assert w.pair.source.axes_text() == "YXC"
+    assert w.check_pair() and w.pair.message.value == ""
 
 
 def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, monkeypatch):
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     monkeypatch.setenv("HOME", str(tmp_path))
 
@@ -251,19 +243,19 @@ def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, mo
     big = np.tile(source, (8, 8))
     viewer.add_image(big, name="big")
     p.select_layer("big")
-    p.tile_size.setValue(16)
-    p.overlap.setValue(0.5)
-    p.batch_size.setValue(1)
+    p.form["tile_size"].value = 16
+    p.form["overlap"].value = 0.5
+    p.form["batch_size"].value = 1
     p.run()
     qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
-    p.cancel_button.click()
+    p.controls["Cancel"].click()
     qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
-    assert "big [pix2pix]" not in viewer.layers and p.status.text() == "Cancelled."
+    assert "big [pix2pix]" not in viewer.layers and p.controls.status.text() == "Cancelled."
     assert p.state["done"] < p.state["total"]
 
 
 def test_predict_errors_are_explained(viewer, trained, qtbot):
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     source, _ = make_pair((64, 64), seed=5, nucleus_radius=5.0)
     viewer.add_image(np.stack([source] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
@@ -273,12 +265,13 @@ def test_predict_errors_are_explained(viewer, trained, qtbot):
     p.select_layer("rgb")
     p.run()
     qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
-    assert "3 channel(s)" in p.status.text() and "expects 1" in p.status.text()
+    status = p.controls.status.text()
+    assert "3 channel(s)" in status and "expects 1" in status
     assert [layer.name for layer in viewer.layers] == ["rgb"]
 
 
 def test_confidence_layer(viewer, trained, qtbot):
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     source, _ = make_pair((64, 96), seed=5, nucleus_radius=5.0)
     viewer.add_image(np.stack([source, source[::-1]]), name="stack", scale=(2.0, 0.5, 0.5))
@@ -286,7 +279,7 @@ def test_confidence_layer(viewer, trained, qtbot):
     p.model = trained
     p._set_running(False)
     p.select_layer("stack")
-    p.confidence.setChecked(True)
+    p.form["uncertainty"].value = True
     p.run()
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
     pred, spread = viewer.layers["stack [pix2pix]"], viewer.layers["stack [pix2pix spread]"]
@@ -294,20 +287,20 @@ def test_confidence_layer(viewer, trained, qtbot):
     assert list(spread.scale) == [2.0, 0.5, 0.5] and spread.colormap.name == "magma"
     expected_pred, expected_spread = p2p.predict(
         trained, np.stack([source, source[::-1]]), axes="ZYX", uncertainty=True, device="cpu",
-        tile_size=p.tile_size.value(), overlap=p.overlap.value())
+        tile_size=p.form["tile_size"].value, overlap=p.form["overlap"].value)
     np.testing.assert_allclose(spread.data, expected_spread, atol=1e-3)
     np.testing.assert_allclose(pred.data, expected_pred, atol=1e-3)
 
 
 def test_bad_model_file_is_explained(viewer, tmp_path):
-    from napari_pix2pix.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a model")
     p = PredictWidget(viewer)
     p.load(bad)
-    assert p.model is None and "not a safetensors" in p.model_info.text()
-    assert not p.run_button.isEnabled()
+    assert p.model is None and "not a safetensors" in p.chooser.info.value
+    assert not p.controls["Predict"].isEnabled()
 
 
 def test_layers_menu_command_opens_predict_on_the_layer(viewer):
@@ -321,8 +314,8 @@ def test_layers_menu_command_opens_predict_on_the_layer(viewer):
                 if hasattr(item, "command")}
     assert "napari-pix2pix.predict_layer" in menu_ids
     app.commands.execute_command("napari-pix2pix.predict_layer").result()
-    widget = viewer.window._dock_widgets["Predict (napari-pix2pix)"].widget()
-    assert widget.image_layer.currentText() == "a"
+    widget = viewer.window.dock_widgets["Predict (napari-pix2pix)"]
+    assert widget.image.value.name == "a"
 
 
 def test_reader_writer_round_trip_keeps_data_and_scale(viewer, tmp_path):
@@ -341,7 +334,7 @@ def test_reader_writer_round_trip_keeps_data_and_scale(viewer, tmp_path):
 
 
 def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, monkeypatch):
-    from napari_pix2pix.data import write_image
+    from napari_pix2pix import write_image
 
     data = np.random.default_rng(0).integers(0, 4000, (2, 3, 40, 50)).astype(np.uint16)
     path = write_image(tmp_path / "c.ome.tif", data, "ZCYX", {"Z": 1.5, "Y": 0.5, "X": 0.5}, "µm")

@@ -5,8 +5,8 @@ import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
-from napari_pix2pix.networks import build_discriminator, build_generator, receptive_field
-from napari_pix2pix.sample_data import make_pair
+from napari_pix2pix.engine.networks import build_discriminator, build_generator, receptive_field
+from napari_pix2pix.engine.sample_data import make_pair
 
 
 def test_default_generator_is_the_papers_unet256():

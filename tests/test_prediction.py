@@ -5,18 +5,18 @@ import pytest
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix.data import denormalize, normalize
-from napari_pix2pix.prediction import reflect_indices, tile_starts
+from napari_pix2pix.engine.normalization import Normalization
+from napari_pix2pix.engine.tiling import reflect_indices, tile_starts
 
 
 def whole_image(model, image):
     """Reference: the generator on the whole normalized image in one call."""
     cfg = model.config
-    x = normalize(image[None, None], cfg.source_low, cfg.source_high, channel_axis=1)
+    x = Normalization.of(cfg, "source").forward(image[None, None], channel_axis=1)
     model.generator.eval()
     with torch.inference_mode():
         y = model.generator(torch.from_numpy(x)).numpy()
-    return denormalize(y, cfg.target_low, cfg.target_high, channel_axis=1)[0, 0]
+    return Normalization.of(cfg, "target").inverse(y, channel_axis=1)[0, 0]
 
 
 def test_one_tile_covering_the_image_equals_whole_image_inference(trained, held_out_pair):
@@ -66,7 +66,7 @@ def test_uint16_in_target_units_out(trained, held_out_pair):
 
 def test_normalization_round_trips():
     x = np.array([[[0, 1000, 65535]]], np.uint16)
-    y = denormalize(normalize(x, [1000.0], [5000.0]), [1000.0], [5000.0])
+    y = Normalization((1000.0,), (5000.0,)).inverse(Normalization((1000.0,), (5000.0,)).forward(x))
     np.testing.assert_allclose(y, x.astype(np.float32), rtol=1e-6)
 
 

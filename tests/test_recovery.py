@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix import training
-from napari_pix2pix.checkpoint import checkpoint_path, load_checkpoint
-from napari_pix2pix.data import write_image
-from napari_pix2pix.model import Pix2PixModel
+from napari_pix2pix.io import model_file
+from napari_pix2pix.io.checkpoint import checkpoint_path, load_checkpoint
+from napari_pix2pix import write_image
+from napari_pix2pix.io.model_file import Pix2PixModel
 
 CLI_TINY = ["--patch-size", "32", "--depth", "4", "--base-channels", "8", "--batch-size", "4",
             "--disc-layers", "2", "--disc-channels", "8", "--device", "cpu", "--seed", "0",
@@ -40,7 +40,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     killed_after = None
     while time.monotonic() < deadline and child.poll() is None:
         if checkpoint_path(run).is_file():
-            killed_after = load_checkpoint(run)["step"]
+            killed_after = load_checkpoint(run).step
             if killed_after >= 3 * every:
                 child.send_signal(signal.SIGKILL)  # no clean-up of any kind
                 break
@@ -49,7 +49,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     assert not (tmp_path / "killed.safetensors").exists()
 
     kept = load_checkpoint(run)  # the checkpoint survived the kill, readable
-    assert kept["step"] % every == 0 and 3 * every <= kept["step"] < steps
+    assert kept.step % every == 0 and 3 * every <= kept.step < steps
     resumed = subprocess.run(cli + ["-o", str(tmp_path / "resumed.safetensors"), "--resume", str(run)],
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -60,7 +60,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     full = p2p.train(source, target, steps=steps, seed=0, val_fraction=0, **tiny)
     w_full, w_resumed = full.generator.state_dict(), model.generator.state_dict()
     diff = max(float((w_resumed[k].float() - w_full[k].float()).abs().max()) for k in w_full)
-    print(f"\nkilled with the checkpoint at step {kept['step']} of {steps}; resumed to {steps}; "
+    print(f"\nkilled with the checkpoint at step {kept.step} of {steps}; resumed to {steps}; "
           f"largest weight difference to an uninterrupted run {diff:.2e}")
     assert diff <= 1e-5
 
@@ -101,9 +101,9 @@ def test_out_of_memory_in_predict_retries_smaller_batch_then_tile(trained, pair)
 
 def test_out_of_memory_in_training_names_what_fits(pair, tiny, tmp_path, monkeypatch):
     source, target = pair
-    build = training.build_generator
+    build = model_file.build_generator
     limit = {"elements": 2 * 32 * 32}
-    monkeypatch.setattr(training, "build_generator",
+    monkeypatch.setattr(model_file, "build_generator",
                         lambda config: MemoryLimited(build(config), limit["elements"]))
     with pytest.raises(p2p.TrainingError,
                        match="out of memory on cpu at step 1 with batch_size=4 and patch_size="

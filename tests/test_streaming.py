@@ -11,8 +11,8 @@ import tifffile
 import zarr
 
 import napari_pix2pix as p2p
-from napari_pix2pix.data import read_image, write_image
-from napari_pix2pix.prediction import tile_starts
+from napari_pix2pix import read_image, write_image
+from napari_pix2pix.engine.tiling import tile_starts
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_bands_inside_one_large_image_equal_the_whole(trained, held_out_pair, tm
                     out=tmp_path / "big.zarr")
     np.testing.assert_array_equal(zarr.open_array(str(z), mode="r")[:], a)
     # blending with a full-image weight map built the slow way
-    from napari_pix2pix.prediction import Geometry
+    from napari_pix2pix.engine.tiling import Geometry
     geo = Geometry.make(big.shape, (64, 64), 0.25)
     weight = np.zeros(big.shape)
     for y in geo.starts[0]:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix.data import denormalize, normalize
-from napari_pix2pix.model import Pix2PixModel
+from napari_pix2pix.engine.normalization import Normalization
+from napari_pix2pix.io.model_file import Pix2PixModel
 
 
 def mean_abs(a, b):
@@ -18,8 +18,8 @@ def test_training_beats_untrained_model_and_identity(trained, held_out_pair):
     cfg = trained.config
     untrained = Pix2PixModel(cfg)  # same architecture and normalization, initial weights
     # identity: the source itself, mapped from its percentile range into the target's
-    identity = denormalize(normalize(source[None], cfg.source_low, cfg.source_high),
-                           cfg.target_low, cfg.target_high)[0]
+    identity = Normalization.of(cfg, "target").inverse(
+        Normalization.of(cfg, "source").forward(source[None]))[0]
     trained_err = mean_abs(p2p.predict(trained, source, device="cpu"), target)
     untrained_err = mean_abs(p2p.predict(untrained, source, device="cpu"), target)
     identity_err = mean_abs(identity, target)
@@ -150,7 +150,7 @@ def test_bf16_autocast_on_cpu(pair, tiny):
 
 
 def test_axes_default_to_the_files(pair, tmp_path, tiny):
-    from napari_pix2pix.data import write_image
+    from napari_pix2pix import write_image
 
     source, target = pair
     stack_s, stack_t = np.stack([source] * 3), np.stack([target] * 3)
@@ -169,7 +169,7 @@ def test_warning_events_for_small_images(pair, tiny):
 
 
 def test_adversarial_warm_up_schedule():
-    from napari_pix2pix.training import adversarial_weight
+    from napari_pix2pix.engine.trainer import adversarial_weight
 
     config = p2p.Pix2PixConfig(gan_warmup=0.1, steps=1000)
     weights = [adversarial_weight(s, 1000, config) for s in (1, 100, 150, 200, 1000)]
@@ -178,7 +178,7 @@ def test_adversarial_warm_up_schedule():
 
 
 def test_foreground_crops_find_sparse_structures():
-    from napari_pix2pix.data import PairedPatchSampler
+    from napari_pix2pix.engine.sampling import PairedPatchSampler
 
     rng = np.random.default_rng(0)
     source = rng.random((1, 256, 256)).astype(np.float32)

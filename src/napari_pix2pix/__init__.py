@@ -3,25 +3,31 @@
 Importing this package never imports Qt or napari, so it runs on headless servers:
 
 >>> import napari_pix2pix as p2p
->>> model = p2p.train(source, target, axes="YX", steps=2000)
->>> model.save("model.safetensors")
->>> out = p2p.predict("model.safetensors", image, axes="ZYX")
+>>> model = p2p.train(source, target, axes="YX", steps=2000)  # doctest: +SKIP
+>>> model.save("model.safetensors")  # doctest: +SKIP
+>>> out = p2p.predict("model.safetensors", image, axes="ZYX")  # doctest: +SKIP
+
+The layers, each importing only those below it: ``plugin`` (napari) -> ``workflows``
+(train, predict) -> ``io`` (files) -> ``engine`` (torch) -> config, options, errors.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import Pix2PixConfig
-from .data import output_axes, read_image, write_image
+from .engine.axes import output_axes
+from .engine.events import (FinishedEvent, StepEvent, TrainingEvent, ValidationEvent,
+                            WarningEvent)
 from .errors import (DeviceError, ImageFileError, InputError, ModelFileError, Pix2PixError,
                      TrainingError)
-from .model import Pix2PixModel, load_model
-from .prediction import predict, predict_lazy
-from .training import (FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent,
-                       train, train_iter)
+from .io.images import read_image, write_image
+from .io.model_file import Pix2PixModel, load_model
+from .workflows.export import export_bioimageio
+from .workflows.prediction import predict, predict_lazy
+from .workflows.training import train, train_iter
 
 __all__ = [
     "DeviceError", "FinishedEvent", "ImageFileError", "InputError", "ModelFileError",
     "Pix2PixConfig", "Pix2PixError", "Pix2PixModel", "StepEvent", "TrainingError",
-    "TrainingEvent", "ValidationEvent", "WarningEvent", "load_model", "output_axes", "predict", "predict_lazy",
-    "read_image", "train", "train_iter", "write_image",
+    "TrainingEvent", "ValidationEvent", "WarningEvent", "__version__", "export_bioimageio",
+    "load_model", "output_axes", "predict", "predict_lazy", "read_image", "train", "train_iter",
+    "write_image",
 ]

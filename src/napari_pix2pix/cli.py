@@ -1,4 +1,6 @@
-"""Command line: ``napari-pix2pix train|predict|info|export|demo``. Thin over the library."""
+"""Command line: ``napari-pix2pix train|predict|info|export|demo``. Thin over the
+library: the options of train and predict are made from their declarations
+(config.py, run_options.py), so the CLI cannot drift from the API."""
 
 from __future__ import annotations
 
@@ -7,65 +9,91 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import Pix2PixError
+from .config import Pix2PixConfig
+from .errors import InputError, Pix2PixError
+from .options import Option, options_of
+from .run_options import PredictOptions, TrainingRun
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def add_options(parser: argparse.ArgumentParser, cls, title: str) -> list[Option]:
+    """One argument per declared option of ``cls`` that belongs on the command line.
+    Options not given are left out, so the library's defaults apply."""
+    group = parser.add_argument_group(title)
+    added = []
+    for o in options_of(cls):
+        if o.spec.group == "internal" or "cli" not in o.spec.surfaces:
+            continue
+        kwargs: dict = {"dest": o.keyword, "default": argparse.SUPPRESS,
+                        "help": f"{o.spec.help} (default: {o.default_text()})"}
+        item = {"int": int, "size": int, "float": float, "pair": float}.get(o.kind, str)
+        if o.kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _parse(o, item)
+            kwargs["metavar"] = o.keyword.upper()
+            if o.kind == "size":
+                kwargs["nargs"] = "+"
+            elif o.kind == "pair":
+                kwargs["nargs"] = 2
+            if o.spec.choices and not o.spec.open_choices:
+                kwargs["choices"] = o.spec.choices
+                del kwargs["metavar"]
+        group.add_argument(o.flag, **kwargs)
+        added.append(o)
+    return added
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parse(option: Option, convert):
+    """The argparse type of an option's values: counts (integer options) are checked
+    here, like argparse checks its own types; other values are checked by the library,
+    which says what is wrong in its own words."""
+    def parse(text: str):
+        if option.optional and text.lower() == "none":
+            return None
+        value = convert(text)
+        if convert is int and option.kind == "int":
+            try:
+                option.check(value)
+            except InputError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from exc
+        return value
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def given_options(args: argparse.Namespace, options: list[Option]) -> dict:
+    """The options given on the command line, by keyword."""
+    given = {}
+    for o in options:
+        if hasattr(args, o.keyword):
+            value = getattr(args, o.keyword)
+            given[o.keyword] = value[0] if o.kind == "size" and len(value) == 1 else value
+    return given
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="napari-pix2pix",
                                      description="pix2pix image-to-image translation.")
     sub = parser.add_subparsers(dest="command", required=True)
+    declared = {}
 
-    t = sub.add_parser("train", help="train a model on an aligned source/target pair")
+    t = sub.add_parser("train", help="train a model on aligned source/target pairs")
     t.add_argument("source", nargs="+", help="source TIFF(s); several give several pairs")
     t.add_argument("--target", "-t", nargs="+", required=False,
                    help="target TIFF(s), one per source (or give SOURCE TARGET positionally)")
     t.add_argument("-o", "--output", required=True,
                    help="model path (.safetensors: one file; otherwise a folder)")
-    t.add_argument("--axes", help="source axes, e.g. YX, CYX, ZYX (default: from the file)")
-    t.add_argument("--target-axes", help="target axes (default: like the source, or from the file)")
-    t.add_argument("--steps", type=_positive_int,
-                   help="training steps (default 2000; with --resume, the checkpoint's)")
-    t.add_argument("--patch-size", type=_positive_int, default=256)
-    t.add_argument("--batch-size", type=_positive_int, default=4)
-    t.add_argument("--depth", type=_positive_int, default=8)
-    t.add_argument("--base-channels", type=_positive_int, default=64)
-    t.add_argument("--lambda-l1", type=float, default=100.0)
-    t.add_argument("--gan-mode", default="vanilla", choices=["vanilla", "lsgan", "hinge", "none"])
-    t.add_argument("--gan-warmup", type=float, default=0.1,
-                   help="share of steps with L1 only before the adversarial term ramps in")
-    t.add_argument("--foreground-crops", type=float, default=0.5,
-                   help="share of crops centred on target foreground")
-    t.add_argument("--disc-layers", type=_positive_int, default=3)
-    t.add_argument("--disc-channels", type=_positive_int, default=64)
-    t.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3])
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint-dir", help="keep a resumable checkpoint here")
-    t.add_argument("--checkpoint-every", type=_positive_int)
-    t.add_argument("--resume", help="checkpoint folder of an interrupted run to continue")
+    declared["train"] = (add_options(t, Pix2PixConfig, "model and recipe")
+                         + add_options(t, TrainingRun, "run"))
 
     p = sub.add_parser("predict", help="apply a model to an image or stack, tile by tile")
     p.add_argument("model")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True,
                    help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)")
-    p.add_argument("--axes", help="input axes (default: from the file, else the model's)")
-    p.add_argument("--tile-size", type=_positive_int)
-    p.add_argument("--overlap", type=float, default=0.25)
-    p.add_argument("--batch-size", type=_positive_int, default=4)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="off", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted .zarr output instead of overwriting it")
+                   help="continue an interrupted .zarr output (the same as --if-exists resume)")
+    declared["predict"] = add_options(p, PredictOptions, "prediction")
 
     i = sub.add_parser("info", help="print a model's configuration and training summary")
     i.add_argument("model")
@@ -84,26 +112,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train on the built-in simulated sample, predict a stack")
     d.add_argument("--output", "-o", default="demo_output")
-    d.add_argument("--steps", type=_positive_int, default=400)
+    d.add_argument("--steps", type=int, default=400)
     d.add_argument("--device", default="auto")
-    return parser
+    return parser, declared
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, declared = build_parser()
+    args = parser.parse_args(argv)
+    options = given_options(args, declared.get(args.command, []))
     try:
         return {"train": cmd_train, "predict": cmd_predict, "info": cmd_info,
-                "export": cmd_export, "demo": cmd_demo}[args.command](args)
+                "export": cmd_export, "demo": cmd_demo}[args.command](args, options)
     except Pix2PixError as exc:
         print(f"napari-pix2pix: error: {exc}", file=sys.stderr)
         return 2
 
 
-def cmd_train(args) -> int:
+def cmd_train(args, options: dict) -> int:
     from tqdm import tqdm
 
-    from .data import check_output_path
-    from .training import StepEvent, ValidationEvent, train_iter
+    from .engine.events import StepEvent, ValidationEvent
+    from .io.output_paths import check_output_path
+    from .workflows.training import train_iter
 
     sources, targets = args.source, args.target
     if targets is None:
@@ -113,15 +144,8 @@ def cmd_train(args) -> int:
             return 2
         sources, targets = sources[:1], sources[1:]
     check_output_path(args.output)
-    events = train_iter(
-        sources, targets, args.axes, args.target_axes, steps=args.steps,
-        patch_size=args.patch_size, batch_size=args.batch_size, depth=args.depth,
-        base_channels=args.base_channels, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
-        gan_warmup=args.gan_warmup, foreground_crops=args.foreground_crops,
-        disc_layers=args.disc_layers, disc_channels=args.disc_channels, spatial_dims=args.spatial_dims,
-        val_fraction=args.val_fraction, device=args.device, amp=args.amp, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=args.resume)
+    events = train_iter(sources, targets, options.pop("axes", None),
+                        options.pop("target_axes", None), **options)
     model, bar, metrics = None, None, {}
     try:
         for event in events:
@@ -152,15 +176,17 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args, options: dict) -> int:
     from tqdm import tqdm
 
-    from .data import check_output_path
-    from .model import load_model
-    from .prediction import predict
+    from .io.model_file import load_model
+    from .io.output_paths import check_output_path
+    from .workflows.prediction import predict
 
     check_output_path(args.output, folder_ok=args.output.endswith(".zarr"))
     model = load_model(args.model)
+    if args.resume:
+        options["if_exists"] = "resume"
     with tqdm(unit="tile", desc="predicting") as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -168,11 +194,8 @@ def cmd_predict(args) -> int:
             bar.refresh()
 
         try:
-            _, out_axes = predict(model, args.input, axes=args.axes.upper() if args.axes else None,
-                                  tile_size=args.tile_size, overlap=args.overlap,
-                                  batch_size=args.batch_size, device=args.device, amp=args.amp,
-                                  progress=progress, out=args.output, return_axes=True,
-                                  if_exists="resume" if args.resume else "overwrite")
+            _, out_axes = predict(model, args.input, options.pop("axes", None), progress=progress,
+                                  out=args.output, return_axes=True, **options)
         except KeyboardInterrupt:
             print(f"interrupted: {args.output} was not completed"
                   + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
@@ -182,17 +205,17 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
-    from .model import load_model
+def cmd_info(args, options: dict) -> int:
+    from .io.model_file import load_model
 
     model = load_model(args.model)
     print(json.dumps({"summary": model.summary(), "config": model.config.to_dict()}, indent=1))
     return 0
 
 
-def cmd_export(args) -> int:
-    from .bioimageio import check_installation, export_bioimageio
-    from .model import load_model
+def cmd_export(args, options: dict) -> int:
+    from .io.bioimageio import check_installation, export_bioimageio
+    from .io.model_file import load_model
 
     check_installation()
     model = load_model(args.model)
@@ -203,7 +226,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args, options: dict) -> int:
     from .demo import run_demo
 
     run_demo(Path(args.output), steps=args.steps, device=args.device)

@@ -1,24 +1,23 @@
-"""The one description of a model: architecture, data layout, normalization and the
-training recipe. It is written into every model file and read back from it, so that
-nothing about a model has to be re-derived anywhere else."""
+"""The one description of a model: data layout, architecture, normalization and the
+training recipe. It is written into every model file and read back from it, so nothing
+about a model is re-derived anywhere else. Each field is an option declared once
+(options.py): checks, the CLI, the GUI form and docs/options.md come from here."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import InputError
+from .options import check_fields, option
 
 GAN_MODES = ("vanilla", "lsgan", "hinge", "none")
-# Upper bounds far above any sensible model: a config (perhaps from a stranger's model
-# file) beyond them would only exhaust memory.
-LIMITS = {"in_channels": 4096, "out_channels": 4096, "depth": 16, "base_channels": 4096,
-          "disc_layers": 12, "disc_channels": 4096, "steps": 10**9, "batch_size": 65536,
-          "patch_size": 65536}
 NORMS = ("batch", "instance")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# far above any sensible model: a config (perhaps from a stranger's model file) beyond
+# them would only exhaust memory
+MAX_CHANNELS = 4096
 
 
 @dataclass
@@ -30,47 +29,77 @@ class Pix2PixConfig:
     """
 
     # data layout
-    source_axes: str = "YX"
-    target_axes: str = "YX"
-    spatial_dims: int = 2
-    in_channels: int = 1
-    out_channels: int = 1
-    patch_size: tuple[int, ...] = (256, 256)
+    source_axes: str = option("YX", "axes of the source image(s), letters T Z C Y X (default: "
+                              "from the file; YX for 2D arrays)", group="data", alias="axes")
+    target_axes: str = option("YX", "axes of the target image(s) (default: like the source, or "
+                              "from the file)", group="data")
+    spatial_dims: int = option(2, "2: Z and T are independent slices; 3: Z is spatial and the "
+                               "model learns from 3D patches", choices=(2, 3))
+    in_channels: int = option(1, "source channels (from the data)", group="internal", low=1,
+                              high=MAX_CHANNELS)
+    out_channels: int = option(1, "target channels (from the data)", group="internal", low=1,
+                               high=MAX_CHANNELS)
+    patch_size: tuple[int, ...] = option(
+        (256, 256), "side of the square (cubic in 3D) training crops; a multiple of 2**depth",
+        group="basic", high=65536, step=16)
     # generator (U-Net) and discriminator (PatchGAN)
-    depth: int = 8
-    base_channels: int = 64
-    norm: str = "batch"
-    dropout: float = 0.5
-    disc_layers: int = 3
-    disc_channels: int = 64
+    depth: int = option(8, "U-Net down-samplings; patch sides must be multiples of 2**depth",
+                        group="basic", label="U-Net depth", low=1, high=16)
+    base_channels: int = option(64, "channels of the first U-Net level (ngf), doubled per level "
+                                "up to 8x", group="basic", low=1, high=MAX_CHANNELS)
+    norm: str = option("batch", "normalization layers of both networks", choices=NORMS,
+                       label="Normalization")
+    dropout: float = option(0.5, "dropout of the innermost decoder levels (the paper's noise; "
+                            "off at prediction)", low=0.0, high=1.0, high_open=True, step=0.05)
+    disc_layers: int = option(3, "PatchGAN layers: 1, 3, 5 give 16, 70, 286 px receptive fields",
+                              label="Discriminator layers", low=1, high=12)
+    disc_channels: int = option(64, "channels of the discriminator's first layer",
+                                label="Discriminator channels", low=1, high=MAX_CHANNELS)
     # loss and optimisation
-    gan_mode: str = "vanilla"
-    lambda_l1: float = 100.0
-    # the adversarial term is off for this fraction of the steps, then ramps in over as
-    # many: the generator first learns the L1 solution, so that the discriminator cannot
-    # push a still-untrained generator to a flat image (seen on sparse fluorescence)
-    gan_warmup: float = 0.1
-    # share of training crops centred on target foreground (sparse targets)
-    foreground_crops: float = 0.5
-    steps: int = 2000
-    batch_size: int = 4
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    val_fraction: float = 0.1
-    seed: int | None = 0
-    amp: str = "auto"
-    # per-channel percentile normalization to [-1, 1], filled in from the training data
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    source_low: list[float] = field(default_factory=list)
-    source_high: list[float] = field(default_factory=list)
-    target_low: list[float] = field(default_factory=list)
-    target_high: list[float] = field(default_factory=list)
+    gan_mode: str = option("vanilla", "adversarial loss: vanilla (BCE), lsgan, hinge, or none "
+                           "(L1 only)", group="basic", choices=GAN_MODES, label="GAN loss")
+    lambda_l1: float = option(100.0, "weight of the L1 term: loss = cGAN + lambda_l1 * L1",
+                              group="basic", label="λ L1", low=0.0, high=math.inf,
+                              high_open=True, step=10.0)
+    # the generator first learns the L1 solution, so that the discriminator cannot push a
+    # still-untrained generator to a flat image (seen on sparse fluorescence)
+    gan_warmup: float = option(0.1, "share of the steps trained with L1 only before the "
+                               "adversarial term ramps in (over as many steps)",
+                               label="Adversarial warm-up", low=0.0, high=1.0, step=0.05)
+    foreground_crops: float = option(0.5, "share of training crops centred on bright target "
+                                     "pixels (sparse targets such as nuclei)", low=0.0,
+                                     high=1.0, step=0.1)
+    steps: int = option(2000, "training steps (a resumed run keeps the checkpoint's unless "
+                        "more are asked for)", group="basic", low=1, high=10**9, step=100)
+    batch_size: int = option(4, "crops per training step", group="basic", low=1, high=65536)
+    lr: float = option(2e-4, "Adam learning rate: constant for half the steps, then linear "
+                       "decay to 0", label="Learning rate", low=0.0, low_open=True,
+                       high=math.inf, high_open=True, step=1e-5)
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam's beta1 and beta2", label="Adam betas",
+                                        low=0.0, high=1.0, high_open=True, step=0.001)
+    val_fraction: float = option(0.1, "share held out for validation: whole slices/images when "
+                                 "there are enough, else the right part of X", group="basic",
+                                 label="Validation fraction", low=0.0, high=1.0, high_open=True,
+                                 step=0.05)
+    seed: int | None = option(0, "random seed; makes CPU runs repeatable", none="random",
+                              low=0, high=2**31 - 1)
+    amp: str = option("auto", "mixed precision: auto (bf16, or fp16, on CUDA; off elsewhere), off, "
+                      "bf16, fp16", choices=AMP_MODES, label="Mixed precision")
+    # per-channel normalization to [-1, 1], fitted on the training data (Normalization)
+    percentiles: tuple[float, float] = option(
+        (0.5, 99.5), "low and high percentiles of the training data mapped to [-1, 1], per "
+        "channel", low=0.0, high=100.0, step=0.1)
+    source_low: list[float] = option([], "source values mapped to -1", group="internal")
+    source_high: list[float] = option([], "source values mapped to +1", group="internal")
+    target_low: list[float] = option([], "target values mapped to -1", group="internal")
+    target_high: list[float] = option([], "target values mapped to +1", group="internal")
 
     def __post_init__(self) -> None:
-        if isinstance(self.patch_size, numbers.Integral) and isinstance(self.spatial_dims, int):
+        if isinstance(self.patch_size, int) and self.spatial_dims in (2, 3):
             self.patch_size = (self.patch_size,) * self.spatial_dims
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.type))
+        check_fields(self)
+        if isinstance(self.patch_size, int):
+            self.patch_size = (self.patch_size,) * self.spatial_dims
         self.validate()
 
     @property
@@ -78,62 +107,29 @@ class Pix2PixConfig:
         """Spatial sizes the generator accepts are multiples of this (one halving per level)."""
         return 2**self.depth
 
-    def validate(self) -> None:
-        """Refuse option values that would fail (or silently misbehave) later in training."""
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    @property
+    def normalized(self) -> bool:
+        return bool(self.source_low) and bool(self.target_low)
 
-        for name in ("in_channels", "out_channels", "depth", "base_channels",
-                     "disc_layers", "disc_channels", "steps", "batch_size"):
-            positive_int(name)
-            if getattr(self, name) > LIMITS[name]:
-                raise InputError(f"{name}={getattr(self, name)} is beyond what napari-pix2pix "
-                                 f"supports (at most {LIMITS[name]}).")
-        if self.spatial_dims not in (2, 3):
-            raise InputError(f"spatial_dims must be 2 or 3, got {self.spatial_dims!r}.")
-        if self.gan_mode not in GAN_MODES:
-            raise InputError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}.")
-        if self.norm not in NORMS:
-            raise InputError(f"norm must be one of {NORMS}, got {self.norm!r}.")
-        if self.amp not in AMP_MODES:
-            raise InputError(f"amp must be one of {AMP_MODES}, got {self.amp!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        for name in ("gan_warmup", "foreground_crops"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)!r}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}.")
-        if not 0 <= self.lambda_l1 < math.inf:
-            raise InputError(f"lambda_l1 must be a finite number >= 0, got {self.lambda_l1!r}.")
+    def validate(self) -> None:
+        """The checks that involve several options (each alone is checked on creation)."""
         if self.lambda_l1 == 0 and self.gan_mode == "none":
             raise InputError("lambda_l1=0 with gan_mode='none' leaves no loss to train on.")
-        if not 0 < self.lr < math.inf:
-            raise InputError(f"lr must be a finite number > 0, got {self.lr!r}.")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}.")
-        if len(self.percentiles) != 2 or not 0.0 <= self.percentiles[0] < self.percentiles[1] <= 100.0:
+        if self.percentiles[0] >= self.percentiles[1]:
             raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}.")
         if len(self.patch_size) != self.spatial_dims:
-            raise InputError(
-                f"patch_size {self.patch_size} needs {self.spatial_dims} values for spatial_dims="
-                f"{self.spatial_dims}.")
+            raise InputError(f"patch_size {self.patch_size} needs {self.spatial_dims} values for "
+                             f"spatial_dims={self.spatial_dims}.")
         for p in self.patch_size:
-            if p > LIMITS["patch_size"]:
-                raise InputError(f"patch_size {self.patch_size} is beyond what napari-pix2pix "
-                                 f"supports (at most {LIMITS['patch_size']} per side).")
             if p <= 0 or p % self.multiple:
                 raise InputError(
-                    f"patch_size {self.patch_size} does not suit depth={self.depth}: each side must be "
-                    f"a multiple of 2**depth = {self.multiple}. Use patch_size={self.multiple} (or a "
-                    f"multiple of it){_deepest_hint(p)}.")
+                    f"patch_size {self.patch_size} does not suit depth={self.depth}: each side must "
+                    f"be a multiple of 2**depth = {self.multiple}. Use patch_size={self.multiple} (or "
+                    f"a multiple of it){_deepest_hint(p)}.")
             if self.gan_mode != "none" and p < 3 * 2**self.disc_layers:
                 raise InputError(
                     f"patch_size {p} is too small for a discriminator with disc_layers="
                     f"{self.disc_layers}: use patch_size >= {3 * 2**self.disc_layers} or fewer layers.")
-
         for side, channels in (("source", self.in_channels), ("target", self.out_channels)):
             low, high = getattr(self, f"{side}_low"), getattr(self, f"{side}_high")
             if (low or high) and not (len(low) == len(high) == channels and all(
@@ -141,24 +137,16 @@ class Pix2PixConfig:
                 raise InputError(f"{side} normalization needs {channels} low < high values, "
                                  f"got {low} / {high}.")
 
-    @property
-    def normalized(self) -> bool:
-        return bool(self.source_low) and bool(self.target_low)
-
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for key, value in d.items():
-            if isinstance(value, tuple):
-                d[key] = list(value)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Pix2PixConfig:
         """Build from a parsed JSON dict, refusing unknown keys and wrong types."""
         if not isinstance(data, dict):
             raise InputError("model config must be a JSON object")
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(names))
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError(f"unknown config keys {unknown}; the model may come from a newer version.")
         return cls(**data)
@@ -170,40 +158,3 @@ class Pix2PixConfig:
 def _deepest_hint(size: int) -> str:
     depth = (size & -size).bit_length() - 1 if size > 0 else 0
     return f", or depth={depth}, the deepest U-Net that fits patch_size={size}" if depth else ""
-
-
-def _coerce(key: str, value, annotation: str):
-    """Type-check one value (from Python or parsed JSON) against the field annotation
-    (a string, as under ``from __future__ import annotations``); numpy scalars pass."""
-    def fail():
-        raise InputError(f"{key} has an invalid value {value!r} ({annotation} expected).")
-
-    def integer(v) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    def real(v) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-    if annotation == "str":
-        if not isinstance(value, str) or len(value) > 64:
-            fail()
-    elif annotation in ("int", "int | None"):
-        if value is None and annotation == "int | None":
-            return value
-        if not integer(value):
-            fail()
-        value = int(value)
-    elif annotation == "float":
-        if not real(value):
-            fail()
-        value = float(value)
-    elif annotation.startswith(("tuple", "list")):
-        item, check = (int, integer) if "int" in annotation else (float, real)
-        if not isinstance(value, (list, tuple)) or len(value) > 4096:
-            fail()
-        if not all(check(v) for v in value):
-            fail()
-        value = [item(v) for v in value]
-        if annotation.startswith("tuple"):
-            value = tuple(value)
-    return value

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import write_image
-from .metrics import image_metrics
-from .prediction import predict
-from .sample_data import make_pair, make_stack
-from .training import StepEvent, ValidationEvent, train_iter
+from .engine.events import StepEvent, ValidationEvent
+from .engine.metrics import image_metrics
+from .engine.normalization import Normalization
+from .engine.sample_data import make_pair, make_stack
+from .io.images import write_image
+from .workflows.prediction import predict
+from .workflows.training import train_iter
 
 # A CPU-friendly recipe: the paper's architecture, shallower and narrower.
 DEMO_OPTIONS = dict(patch_size=128, depth=7, base_channels=32, batch_size=4, disc_channels=32)
@@ -74,11 +76,12 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
     write_image(out_dir / "stack_prediction.ome.tif", prediction, axes, scale, "µm")
 
     cfg = model.config
+    target_norm = Normalization.of(cfg, "target")
     held_out = image_metrics(prediction[:, None], stack_target[:, None].astype(np.float32),
-                             cfg.target_low, cfg.target_high)
+                             target_norm)
     constant = np.full_like(prediction, float(np.mean(target)))
     baseline = image_metrics(constant[:, None], stack_target[:, None].astype(np.float32),
-                             cfg.target_low, cfg.target_high)
+                             target_norm)
     lo, hi = cfg.target_low[0], cfg.target_high[0]
     save_preview(out_dir / "preview.png",
                  [("source (phase)", stack_source[0]), ("pix2pix prediction", prediction[0]),

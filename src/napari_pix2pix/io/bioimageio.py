@@ -1,7 +1,7 @@
 """Export a trained model as a bioimage.io model package (a zip with ``rdf.yaml``).
 
 The package holds the generator twice: as a ``pytorch_state_dict`` whose architecture
-is ``napari_pix2pix.networks.UNetGenerator`` (built from plain keyword arguments), and
+is ``napari_pix2pix.engine.networks.UNetGenerator`` (built from plain keyword arguments), and
 as TorchScript (traced in eval mode, runs without napari-pix2pix). The per-channel
 percentile normalization becomes a ``scale_linear`` pre-processing step and its exact
 inverse a ``scale_linear`` post-processing step, so that bioimage.io consumers get
@@ -16,11 +16,9 @@ when exporting.
 from __future__ import annotations
 
 import math
-import os
 import re
 import string
 import tempfile
-import uuid
 import warnings
 from pathlib import Path
 
@@ -28,7 +26,15 @@ import numpy as np
 import tifffile
 import torch
 
-from .errors import InputError
+from ..engine.arrays import check_array, check_finite
+from ..engine.networks import UNetGenerator
+from ..engine.normalization import Normalization
+from .._version import __version__
+from ..errors import InputError
+from .bioimageio_readme import environment as environment_text
+from .bioimageio_readme import finite_metrics, readme
+from .images import as_image
+from .output_paths import AtomicFile, check_output_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
 PIX2PIX_DOI = "10.1109/CVPR.2017.632"
@@ -44,7 +50,7 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
     """Write ``model`` as a bioimage.io model zip to ``path`` (atomically).
 
     Args:
-        model: a Pix2PixModel or the path of a saved model.
+        model: a Pix2PixModel (``napari_pix2pix.export_bioimageio`` also takes a path).
         path: the ``.zip`` file to write (replaced if it exists).
         name: human-readable model name (5-128 letters, digits, spaces and ``_+-()``).
         description: one or two sentences about what the model translates.
@@ -61,14 +67,10 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
         ``path`` as a Path.
     """
     check_installation()
-    from .data import check_output_path
-    from .model import as_model
-
     path = Path(path)
     if path.suffix.lower() != ".zip":
         raise InputError(f"a bioimage.io model package is a .zip file; got {str(path)!r}.")
     check_output_path(path)
-    model = as_model(model)
     config = model.config
     if not config.normalized:
         raise InputError("the model has no normalization parameters (was it trained?).")
@@ -79,20 +81,13 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
         raise InputError("description must be a text of at most 1024 characters.")
     source = _test_input(model, test_input)
 
-    folder = path.parent if str(path.parent) else Path(".")
-    tmp_zip = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.zip"
-    try:
-        with tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp:
-            descr = _build_description(model, Path(tmp), source, name=name,
-                                       description=description, authors=authors,
-                                       license=license, tags=tags)
-            from bioimageio.spec import save_bioimageio_package
+    with AtomicFile(path, suffix=".tmp.zip") as zipped, \
+            tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp:
+        descr = _build_description(model, Path(tmp), source, name=name, description=description,
+                                   authors=authors, license=license, tags=tags)
+        from bioimageio.spec import save_bioimageio_package
 
-            save_bioimageio_package(descr, output_path=tmp_zip)
-        os.replace(tmp_zip, path)
-    finally:
-        if tmp_zip.exists():
-            tmp_zip.unlink()
+        save_bioimageio_package(descr, output_path=zipped.temp)
     return path
 
 
@@ -128,22 +123,6 @@ def architecture_kwargs(config) -> dict:
             "dropout": float(config.dropout)}
 
 
-def scale_linear_params(low, high, inverse: bool = False) -> tuple[list[float], list[float]]:
-    """Per-channel (gain, offset) with ``y = x * gain + offset``: the normalization
-    ``(x - low) * 2 / (high - low) - 1`` or, with ``inverse``, its inverse
-    ``(y + 1) * (high - low) / 2 + low``."""
-    gains, offsets = [], []
-    for lo, hi in zip(low, high):
-        lo, hi = float(lo), float(hi)
-        if inverse:
-            gains.append((hi - lo) / 2.0)
-            offsets.append(lo + (hi - lo) / 2.0)
-        else:
-            gains.append(2.0 / (hi - lo))
-            offsets.append(-2.0 * lo / (hi - lo) - 1.0)
-    return gains, offsets
-
-
 def apply_scale_linear(x: np.ndarray, gain, offset) -> np.ndarray:
     """What bioimageio.core does for ``scale_linear`` along the channel axis (axis 1 of
     a batch-channel-space array): computed in float64, then cast to float32."""
@@ -170,15 +149,13 @@ def _default_description(model) -> str:
 
 def _test_input(model, test_input) -> np.ndarray:
     """(1, C, *patch_size) float32: the caller's image or the simulated sample."""
-    from .data import as_array, check_array, check_finite
-
     c = model.config
     if test_input is None:
-        from .sample_data import make_pair
+        from ..engine.sample_data import make_pair
 
         array = make_pair(tuple(c.patch_size), seed=0)[0]
     else:
-        array, _ = as_array(test_input, "test input")
+        array = as_image(test_input, "test input").array
         check_array(array, "test input")
         array = np.asarray(array)
     d = c.spatial_dims
@@ -262,88 +239,6 @@ def _authors(authors):
     return result
 
 
-def _finite(mapping: dict) -> dict:
-    return {str(k): float(v) for k, v in (mapping or {}).items()
-            if isinstance(v, (int, float)) and math.isfinite(v)}
-
-
-def _readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
-    from . import __version__
-
-    c = model.config
-    space = "ZYX" if c.spatial_dims == 3 else "YX"
-    pre_g, pre_o = scale_linear_params(c.source_low, c.source_high)
-    post_g, post_o = scale_linear_params(c.target_low, c.target_high, inverse=True)
-    rows = "\n".join(
-        f"| input {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
-        for i, (lo, hi, g, o) in enumerate(zip(c.source_low, c.source_high, pre_g, pre_o)))
-    rows += "\n" + "\n".join(
-        f"| output {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
-        for i, (lo, hi, g, o) in enumerate(zip(c.target_low, c.target_high, post_g, post_o)))
-    metrics = _finite(model.history.get("final_metrics", {}))
-    validation = ("Metrics on the held-out validation patches at the end of training "
-                  "(target units):\n\n" + "\n".join(f"- {k}: {v:.4g}" for k, v in metrics.items())
-                  if metrics else "No validation metrics were recorded during training.")
-    return f"""# {name}
-
-{description}
-
-pix2pix (Isola et al., CVPR 2017): a U-Net generator trained with a conditional PatchGAN
-and an L1 loss, exported by napari-pix2pix {__version__}.
-
-## Inputs and outputs
-
-- Input `input`: axes batch, channel ({c.in_channels}), {space}; float32 in the source
-  image's own units. Spatial sizes must be multiples of {c.multiple} (2**depth); the
-  model was trained on {"x".join(map(str, c.patch_size))} patches. Images of other sizes
-  (and stacks: {c.source_axes!r} in napari-pix2pix) are processed tile by tile / slice by
-  slice, e.g. with `napari_pix2pix.predict` or bioimage.io tiling.
-- Output `output`: axes batch, channel ({c.out_channels}), {space}, same size as the input;
-  float32 in the target image's units.
-
-## Normalization
-
-The per-channel percentile ({c.percentiles[0]}, {c.percentiles[1]}) range of the training
-data maps to [-1, 1] before the network (`scale_linear` pre-processing,
-`x * gain + offset`); the network output in [-1, 1] (tanh) maps back (`scale_linear`
-post-processing):
-
-| tensor channel | low | high | gain | offset |
-| --- | --- | --- | --- | --- |
-{rows}
-
-## Architecture
-
-`napari_pix2pix.networks.UNetGenerator` with depth {c.depth}, {c.base_channels} base
-channels, {c.norm} normalization, dropout {c.dropout} (inactive at inference);
-{model.history.get("steps_done", 0)} training steps, batch size {c.batch_size}, lambda_L1
-{c.lambda_l1}, GAN loss {c.gan_mode!r}. The TorchScript weights run without
-napari-pix2pix; the state-dict weights need `pip install napari-pix2pix`.
-
-## Validation
-
-{validation}
-
-The test tensors (input {tuple(shape)}) were produced by this package with the
-pre-/post-processing above; `bioimageio.core.test_model` reproduces them.
-
-## Limitations
-
-A generative model: predictions are plausible images, not measurements. Use only on data
-like the training data (same modality, magnification, staining) and validate against
-real targets before drawing conclusions.
-"""
-
-
-def _environment() -> str:
-    from . import __version__
-
-    return (f"name: napari-pix2pix\nchannels:\n  - conda-forge\n  - nodefaults\n"
-            f"dependencies:\n  - python>=3.11\n  - pip\n  - pip:\n"
-            f"    - torch=={torch.__version__.split('+')[0]}\n"
-            f"    - napari-pix2pix=={__version__}\n    - bioimageio.core\n")
-
-
 def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, authors,
                        license, tags):
     from bioimageio.spec.model.v0_5 import (ArchitectureFromLibraryDescr, AxisId, BatchAxis,
@@ -357,9 +252,6 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
                                             TensorId, TorchscriptWeightsDescr, Version,
                                             WeightsDescr)
     from pydantic import ValidationError
-
-    from . import __version__
-    from .networks import UNetGenerator
 
     c = model.config
     try:
@@ -378,8 +270,8 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
     net.load_state_dict(state, strict=True)
     net.eval()
 
-    pre_gain, pre_offset = scale_linear_params(c.source_low, c.source_high)
-    post_gain, post_offset = scale_linear_params(c.target_low, c.target_high, inverse=True)
+    pre_gain, pre_offset = Normalization.of(c, "source").gain_offset()
+    post_gain, post_offset = Normalization.of(c, "target").gain_offset(inverse=True)
     y = _run(net, apply_scale_linear(x.astype(np.float32), pre_gain, pre_offset))
     y = apply_scale_linear(y, post_gain, post_offset)
 
@@ -399,10 +291,10 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
     tifffile.imwrite(y_sample, y[0].astype(np.float32))
     cover = tmp / "cover.png"
     _write_cover(cover, x, y)
-    readme = tmp / "README.md"
-    readme.write_text(_readme(model, name, description, x.shape), encoding="utf-8")
+    readme_file = tmp / "README.md"
+    readme_file.write_text(readme(model, name, description, x.shape), encoding="utf-8")
     environment = tmp / "environment.yaml"
-    environment.write_text(_environment(), encoding="utf-8")
+    environment.write_text(environment_text(), encoding="utf-8")
 
     space = _AXIS_IDS[c.spatial_dims]
     step = c.multiple
@@ -437,7 +329,7 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
         pytorch_state_dict=PytorchStateDictWeightsDescr(
             source=weights_file, pytorch_version=pytorch_version,
             architecture=ArchitectureFromLibraryDescr(
-                import_from="napari_pix2pix.networks", callable=Identifier("UNetGenerator"),
+                import_from="napari_pix2pix.engine.networks", callable=Identifier("UNetGenerator"),
                 kwargs=kwargs),
             dependencies=FileDescr(source=environment)),
         torchscript=TorchscriptWeightsDescr(
@@ -452,7 +344,7 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
         return ModelDescr(
             name=name, description=description, authors=authors,
             cite=[CiteEntry(text=PIX2PIX_CITATION, doi=Doi(PIX2PIX_DOI))],
-            license=license_id, tags=all_tags, documentation=FileDescr(source=readme),
+            license=license_id, tags=all_tags, documentation=FileDescr(source=readme_file),
             covers=[FileDescr(source=cover)], inputs=inputs, outputs=outputs, weights=weights,
             config=Config(
                 bioimageio=BioimageioConfig(
@@ -460,7 +352,7 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
                     task="image-to-image translation", model_parameter_count=n_params),
                 napari_pix2pix={"config": c.to_dict(), "version": __version__,
                                 "steps_trained": int(model.history.get("steps_done", 0)),
-                                "final_metrics": _finite(model.history.get("final_metrics", {}))}))
+                                "final_metrics": finite_metrics(model.history.get("final_metrics", {}))}))
     except ValidationError as exc:
         raise InputError(f"the bioimage.io description is not valid: {exc}") from exc
 

@@ -1,6 +1,6 @@
-"""Where a prediction goes, region by region as the tiles finish: an in-memory array,
-a zarr store (resumable) or a streamed OME-TIFF. Nothing here holds the whole result
-unless the destination is memory, so stacks larger than RAM stream through."""
+"""Where a prediction goes when it is a file, region by region as the tiles finish: a
+zarr store (resumable) or a streamed OME-TIFF. Nothing here holds the whole result, so
+stacks larger than RAM stream through. (An in-memory array is the engine's ArrayOutput.)"""
 
 from __future__ import annotations
 
@@ -11,41 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import AxesLayout, check_output_path, output_shape
-from .errors import InputError
+from ..engine.axes import AxesLayout
+from ..engine.inference import ArrayOutput
+from ..errors import InputError
+from .metadata import ome_metadata
+from .output_paths import AtomicFile, check_output_path
 
 ZARR_ATTR = "napari_pix2pix"
-
-
-class ArrayOutput:
-    """Writes blocks into any array supporting slice assignment (numpy, zarr, memmap)."""
-
-    def __init__(self, array, layout: AxesLayout) -> None:
-        self.array, self.layout = array, layout
-        self.done_samples = 0
-
-    def write(self, n: int, rows: slice, block: np.ndarray) -> None:
-        self.layout.write(self.array, n, rows, block)
-
-    def sample_done(self, n: int) -> None:
-        self.done_samples = n + 1
-
-    def finish(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 class ZarrOutput(ArrayOutput):
     """A zarr store marked incomplete until the last sample is written; a rerun with
     ``if_exists="resume"`` skips the samples it already holds."""
 
-    def __init__(self, path: Path, layout: AxesLayout, out_axes: str, scale: dict,
-                 unit: str | None, if_exists: str) -> None:
+    def __init__(self, path: Path, layout: AxesLayout, scale: dict, unit: str | None,
+                 if_exists: str) -> None:
         import zarr
 
-        shape = tuple(layout.shape)
+        shape, out_axes = tuple(layout.shape), layout.axes
         existing = None
         if path.exists():
             if if_exists == "error":
@@ -92,27 +75,19 @@ class TiffOutput:
                  scale: dict, unit: str | None) -> None:
         import tifffile
 
-        self.path = path
-        self.partial = path.with_name(path.name + ".partial")
+        self.file = AtomicFile(path, partial=True)
+        self.partial = self.file.temp
         self.dims = in_layout.spatial_dims
         self.has_c = has_c
         axes = in_layout.sample_axes + ("Z" if self.dims == 3 else "") + ("C" if has_c else "") + "YX"
-        self.axes = axes
-        shape = output_shape(in_layout, axes, out_channels)
-        self.layout = AxesLayout(axes, shape, self.dims)
-        self.rows_written = 0
+        self.layout = in_layout.with_channels(axes, out_channels)
+        shape = self.layout.shape
         self.buffer = None
         self.done_samples = 0
         # queued pages hold their planes in memory: at most ~256 MB of them (and at least 2)
         page_bytes = 4 * int(np.prod(self.layout.spatial_shape[-2:]))
         self.pages: queue.Queue = queue.Queue(maxsize=max(2, min(64, (256 << 20) // page_bytes)))
         self.error: BaseException | None = None
-        metadata = {"axes": axes}
-        for a, s in (scale or {}).items():
-            if a in "XYZ" and a in axes:
-                metadata[f"PhysicalSize{a}"] = float(s)
-                if unit:
-                    metadata[f"PhysicalSize{a}Unit"] = unit
         nbytes = int(np.prod(shape)) * 4
 
         def pages():
@@ -125,8 +100,8 @@ class TiffOutput:
         def run():
             try:
                 tifffile.imwrite(self.partial, data=pages(), shape=shape, dtype="float32",
-                                 ome=True, bigtiff=nbytes > 2**31 - 2**25, metadata=metadata,
-                                 photometric="minisblack")
+                                 ome=True, bigtiff=nbytes > 2**31 - 2**25,
+                                 metadata=ome_metadata(axes, scale, unit), photometric="minisblack")
             except BaseException as exc:  # noqa: BLE001 - reported to the caller in finish()
                 self.error = exc
                 while True:  # free a producer blocked on a full queue; _put then raises
@@ -167,9 +142,7 @@ class TiffOutput:
         self.thread.join()
         if self.error is not None:
             raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
-        with open(self.partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.partial, self.path)
+        self.file.commit()
 
     def abort(self) -> None:
         """Stop the writer; the ``.partial`` file stays, named as what it is."""
@@ -182,10 +155,8 @@ def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
                 scale: dict | None = None, unit: str | None = None,
                 if_exists: str = "overwrite"):
     """An output for ``out``: None (a new numpy array), an array, or a .tif/.zarr path."""
-    shape = output_shape(in_layout, out_axes, out_channels)
-    out_layout = AxesLayout(out_axes, shape, in_layout.spatial_dims)
-    if if_exists not in ("overwrite", "resume", "error"):
-        raise InputError(f"if_exists must be 'overwrite', 'resume' or 'error', got {if_exists!r}.")
+    out_layout = in_layout.with_channels(out_axes, out_channels)
+    shape = out_layout.shape
     if out is None:
         return ArrayOutput(np.empty(shape, np.float32), out_layout)
     if not isinstance(out, (str, os.PathLike)):
@@ -197,7 +168,7 @@ def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
     name = path.name.lower()
     if name.endswith(".zarr"):
         check_output_path(path, folder_ok=True)
-        return ZarrOutput(path, out_layout, out_axes, scale or {}, unit, if_exists)
+        return ZarrOutput(path, out_layout, scale or {}, unit, if_exists)
     if name.endswith((".tif", ".tiff")):
         check_output_path(path)
         if if_exists == "resume":

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TIFF_SUFFIXES, read_image, write_image
+from ..engine.axes import guess_axes
+from ..io.images import read_image, write_image
+from ..io.tiff import TIFF_SUFFIXES
 
 LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
 
@@ -37,7 +39,7 @@ def read_tiff_layers(path) -> list[tuple]:
             import dask.array as da
 
             data = da.from_zarr(data)
-        axes = image.axes or ("TZYX"[-data.ndim:] if data.ndim <= 4 else "")
+        axes = image.axes or guess_axes(data.ndim)
         meta: dict = {"name": Path(p).name.split(".")[0],
                       "metadata": {"napari_pix2pix": {"axes": axes, "unit": image.unit,
                                                       "path": str(p)}}}
@@ -81,4 +83,4 @@ def _axes_from_labels(labels, ndim: int) -> str:
         letters = "".join(str(lbl).upper()[:1] for lbl in labels)
         if set(letters) <= set("TZCYX") and len(set(letters)) == ndim and letters[-2:] == "YX":
             return letters
-    return "TZYX"[-ndim:] if ndim <= 4 else "TCZYX"[-ndim:]
+    return guess_axes(ndim)

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
+from .normalization import Normalization
+
 
 def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64).ravel()
@@ -16,14 +18,12 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
-def image_metrics(pred: np.ndarray, target: np.ndarray, low, high) -> dict[str, float]:
+def image_metrics(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> dict[str, float]:
     """MAE (target units), PSNR and SSIM (over the target's [low, high] range) and Pearson r,
     averaged over channels. Arrays are (N, C, *spatial)."""
     spatial_dims = pred.ndim - 2
-    lo = np.asarray(low, np.float32).reshape((1, -1) + (1,) * spatial_dims)
-    hi = np.asarray(high, np.float32).reshape((1, -1) + (1,) * spatial_dims)
-    p = torch.from_numpy(((pred - lo) / (hi - lo)).astype(np.float32))
-    t = torch.from_numpy(((target - lo) / (hi - lo)).astype(np.float32))
+    p = torch.from_numpy(norm.unit_range(pred))
+    t = torch.from_numpy(norm.unit_range(target))
     mae_units = np.abs(pred.astype(np.float64) - target).mean(axis=(0,) + tuple(range(2, pred.ndim)))
     out = {"mae": float(mae_units.mean()),
            "psnr": float(PSNRMetric(max_val=1.0)(p, t).mean()),
@@ -33,8 +33,6 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, low, high) -> dict[str, 
     if min(pred.shape[2:]) >= 11:
         out["ssim"] = float(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)(p, t).mean())
     return out
-
-
 
 
 def radial_power_spectrum(image: np.ndarray) -> np.ndarray:

@@ -72,11 +72,3 @@ def make_stack(n_slices: int = 8, shape=(256, 256), seed: int = 0) -> tuple[np.n
     """Independent fields stacked along a first (T) axis: (n_slices, Y, X) pairs."""
     pairs = [make_pair(shape, seed=seed + i) for i in range(n_slices)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-
-
-def napari_sample():
-    """napari sample-data contribution: the source/target pair as two layers."""
-    source, target = make_pair((512, 512), seed=0)
-    return [(source, {"name": "phase contrast (source)", "colormap": "gray"}),
-            (target, {"name": "nuclei fluorescence (target)", "colormap": "cyan",
-                      "blending": "additive"})]

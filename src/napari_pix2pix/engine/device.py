@@ -6,9 +6,8 @@ import contextlib
 
 import torch
 
-from .errors import DeviceError, InputError
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
+from ..errors import DeviceError, InputError
+from ..run_options import DEVICES
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -55,20 +54,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA raises torch.OutOfMemoryError; MPS and some CUDA paths a plain RuntimeError."""
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
-
-
-def free_memory(device: torch.device) -> None:
-    """Give the failed allocation's cached blocks back before retrying smaller."""
-    import gc
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()

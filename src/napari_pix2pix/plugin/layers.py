@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import AXES_LETTERS
+from ..engine.axes import AXES_LETTERS, guess_axes
 
 
 def layer_array(layer):
@@ -23,7 +23,7 @@ def layer_axes(layer) -> str:
             and len(set(labels)) == ndim:
         axes = "".join(labels)
     else:
-        axes = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX"}.get(ndim, "")
+        axes = guess_axes(ndim)
     if getattr(layer, "rgb", False):
         axes += "C"
     return axes

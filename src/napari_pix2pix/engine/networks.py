@@ -9,7 +9,7 @@ from monai.networks.nets import PatchDiscriminator
 from monai.networks.utils import normal_init
 from torch import nn
 
-from .config import Pix2PixConfig
+from ..config import Pix2PixConfig
 
 _NORM = {"batch": "BATCH", "instance": "INSTANCE"}
 

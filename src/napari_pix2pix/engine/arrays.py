@@ -1,0 +1,42 @@
+"""What the engine accepts as an image: numpy, dask or zarr arrays (or anything numpy
+can convert) of a numeric dtype, not empty, with finite values."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float16", "float32",
+                    "float64", "bool")
+
+
+def as_array(image, what: str):
+    """A numpy-like array for ``image``; zarr arrays become dask arrays, which (unlike
+    zarr) transpose and reshape lazily."""
+    if type(image).__module__.startswith("zarr"):
+        import dask.array as da
+
+        return da.from_zarr(image)
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        try:
+            image = np.asarray(image)
+        except Exception as exc:  # noqa: BLE001 - anything unconvertible is a user error
+            raise InputError(f"the {what} must be an array or an image path, got "
+                             f"{type(image).__name__}.") from exc
+    return image
+
+
+def check_array(array, what: str) -> None:
+    if str(array.dtype) not in SUPPORTED_DTYPES:
+        raise InputError(f"the {what} has dtype {array.dtype}; use an integer or float image "
+                         f"({', '.join(SUPPORTED_DTYPES)}).")
+    if 0 in array.shape:
+        raise InputError(f"the {what} is empty (shape {tuple(array.shape)}).")
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise InputError(f"the {what} contains {bad} NaN or infinite values; replace them "
+                         f"(e.g. numpy.nan_to_num) before training or prediction.")

@@ -1,0 +1,217 @@
+"""The one inference path: a generator applied to images of any size, tile by tile
+(tiling.py), batched through the network in eval mode. ``predict``, the CLI, validation
+during training, the napari widget and dask workers all end up in
+``TiledPredictor.run``; where the result goes is an output object (ArrayOutput here,
+files in io/outputs.py)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import closing
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import DeviceError, InputError
+from ..run_options import PredictOptions
+from .axes import AxesLayout
+from .device import amp_dtype, autocast, resolve_device
+from .memory import free_memory, is_out_of_memory, smaller
+from .normalization import Normalization
+from .tiling import Geometry, TileMerger, cut_tiles
+
+
+class ArrayOutput:
+    """Writes blocks into any array supporting slice assignment (numpy, zarr, memmap).
+
+    The output protocol: ``write(n, rows, block)``, ``sample_done(n)``, ``finish()``,
+    ``abort()`` and ``done_samples`` (samples already complete: a resumed run skips them)."""
+
+    def __init__(self, array, layout: AxesLayout) -> None:
+        self.array, self.layout = array, layout
+        self.done_samples = 0
+
+    def write(self, n: int, rows: slice, block: np.ndarray) -> None:
+        self.layout.write(self.array, n, rows, block)
+
+    def sample_done(self, n: int) -> None:
+        self.done_samples = n + 1
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class TileTooLarge(DeviceError):
+    """Even one tile does not fit in the device's memory (predict retries smaller tiles)."""
+
+
+@dataclass
+class TiledPredictor:
+    """The network call plus the tiling options; reusable across many images."""
+
+    generator: torch.nn.Module
+    source_norm: Normalization
+    target_norm: Normalization
+    multiple: int
+    tile: tuple[int, ...]
+    overlap: float = 0.25
+    batch_size: int = 4
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype | None = None
+
+    def geometry(self, spatial: tuple[int, ...]) -> Geometry:
+        """Tiles shrink to the image where it is smaller (still a multiple of 2**depth)."""
+        tile = tuple(min(t, math.ceil(n / self.multiple) * self.multiple)
+                     for t, n in zip(self.tile, spatial))
+        return Geometry.make(spatial, tile, self.overlap)
+
+    def predict_sample(self, sample: np.ndarray) -> np.ndarray:
+        """(C_in, *spatial) array -> (C_out, *spatial) float32 in target units."""
+        dims = sample.ndim - 1
+        axes = "C" + "ZYX"[-dims:]
+        out_layout = AxesLayout(axes, (len(self.target_norm.low),) + sample.shape[1:], dims)
+        output = ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
+        self.run(sample, AxesLayout(axes, sample.shape, dims), output)
+        return output.array
+
+    def run(self, source, layout: AxesLayout, output, progress=None) -> None:
+        """Predict every sample of ``source`` (addressed through ``layout``) into
+        ``output``, skipping the samples it already holds (resume). ``progress(done,
+        total)`` is called with tile counts; raising from it cancels."""
+        geo = self.geometry(layout.spatial_shape)
+        first = output.done_samples
+        total = layout.n_samples * geo.tiles_per_sample
+        done = first * geo.tiles_per_sample
+        merger = TileMerger(geo, len(self.target_norm.low), output,
+                            lambda block: self.target_norm.inverse(block))
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            batches = cut_tiles(source, layout, geo, range(first, layout.n_samples), self.batch_size)
+            with closing(batches):
+                for batch in batches:
+                    tiles = np.stack([t.data for t in batch])
+                    if tiles.dtype.kind == "f" and not np.isfinite(tiles).all():
+                        raise InputError("the image contains NaN or infinite values; replace them "
+                                         "(e.g. numpy.nan_to_num) before prediction.")
+                    merger.add(batch, self.forward(self.source_norm.forward(tiles, 1)))
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
+            output.finish()
+        except BaseException:
+            output.abort()
+            raise
+        finally:
+            self.generator.train(was_training)
+
+    def forward(self, tiles: np.ndarray) -> np.ndarray:
+        """The network on a batch of tiles; out of memory, the batch is split in halves
+        (and ``batch_size`` lowered for the rest of the run), then TileTooLarge."""
+        outputs, i = [], 0
+        while i < len(tiles):
+            chunk = tiles[i: i + self.batch_size]
+            try:
+                outputs.append(self._forward(chunk))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                free_memory(self.device)
+                if len(chunk) == 1:
+                    raise TileTooLarge(f"out of memory on {self.device} for a single tile of "
+                                       f"{chunk.shape[2:]}") from exc
+                self.batch_size = smaller(len(chunk), self.tile, self.multiple, self.multiple)[0]
+                warnings.warn(f"out of memory on {self.device} with {len(chunk)} tiles per batch; "
+                              f"continuing with batch_size={self.batch_size}.", stacklevel=2)
+                continue
+            i += len(chunk)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    @torch.inference_mode()
+    def _forward(self, tiles: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(tiles).to(self.device)
+        with autocast(self.device, self.dtype):
+            y = self.generator(t)
+        return y.float().cpu().numpy()
+
+    def with_smaller_tiles(self, exc: TileTooLarge) -> TiledPredictor:
+        """The next tile size of the out-of-memory policy at batch 1, or a clear error."""
+        fallback = smaller(1, self.tile, self.multiple, self.multiple)
+        if fallback is None:
+            fix = ("free memory (close other programs)" if self.device.type == "cpu" else
+                   "predict on the CPU (device='cpu') or free memory on the GPU")
+            raise DeviceError(f"{exc}, even at the smallest tile size {self.tile}: {fix}.") from exc
+        warnings.warn(f"{exc}; retrying with tile_size={fallback[1]} and batch_size=1 (less context "
+                      "per tile, otherwise the same prediction).", stacklevel=3)
+        return replace(self, tile=fallback[1], batch_size=1)
+
+
+def make_predictor(model, options: PredictOptions) -> TiledPredictor:
+    """The predictor for ``model`` (config and generator) with checked tiling options."""
+    cfg = model.config
+    tile_size = options.tile_size
+    if tile_size is None:
+        tile = tuple(cfg.patch_size)
+    else:
+        tile = (tile_size,) * cfg.spatial_dims if isinstance(tile_size, int) else tuple(tile_size)
+        if len(tile) != cfg.spatial_dims:
+            raise InputError(f"tile_size must be a positive integer or {cfg.spatial_dims} of them, "
+                             f"got {tile_size!r}.")
+        rounded = tuple(int(math.ceil(t / cfg.multiple) * cfg.multiple) for t in tile)
+        if rounded != tile:
+            warnings.warn(f"tile_size {tile_size} is not a multiple of 2**depth = {cfg.multiple}; "
+                          f"using {rounded}.", stacklevel=3)
+        tile = rounded
+    dev = resolve_device(options.device)
+    return TiledPredictor(model.generator.to(dev), Normalization.of(cfg, "source"),
+                          Normalization.of(cfg, "target"), cfg.multiple, tile, options.overlap,
+                          options.batch_size, dev, amp_dtype(dev, options.amp))
+
+
+def dihedral_transforms(axes: str):
+    """The 8 flips/rotations of the Y-X plane as (forward, inverse) pairs for arrays
+    with ``axes`` (inverse for an output with other axes takes its own axes string)."""
+    def make(k: int, flip: bool):
+        def forward(a, ax=axes):
+            y, x = ax.index("Y"), ax.index("X")
+            return np.rot90(np.flip(a, x) if flip else a, k, axes=(y, x))
+
+        def inverse(a, ax):
+            y, x = ax.index("Y"), ax.index("X")
+            a = np.rot90(a, -k, axes=(y, x))
+            return np.flip(a, x) if flip else a
+        return forward, inverse
+    return [make(k, flip) for flip in (False, True) for k in range(4)]
+
+
+def predict_with_spread(predictor: TiledPredictor, array: np.ndarray, axes: str, out_axes: str,
+                        out_channels: int, spatial_dims: int,
+                        progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Test-time augmentation: the plain prediction and the standard deviation over the
+    prediction of every flip/rotation of the image (mapped back), accumulated with
+    Welford's method so memory stays at three output-sized arrays."""
+    transforms = dihedral_transforms(axes)
+    mean = m2 = first = None
+    for i, (forward, inverse) in enumerate(transforms):
+        moved = np.ascontiguousarray(forward(array))
+        layout = AxesLayout(axes, moved.shape, spatial_dims)
+        out_layout = layout.with_channels(out_axes, out_channels)
+        output = ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
+
+        def report(done, total, i=i):
+            if progress is not None:
+                progress(i * total + done, len(transforms) * total)
+        predictor.run(moved, layout, output, report)
+        pred = np.ascontiguousarray(inverse(output.array, out_axes))
+        if first is None:
+            first, mean, m2 = pred, pred.astype(np.float64), np.zeros(pred.shape)
+        else:
+            delta = pred - mean
+            mean += delta / (i + 1)
+            m2 += delta * (pred - mean)
+    return first, np.sqrt(m2 / len(transforms)).astype(np.float32)

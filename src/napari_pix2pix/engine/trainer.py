@@ -1,0 +1,184 @@
+"""One pix2pix update at a time: the two networks, their optimizers, the mixed-precision
+scaler and the schedules, with the state that makes a run resumable."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Pix2PixConfig
+from ..errors import TrainingError
+from . import distributed
+from .device import autocast
+from .losses import gan_loss
+from .memory import fallbacks, free_memory, is_out_of_memory
+from .networks import build_discriminator
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Constant learning rate for the first half of the steps, then linear decay to 0."""
+    half = total // 2
+    if step < half:
+        return 1.0
+    return max(0.0, 1.0 - (step - half) / max(1, total - half))
+
+
+def adversarial_weight(step: int, total: int, config: Pix2PixConfig) -> float:
+    """0 during the L1 warm-up (``gan_warmup`` of the steps), then a linear ramp to 1
+    over as many steps."""
+    warm = config.gan_warmup * total
+    if warm <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, (step - warm) / warm)))
+
+
+class Trainer:
+    """Generator, discriminator, both Adam optimizers and the AMP scaler of one run.
+
+    ``step`` does one update at the schedule's learning rate and adversarial weight;
+    under torchrun (``world`` > 1) both networks are wrapped in DistributedDataParallel.
+    """
+
+    def __init__(self, config: Pix2PixConfig, generator: torch.nn.Module, device: torch.device,
+                 dtype: torch.dtype | None, world: int = 1) -> None:
+        self.config, self.device, self.dtype = config, device, dtype
+        self.generator = generator.to(device)
+        use_gan = config.gan_mode != "none"
+        self.discriminator = build_discriminator(config).to(device) if use_gan else None
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=config.betas)
+        self.opt_d = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr,
+                                       betas=config.betas) if use_gan else None)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        wrap = (lambda m: distributed.wrap(m, device)) if world > 1 else (lambda m: m)
+        self.net_g = wrap(self.generator)
+        self.net_d = wrap(self.discriminator) if use_gan else None
+
+    def lr(self, step: int) -> float:
+        return self.config.lr * lr_factor(step - 1, self.config.steps)
+
+    def step(self, src: torch.Tensor, tgt: torch.Tensor, step: int) -> dict[str, float]:
+        """One update; losses as floats. Out of memory, the error names a batch and
+        patch size that fit; a NaN/inf loss stops the run."""
+        try:
+            losses = self._update(src, tgt, self.lr(step),
+                                  adversarial_weight(step, self.config.steps, self.config))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            del src, tgt
+            raise TrainingError(self._what_fits(step)) from exc
+        bad = [k for k, v in losses.items() if not np.isfinite(v)]
+        if bad:
+            raise TrainingError(
+                f"training diverged at step {step}: the {', '.join(bad)} loss became NaN/inf. "
+                "Check the inputs for extreme values, or lower the learning rate (lr=...).")
+        return losses
+
+    def _update(self, src, tgt, lr: float, gan_weight: float) -> dict[str, float]:
+        """D on (src, real) vs (src, fake), then G on cGAN + lambda * L1.
+
+        The two halves of the D loss are back-propagated separately (the same gradient as
+        their sum) so that, under DistributedDataParallel, D sees real and fake batches in
+        separate forward passes (separate BatchNorm statistics, as in the paper) and its
+        gradients are averaged once. G's adversarial term goes through the unwrapped D,
+        whose weights it does not update."""
+        config, dev, dtype, scaler = self.config, self.device, self.dtype, self.scaler
+        d, losses = self.net_d, {}
+        for opt in (self.opt_g, self.opt_d):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+        with autocast(dev, dtype):
+            fake = self.net_g(src)
+        if d is not None:
+            d.requires_grad_(True)
+            self.opt_d.zero_grad(set_to_none=True)
+            with d.no_sync() if hasattr(d, "no_sync") else nullcontext():
+                with autocast(dev, dtype):
+                    d_fake = gan_loss(d(src, fake.detach()), False, config.gan_mode, True)
+                scaler.scale(0.5 * d_fake).backward()
+            with autocast(dev, dtype):
+                d_real = gan_loss(d(src, tgt), True, config.gan_mode, True)
+            scaler.scale(0.5 * d_real).backward()
+            scaler.step(self.opt_d)
+            self.discriminator.requires_grad_(False)
+            with autocast(dev, dtype):
+                g_gan = gan_loss(self.discriminator(src, fake), True, config.gan_mode, False)
+            losses.update(d_real=d_real.item(), d_fake=d_fake.item(), g_gan=g_gan.item())
+        else:
+            g_gan = torch.zeros((), device=dev)
+        g_l1 = F.l1_loss(fake.float(), tgt)
+        g_loss = gan_weight * g_gan + config.lambda_l1 * g_l1
+        self.opt_g.zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        scaler.step(self.opt_g)
+        scaler.update()
+        losses.update(g_l1=g_l1.item(), g_total=g_loss.item())
+        return losses
+
+    def _what_fits(self, step: int) -> str:
+        """Say which smaller batch (then patch) fits, found by trying one forward and
+        backward pass of each on this device, so the user's rerun does not fail again."""
+        config, dev = self.config, self.device
+        said = (f"out of memory on {dev} at step {step} with batch_size={config.batch_size} and "
+                f"patch_size={config.patch_size}.")
+        disc_min = 3 * 2**config.disc_layers if config.gan_mode != "none" else 1
+        min_side = config.multiple * math.ceil(disc_min / config.multiple)
+        for batch, patch in fallbacks(config.batch_size, config.patch_size, config.multiple, min_side):
+            if self._fits(batch, patch):
+                return (f"{said} batch_size={batch} with patch_size={patch} fits on this device: "
+                        "train again with those values.")
+        fix = "" if dev.type == "cpu" else "train on the CPU (device='cpu') or "
+        return (f"{said} Even batch_size=1 at the smallest patch size does not fit: {fix}choose a "
+                "smaller network (base_channels, depth).")
+
+    def _fits(self, batch: int, patch: tuple[int, ...]) -> bool:
+        nets = [n for n in (self.net_g, self.net_d) if n is not None]
+        try:
+            for net in nets:
+                net.zero_grad(set_to_none=True)
+            free_memory(self.device)
+            src = torch.zeros((batch, self.config.in_channels, *patch), device=self.device)
+            with autocast(self.device, self.dtype):
+                fake = self.net_g(src)
+                loss = fake.float().mean()
+                if self.net_d is not None:
+                    loss = loss + self.net_d(src, fake).float().mean()
+            loss.backward()
+            return True
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory means "try smaller"
+            if not is_out_of_memory(exc):
+                raise
+            return False
+        finally:
+            for net in nets:
+                net.zero_grad(set_to_none=True)
+            free_memory(self.device)
+
+    def state(self) -> dict:
+        """Everything a resumed run needs besides the config, history and data sampler."""
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": None if self.discriminator is None else self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_torch"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])

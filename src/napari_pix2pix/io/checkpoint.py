@@ -1,0 +1,108 @@
+"""Resumable training state: generator, discriminator, both optimizers, AMP scaler,
+step, history and every random state, in one safetensors file with a JSON document
+(no pickle, like model files). Written atomically, so a crash mid-write keeps the
+previous checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import Pix2PixConfig
+from ..errors import ModelFileError
+from .model_file import check_format_version, parse_config
+from .output_paths import atomic_write
+from .safetensors_file import header_document, read_header, read_tensors, to_bytes
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+KIND = "napari-pix2pix-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A read checkpoint: where it was, the run's config, history and step, the data
+    sampler's random state and the trainer's state (Trainer.load_state)."""
+
+    path: Path
+    config: Pix2PixConfig
+    history: dict
+    step: int
+    sampler: dict
+    trainer: dict
+
+
+def checkpoint_path(location) -> Path:
+    location = Path(location)
+    return location / CHECKPOINT_NAME if location.is_dir() or not location.suffix else location
+
+
+def save_checkpoint(location, *, config: Pix2PixConfig, step: int, history: dict,
+                    trainer_state: dict, sampler_state: dict) -> Path:
+    """Write ``Trainer.state()`` and the rest of a run's state to ``location``."""
+    path = checkpoint_path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    s = trainer_state
+    tensors = {f"generator.{k}": v for k, v in s["generator"].items()}
+    if s["discriminator"] is not None:
+        tensors.update({f"discriminator.{k}": v for k, v in s["discriminator"].items()})
+    tensors["rng.torch"] = s["rng_torch"]
+    tensors.update({f"rng.cuda.{i}": r for i, r in enumerate(s["rng_cuda"])})
+    doc = {
+        "format": KIND, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+        "history": history, "step": step, "sampler": sampler_state,
+        "opt_g": _flatten_optimizer("opt_g", s["opt_g"], tensors),
+        "opt_d": None if s["opt_d"] is None else _flatten_optimizer("opt_d", s["opt_d"], tensors),
+        "scaler": s["scaler"],
+    }
+    return atomic_write(path, to_bytes(tensors, doc))
+
+
+def load_checkpoint(location) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint``."""
+    path = checkpoint_path(location)
+    if not path.is_file():
+        raise ModelFileError(f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an "
+                             "earlier run to resume.")
+    doc = header_document(read_header(path), path, what="checkpoint")
+    if doc.get("format") != KIND:
+        raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix checkpoint.")
+    check_format_version(doc, path, FORMAT_VERSION)
+    config = parse_config(doc.get("config"), path, "checkpoint")
+    tensors = read_tensors(path)
+
+    def part(prefix):
+        return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+    trainer = {
+        "generator": part("generator"), "discriminator": part("discriminator") or None,
+        "opt_g": _unflatten_optimizer("opt_g", doc["opt_g"], tensors),
+        "opt_d": None if doc["opt_d"] is None else _unflatten_optimizer("opt_d", doc["opt_d"], tensors),
+        "scaler": doc["scaler"], "rng_torch": tensors["rng.torch"],
+        "rng_cuda": [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))],
+    }
+    return Checkpoint(path, config, doc["history"], int(doc["step"]), doc["sampler"], trainer)
+
+
+def _flatten_optimizer(prefix: str, state: dict, tensors: dict) -> dict:
+    """Tensors of an optimizer state_dict go to ``tensors``; the rest is returned as JSON."""
+    plain: dict = {"param_groups": state["param_groups"], "state": {}}
+    for pid, values in state["state"].items():
+        plain["state"][str(pid)] = {}
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{name}"] = value
+            else:
+                plain["state"][str(pid)][name] = value
+    return plain
+
+
+def _unflatten_optimizer(prefix: str, plain: dict, tensors: dict) -> dict:
+    state: dict = {int(pid): dict(values) for pid, values in plain["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            pid, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": plain["param_groups"]}

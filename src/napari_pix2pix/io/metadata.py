@@ -1,0 +1,83 @@
+"""Physical pixel sizes in TIFF files, read and written in one place: OME-XML first, else
+the resolution tags in the unit their ResolutionUnit tag names (ImageJ puts its unit and
+Z spacing in its own metadata). Known length units are converted to micrometres."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+MICROMETRES = {"m": 1e6, "meter": 1e6, "cm": 1e4, "centimeter": 1e4, "mm": 1e3,
+               "millimeter": 1e3, "µm": 1.0, "um": 1.0, "micron": 1.0, "micrometer": 1.0,
+               "nm": 1e-3, "nanometer": 1e-3, "Å": 1e-4, "angstrom": 1e-4, "pm": 1e-6,
+               "inch": 25400.0, "in": 25400.0}
+# TIFF ResolutionUnit: 1 none (ImageJ's unit applies), 2 inch (the default), 3 cm
+RESOLUTION_UNITS = {2: "inch", 3: "cm", 4: "mm", 5: "µm"}
+
+
+def normalize_unit(unit) -> str | None:
+    """'micron', 'um', '\\u00B5m', 'μm' (Greek mu) -> 'µm'; other names unchanged."""
+    if not unit:
+        return None
+    text = str(unit).strip().replace("\\u00B5", "µ").replace("μ", "µ")
+    key = text.lower()
+    for name, factor in MICROMETRES.items():
+        if key == name.lower() and factor == 1.0:
+            return "µm"
+    return text or None
+
+
+def to_micrometres(scale: dict[str, float], units: dict[str, str | None]) -> tuple[dict, str | None]:
+    """Sizes with known length units in µm; if any unit is unknown, the sizes as given
+    with the unit of X (or of whichever axis has one)."""
+    names = {a: normalize_unit(u) for a, u in units.items()}
+    if scale and all(names.get(a) and names[a].lower() in {k.lower() for k in MICROMETRES}
+                     for a in scale):
+        factors = {k.lower(): v for k, v in MICROMETRES.items()}
+        return {a: s * factors[names[a].lower()] for a, s in scale.items()}, "µm"
+    unit = names.get("X") or next((u for u in names.values() if u), None)
+    return dict(scale), unit
+
+
+def read_scale(tif) -> tuple[dict[str, float], str | None]:
+    """Pixel sizes ({'X': 0.65, ...}) and their unit for an open tifffile.TiffFile."""
+    if tif.is_ome and tif.ome_metadata:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            pixels = next(el for el in root.iter() if el.tag.endswith("Pixels"))
+            scale = {a: float(pixels.get(f"PhysicalSize{a}")) for a in "XYZ"
+                     if pixels.get(f"PhysicalSize{a}") is not None}
+            units = {a: pixels.get(f"PhysicalSize{a}Unit", "µm") for a in scale}
+            return to_micrometres(scale, units)
+        except (ET.ParseError, StopIteration, ValueError):
+            pass
+    page = tif.pages.first
+    imagej = tif.imagej_metadata if tif.is_imagej and tif.imagej_metadata else {}
+    imagej_unit = imagej.get("unit")
+    tag = page.tags.get("ResolutionUnit")
+    resolution_unit = RESOLUTION_UNITS.get(tag.value if tag is not None else 2)
+    scale, units = {}, {}
+    for axis, name in (("X", "XResolution"), ("Y", "YResolution")):
+        value = page.tags.get(name)
+        if value is None:
+            continue
+        num, den = value.value
+        if num and den and (num, den) != (1, 1):
+            scale[axis] = den / num
+            units[axis] = resolution_unit or imagej_unit
+    if "spacing" in imagej:
+        scale["Z"] = float(imagej["spacing"])
+        units["Z"] = imagej_unit
+    if not scale:
+        return {}, normalize_unit(imagej_unit)
+    return to_micrometres(scale, units)
+
+
+def ome_metadata(axes: str, scale: dict[str, float] | None, unit: str | None) -> dict:
+    """tifffile's OME ``metadata`` argument: axes and the physical sizes of X, Y, Z."""
+    metadata: dict = {"axes": axes}
+    for a, s in (scale or {}).items():
+        if a in axes and a in "XYZ":
+            metadata[f"PhysicalSize{a}"] = float(s)
+            if unit:
+                metadata[f"PhysicalSize{a}Unit"] = unit
+    return metadata

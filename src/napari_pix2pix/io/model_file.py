@@ -1,0 +1,198 @@
+"""The trained model and its file: safetensors weights plus a JSON document (config,
+training history, versions). Loading never unpickles anything.
+
+A path ending in ``.safetensors`` is one self-contained file (the JSON rides in the
+safetensors header metadata); any other path is a folder holding ``weights.safetensors``
+and a readable ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..config import Pix2PixConfig
+from ..engine.networks import build_generator
+from ..errors import InputError, ModelFileError
+from . import bioimageio
+from .output_paths import atomic_write
+from .safetensors_file import (MAX_JSON_BYTES, header_document, parse_header, read_header,
+                               read_tensors, to_bytes)
+
+FORMAT = "napari-pix2pix-model"
+FORMAT_VERSION = 1
+
+
+class Pix2PixModel:
+    """A trained generator with the config that describes it.
+
+    Attributes:
+        generator: the torch U-Net (eval mode after loading).
+        config: the Pix2PixConfig (architecture, axes, normalization, recipe).
+        history: plain data: losses, validation metrics, steps done, timings.
+    """
+
+    def __init__(self, config: Pix2PixConfig, generator: torch.nn.Module | None = None,
+                 history: dict | None = None) -> None:
+        self.config = config
+        self.generator = generator if generator is not None else build_generator(config)
+        self.history = history if history is not None else {}
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Pix2PixModel({c.in_channels}->{c.out_channels} channels, {c.spatial_dims}D, "
+                f"axes {c.source_axes!r}->{c.target_axes!r}, depth {c.depth}, "
+                f"steps done {self.history.get('steps_done', 0)})")
+
+    def summary(self) -> dict:
+        """What a user wants to see before applying the model."""
+        c = self.config
+        return {"channels": f"{c.in_channels} -> {c.out_channels}", "source axes": c.source_axes,
+                "target axes": c.target_axes, "spatial dims": c.spatial_dims,
+                "patch size": list(c.patch_size), "depth": c.depth, "gan mode": c.gan_mode,
+                "steps trained": self.history.get("steps_done", 0),
+                "final validation": self.history.get("final_metrics", {})}
+
+    def document(self) -> dict:
+        import monai
+
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
+                "history": self.history,
+                "versions": {"napari_pix2pix": __version__, "torch": torch.__version__,
+                             "monai": monai.__version__}}
+
+    def to_bytes(self) -> bytes:
+        """The single-file model format in memory (to ship to dask workers)."""
+        return to_bytes(self.generator.state_dict(), self.document())
+
+    def save(self, path) -> Path:
+        """Write the model atomically (a crash mid-write leaves any previous file intact)."""
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            atomic_write(path, self.to_bytes())
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            atomic_write(path / "weights.safetensors", to_bytes(self.generator.state_dict()))
+            atomic_write(path / "config.json", json.dumps(self.document(), indent=1).encode())
+        return path
+
+    def export_bioimageio(self, path, **kwargs) -> Path:
+        """Write a bioimage.io model zip (needs ``pip install "napari-pix2pix[bioimageio]"``);
+        keyword arguments as in ``napari_pix2pix.io.bioimageio.export_bioimageio``."""
+        return bioimageio.export_bioimageio(self, path, **kwargs)
+
+
+def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
+    """Load a model file or folder written by ``Pix2PixModel.save``; no code is executed."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model path {str(path)!r} does not exist.")
+    if path.is_dir():
+        weights, config_file = path / "weights.safetensors", path / "config.json"
+        if not weights.is_file() or not config_file.is_file():
+            raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model folder (it needs "
+                                 "weights.safetensors and config.json).")
+        if config_file.stat().st_size > MAX_JSON_BYTES:
+            raise ModelFileError(f"{str(config_file)!r} is too large to be a model config.")
+        try:
+            doc = json.loads(config_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{str(config_file)!r} is not valid JSON ({exc}).") from exc
+        header = read_header(weights)
+    else:
+        weights = path
+        header = read_header(path)
+        doc = header_document(header, path)
+    config, history = parse_document(doc, path)
+    check_weights(config, header, weights)
+    model = _build(config, history, read_tensors(weights), weights)
+    model.generator.to(device)
+    return model
+
+
+def model_from_bytes(data: bytes) -> Pix2PixModel:
+    """Inverse of ``Pix2PixModel.to_bytes``; like load_model, nothing is unpickled."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    header = parse_header(data[:8], lambda n: data[8: 8 + n], len(data), "<bytes>")
+    config, history = parse_document(header_document(header, "<bytes>"), "<bytes>")
+    check_weights(config, header, "<bytes>")
+    try:
+        state = load(bytes(data))
+    except (SafetensorError, ValueError) as exc:
+        raise ModelFileError(f"the model's weights cannot be read ({exc}).") from exc
+    return _build(config, history, state, "<bytes>")
+
+
+def as_model(model) -> Pix2PixModel:
+    if isinstance(model, Pix2PixModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    raise InputError(f"expected a Pix2PixModel or a model path, got {type(model).__name__}.")
+
+
+def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2PixModel:
+    model = Pix2PixModel(config, history=history)
+    try:
+        model.generator.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
+                             f"its config ({str(exc).splitlines()[0]}).") from exc
+    model.generator.eval()
+    return model
+
+
+def check_weights(config: Pix2PixConfig, header: dict, source, prefix: str = "") -> None:
+    """Compare the tensors the file declares with those the config's network has, on
+    the meta device (no memory), before anything is allocated or read: a config that
+    does not describe its weights (or describes a network of absurd size) stops here."""
+    with torch.device("meta"):
+        expected = {prefix + k: list(v.shape) for k, v in build_generator(config).state_dict().items()}
+    declared = {k: v.get("shape") if isinstance(v, dict) else None
+                for k, v in header.items() if k != "__metadata__" and k.startswith(prefix)}
+    if declared != expected:
+        missing = sorted(set(expected) - set(declared))
+        wrong = sorted(k for k in set(expected) & set(declared) if expected[k] != declared[k])
+        detail = (f"missing {missing[:3]}" if missing else f"wrong shapes for {wrong[:3]}" if wrong
+                  else f"unexpected {sorted(set(declared) - set(expected))[:3]}")
+        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
+                             f"its config ({detail}).")
+
+
+def parse_config(data, path, what: str = "model") -> Pix2PixConfig:
+    """A stored config, checked like any other (types, ranges, normalization present)."""
+    try:
+        config = Pix2PixConfig.from_dict(data)
+    except InputError as exc:
+        raise ModelFileError(f"the config in {str(path)!r} is invalid: {exc}") from exc
+    if not config.normalized:
+        raise ModelFileError(f"the config in {str(path)!r} has no normalization parameters.")
+    return config
+
+
+def parse_document(doc, path) -> tuple[Pix2PixConfig, dict]:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model (format tag missing).")
+    check_format_version(doc, path, FORMAT_VERSION)
+    history = doc.get("history", {})
+    if not isinstance(history, dict):
+        raise ModelFileError(f"the training history in {str(path)!r} is malformed.")
+    return parse_config(doc.get("config"), path), history
+
+
+def check_format_version(doc: dict, path, newest: int) -> None:
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{str(path)!r} has an invalid format_version {version!r}.")
+    if version > newest:
+        raise ModelFileError(f"{str(path)!r} was written by a newer napari-pix2pix (format "
+                             f"{version}, this version reads up to {newest}); upgrade "
+                             "napari-pix2pix to open it.")
+
+

@@ -1,0 +1,135 @@
+"""A form of value widgets made from option declarations (options.py): basic options in
+view, advanced ones in a collapsible section. The widgets' kinds, ranges, steps, labels
+and tooltips all come from the declarations, so a new option appears here by itself."""
+
+from __future__ import annotations
+
+import math
+
+from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox,
+                              TupleEdit, Widget)
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from ..options import Option, options_of
+
+MAX_INT = 2**31 - 1
+MAX_FLOAT = 1e6
+
+
+class OptionField:
+    """One option's widget: its value in the option's own terms (None included, shown
+    as a ticked box next to the number)."""
+
+    def __init__(self, option: Option) -> None:
+        self.option = option
+        self.editor = _editor(option)
+        self.none_box = CheckBox(text=option.spec.none or "none") if option.optional else None
+        if self.none_box is not None:
+            self.none_box.changed.connect(lambda ticked: setattr(self.editor, "enabled", not ticked))
+            self.widget: Widget = Container(widgets=[self.none_box, self.editor], layout="horizontal",
+                                            labels=False, label=option.label)
+            self.widget.margins = (0, 0, 0, 0)
+        else:
+            self.widget = self.editor
+        self.widget.tooltip = option.spec.help
+        self.value = option.default
+
+    @property
+    def value(self):
+        if self.none_box is not None and self.none_box.value:
+            return None
+        value = self.editor.value
+        if self.option.kind == "path":
+            return value.strip() or None
+        return tuple(value) if self.option.kind == "pair" else value
+
+    @value.setter
+    def value(self, value) -> None:
+        if self.none_box is not None:
+            self.none_box.value = value is None
+            self.editor.enabled = value is not None
+        if value is None:
+            return
+        if self.option.kind == "size" and isinstance(value, (tuple, list)):
+            value = value[0]
+        self.editor.value = str(value) if self.option.kind == "path" else value
+
+    @property
+    def changed(self):
+        return self.widget.changed
+
+
+def _editor(option: Option) -> Widget:
+    s, kind = option.spec, option.kind
+    common = {"label": option.label, "tooltip": s.help}
+    if s.choices:
+        return ComboBox(choices=list(s.choices), **common)
+    if kind == "bool":
+        return CheckBox(text=option.label, **common)
+    if kind in ("int", "size"):
+        low = int(s.low) if s.low is not None else 1
+        high = int(min(s.high, MAX_INT)) if s.high is not None else MAX_INT
+        return SpinBox(min=low, max=high, step=int(s.step or 1), **common)
+    if kind == "float":
+        step = s.step or 0.1
+        low = (s.low + step if s.low_open else s.low) if s.low is not None else -MAX_FLOAT
+        high = s.high if s.high is not None and math.isfinite(s.high) else MAX_FLOAT
+        return FloatSpinBox(min=low, max=high - step if s.high_open else high, step=step, **common)
+    if kind == "pair":
+        step = s.step or 0.01
+        low = s.low if s.low is not None else -MAX_FLOAT
+        high = s.high if s.high is not None else MAX_FLOAT
+        return TupleEdit(value=option.default, options={
+            "min": low, "max": high - step if s.high_open else high, "step": step}, **common)
+    return LineEdit(**common)
+
+
+class OptionsForm(QWidget):
+    """Fields for the options of ``classes`` (except those in ``exclude`` and those
+    that go with the inputs or are filled in by the library)."""
+
+    def __init__(self, *classes, exclude=()) -> None:
+        super().__init__()
+        self.fields: dict[str, OptionField] = {}
+        groups: dict[str, list] = {"basic": [], "advanced": []}
+        for cls in classes:
+            for o in options_of(cls):
+                if o.spec.group in groups and "gui" in o.spec.surfaces and o.keyword not in exclude:
+                    field = self.fields[o.keyword] = OptionField(o)
+                    groups[o.spec.group].append(field.widget)
+        self.basic = Container(widgets=groups["basic"])
+        self.advanced = Container(widgets=groups["advanced"])
+        self.collapsible = QCollapsible("Advanced")
+        self.collapsible.addWidget(self.advanced.native)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.basic.native)
+        layout.addWidget(self.collapsible)
+
+    def __getitem__(self, keyword: str) -> OptionField:
+        return self.fields[keyword]
+
+    def values(self) -> dict:
+        """The fields' values as keyword arguments of train/predict."""
+        return {k: f.value for k, f in self.fields.items()}
+
+    def set_values(self, values: dict) -> None:
+        """Set the fields named in ``values``; a value an option refuses is skipped."""
+        for key, value in values.items():
+            field = self.fields.get(key)
+            if field is None:
+                continue
+            try:
+                field.value = field.option.check(value)
+            except (ValueError, TypeError):
+                continue
+
+    def restore_defaults(self) -> None:
+        for field in self.fields.values():
+            field.value = field.option.default
+
+    def connect(self, callback) -> None:
+        """Call ``callback`` whenever any field changes."""
+        for field in self.fields.values():
+            field.changed.connect(lambda *_: callback())

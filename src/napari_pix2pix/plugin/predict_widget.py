@@ -1,0 +1,259 @@
+"""The Predict dock widget: a model file, an Image layer, the prediction options and run
+controls. It runs the core ``predict`` in a worker thread with progress and Cancel and
+adds the result as a new layer with the input's scale, translate and axis labels."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import Container, Label, LineEdit, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QApplication, QFileDialog, QVBoxLayout, QWidget
+
+from ..errors import Pix2PixError
+from ..io.model_file import load_model
+from ..run_options import PredictOptions
+from ..workflows.prediction import predict
+from .layer_picker import LayerPicker
+from .layers import contrast_limits, layer_array, layer_axes, result_layer_kwargs
+from .options_form import OptionsForm
+from .run_controls import RunControls
+from .settings import WidgetSettings
+
+
+def lazy_output_path(name: str) -> Path:
+    """Where predictions of lazy layers are streamed to (kept: they are the result)."""
+    folder = Path.home() / "napari-pix2pix" / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.zarr"
+
+
+class PredictionCancelled(Pix2PixError):
+    """Raised inside the worker when the user pressed Cancel."""
+
+
+class ModelChooser(Container):
+    """A model path with a browse button, what the loaded model is, and its export."""
+
+    def __init__(self) -> None:
+        self.path = LineEdit(tooltip="model.safetensors or model folder")
+        self.path.native.setPlaceholderText("model.safetensors or model folder")
+        self.browse = PushButton(text="…")
+        self.browse.native.setMaximumWidth(30)
+        row = Container(widgets=[self.path, self.browse], layout="horizontal", labels=False,
+                        label="Model")
+        row.margins = (0, 0, 0, 0)
+        self.info = Label(value="No model loaded.")
+        self.info.native.setWordWrap(True)
+        self.export = PushButton(text="Export to bioimage.io…", tooltip=(
+            "Write the loaded model as a bioimage.io model zip "
+            '(needs pip install "napari-pix2pix[bioimageio]")'))
+        super().__init__(widgets=[row, self.info, self.export])
+        self.margins = (0, 0, 0, 0)
+
+
+class PredictWidget(QWidget):
+    """Apply a trained pix2pix model to an Image layer, tile by tile."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model = None
+        self.worker = None
+        self.cancel_requested = threading.Event()
+        self.state = {"done": 0, "total": 0}
+        self.settings = WidgetSettings("predict")
+        self._init_ui()
+        self.form.set_values(self.settings.load())
+        self.image.reset_choices()
+        self._set_running(False)
+
+    # ------------------------------------------------------------------ parts
+    def _init_ui(self) -> None:
+        self.chooser = ModelChooser()
+        self.chooser.browse.changed.connect(self._browse)
+        self.chooser.export.changed.connect(self._export_dialog)
+        self.chooser.path.native.editingFinished.connect(lambda: self.load(self.chooser.path.value))
+        self.image = LayerPicker(self.viewer, "Image / axes")
+        layers = self.viewer.layers.events
+        for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
+            event.connect(self.image.reset_choices)
+        self.form = OptionsForm(PredictOptions)
+        self.controls = RunControls("Predict", "Cancel")
+        self.controls["Predict"].clicked.connect(lambda: self.run())
+        self.controls["Cancel"].clicked.connect(self.cancel)
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(lambda: self.controls.progress(self.state["done"],
+                                                                  self.state["total"]))
+        layout = QVBoxLayout(self)
+        for part in (self.chooser.native, self.image.native, self.form, self.controls):
+            layout.addWidget(part)
+        layout.addStretch()
+
+    def reset_choices(self, *_) -> None:
+        self.image.reset_choices()
+
+    def select_layer(self, name: str) -> None:
+        self.image.value = name
+
+    # ------------------------------------------------------------------ model
+    def _browse(self, *_) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open pix2pix model", "",
+                                              "pix2pix model (*.safetensors);;All files (*)")
+        if path:
+            self.chooser.path.value = path
+            self.load(path)
+
+    def load(self, path) -> None:
+        """Load a model file and show what it is."""
+        if not str(path):
+            return
+        try:
+            self.model = load_model(Path(str(path)).expanduser())
+        except Pix2PixError as exc:
+            self.model = None
+            self.chooser.info.value = f"<span style='color:#e05050'>{exc}</span>"
+            self._set_running(False)
+            return
+        self.chooser.path.value = str(path)
+        summary = self.model.summary()
+        metrics = summary.pop("final validation") or {}
+        lines = [f"{k}: {v}" for k, v in summary.items()]
+        if metrics:
+            lines.append("validation: " + json.dumps({k: round(v, 3) for k, v in metrics.items()}))
+        self.chooser.info.value = "\n".join(lines)
+        self._set_running(False)
+
+    def _export_dialog(self, *_) -> None:
+        if self.model is None:
+            return
+        stem = Path(self.chooser.path.value).stem or "model"
+        path, _ = QFileDialog.getSaveFileName(self, "Export to bioimage.io",
+                                              f"{stem}.bioimageio.zip", "bioimage.io model (*.zip)")
+        if path:
+            self.export_model(path if path.lower().endswith(".zip") else f"{path}.zip")
+
+    def export_model(self, path) -> Path | None:
+        """Export the loaded model as a bioimage.io zip; report success or failure."""
+        if self.model is None:
+            show_error("Load a model first.")
+            return None
+        self.controls.say(f"Exporting to {path}…")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            result = self.model.export_bioimageio(path)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
+            kind = "" if isinstance(exc, Pix2PixError) else f" ({type(exc).__name__})"
+            show_error(f"Export failed{kind}: {exc}")
+            self.controls.say(f"Error: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        show_info(f"Exported the model to {result} (bioimage.io).")
+        self.controls.say(f"Exported {result}.")
+        return result
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        layer = self.image.value
+        if self.worker is not None or self.model is None or layer is None:
+            if self.model is None:
+                show_error("Load a model first.")
+            return
+        self.settings.save(self.form.values())
+        options = {**self.form.values(), "axes": self.image.axes_text() or None}
+        data = layer_array(layer)
+        if not isinstance(data, np.ndarray):
+            if options["uncertainty"]:
+                show_error(f"{layer.name} is a lazy (on-disk) layer; the confidence map is "
+                           "computed in memory. Untick Confidence map to stream the prediction.")
+                return
+            # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
+            # and show it lazily
+            options["out"] = lazy_output_path(layer.name)
+        self.cancel_requested.clear()
+        self.state.update(done=0, total=0)
+        self.worker = create_worker(self._job, data, options, _start_thread=False,
+                                    _ignore_errors=True)
+        self.worker.returned.connect(lambda result, lyr=layer: self._add_result(lyr, *result))
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.controls.progress(0, 1)
+        self.controls.say(f"Predicting {layer.name}…")
+        self._set_running(True)
+        self.timer.start()
+        self.worker.start()
+
+    def _job(self, data, options: dict):
+        """In the worker thread: (prediction, output axes, spread or None)."""
+        def report(done: int, total: int) -> None:
+            self.state.update(done=done, total=total)
+            if self.cancel_requested.is_set():
+                raise PredictionCancelled("prediction cancelled")
+
+        *arrays, axes = predict(self.model, data, progress=report, return_axes=True, **options)
+        return arrays[0], axes, (arrays[1] if options["uncertainty"] else None)
+
+    def cancel(self) -> None:
+        self.cancel_requested.set()
+
+    def _add_result(self, layer, result, out_axes: str, spread=None) -> None:
+        if isinstance(result, Path):
+            import dask.array as da
+
+            result = da.from_zarr(str(result))
+        kwargs = result_layer_kwargs(layer, self.image.axes_text() or layer_axes(layer), out_axes)
+        name = f"{layer.name} [pix2pix]"
+        self._add_layer(result, name, kwargs)
+        if spread is not None:
+            self._add_layer(spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
+        self.controls.say(f"Added {name} {tuple(result.shape)}"
+                          + (" and its spread." if spread is not None else "."))
+
+    def _add_layer(self, data, name: str, kwargs: dict, **extra) -> None:
+        kwargs = {**kwargs, **extra}
+        if "channel_axis" in kwargs:
+            kwargs["name"] = [f"{name} c{i}" for i in range(data.shape[kwargs["channel_axis"]])]
+        else:
+            kwargs["name"] = name
+            kwargs["contrast_limits"] = contrast_limits(data)
+        self.viewer.add_image(data, **kwargs)
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, PredictionCancelled):
+            show_info("Prediction cancelled; no layer was added.")
+            self.controls.say("Cancelled.")
+        else:
+            kind = "" if isinstance(exc, Pix2PixError) else f" ({type(exc).__name__})"
+            show_error(f"Prediction failed{kind}: {exc}")
+            self.controls.say(f"Error: {exc}")
+
+    def _on_finished(self) -> None:
+        self.timer.stop()
+        self.controls.progress(self.state["done"], self.state["total"])
+        self.worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.controls["Predict"].setEnabled(not running and self.model is not None)
+        self.controls["Cancel"].setEnabled(running)
+        self.chooser.export.enabled = not running and self.model is not None
+
+
+def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:
+    """Layers > Filter command: open the Predict widget on the selected layer (napari
+    0.9 does not open the layer list's context menu to plugins). napari injects the
+    viewer from the type annotation."""
+    layer = viewer.layers.selection.active
+    _, widget = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
+    if layer is not None:
+        widget.select_layer(layer.name)

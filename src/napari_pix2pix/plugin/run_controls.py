@@ -1,0 +1,37 @@
+"""How a widget shows one run: its buttons, a progress bar and a status line. Each
+widget has this one progress display (napari's activity dock is left alone: its
+indicator repainted the whole window many times a second)."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+
+class RunControls(QWidget):
+    """A row of buttons named by ``labels``, a progress bar and a status line."""
+
+    def __init__(self, *labels: str) -> None:
+        super().__init__()
+        self.buttons = {label: QPushButton(label) for label in labels}
+        self.progress_bar = QProgressBar()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        for button in self.buttons.values():
+            row.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+
+    def __getitem__(self, label: str) -> QPushButton:
+        return self.buttons[label]
+
+    def progress(self, done: int, total: int) -> None:
+        if total:
+            self.progress_bar.setMaximum(total)
+            self.progress_bar.setValue(done)
+
+    def say(self, text: str) -> None:
+        self.status.setText(text)

@@ -1,0 +1,142 @@
+"""``predict`` and ``predict_lazy``: a model (object or file) applied to an image
+(array, dask/zarr array or file) through the engine's one tiled path, into memory, an
+array, a streamed file, or a dask graph for a cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.arrays import check_array
+from ..engine.axes import AxesLayout, check_axes, output_axes
+from ..engine.inference import TileTooLarge, make_predictor, predict_with_spread
+from ..errors import InputError
+from ..io.images import as_image
+from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
+from ..io.outputs import ZarrOutput, open_output
+from ..options import options_doc, split_options
+from ..run_options import PredictOptions
+
+
+def predict(model, image, axes: str | None = None, *, out=None, progress=None,
+            return_axes: bool = False, **options):
+    """Translate ``image`` with a trained model, tile by tile.
+
+    Args:
+        model: a Pix2PixModel or the path of a saved model.
+        image: numpy, dask or zarr array (any integer/float dtype), or a TIFF path (read
+            lazily, a band of rows at a time).
+        axes: the image's axes (default: from the file, else the model's source axes).
+            2D models run slice by slice over Z/T (batched across slices); 3D models
+            tile in 3D.
+        out: None (return a numpy array), a writable array of the output's shape, or a
+            path: ``.tif``/``.ome.tif`` (streamed, BigTIFF when large, renamed from
+            ``.partial`` when complete) or ``.zarr`` (marked complete at the end).
+        progress: called with (tiles done, tiles total); raising from it cancels.
+        return_axes: also return the output's axes string.
+
+    Returns:
+        float32 array in the target's units with the input's axes (C only where the
+        model's target has channels), or the ``out`` given; ``(result, spread)`` with
+        ``uncertainty``; the output axes appended with ``return_axes``.
+    """
+    opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
+    model = as_model(model)
+    cfg = model.config
+    image = as_image(image, "image", lazy=True)
+    axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
+    out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
+    predictor = make_predictor(model, opts)
+    if opts.uncertainty:
+        if out is not None:
+            raise InputError("uncertainty=True returns the prediction and its spread in memory; "
+                             "leave out=None (or predict without uncertainty to stream).")
+        result = predict_with_spread(predictor, np.asarray(image.array), axes, out_axes,
+                                     cfg.out_channels, cfg.spatial_dims, progress)
+        return (*result, out_axes) if return_axes else result
+    if_exists = opts.if_exists
+    while True:
+        output = open_output(out, layout, out_axes, cfg.out_channels, image.scale, image.unit,
+                             if_exists)
+        try:
+            predictor.run(image.array, layout, output, progress)
+            break
+        except TileTooLarge as exc:
+            predictor = predictor.with_smaller_tiles(exc)
+            # start again; a zarr store keeps the slices already finished
+            if_exists = "resume" if isinstance(output, ZarrOutput) else "overwrite"
+    result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
+    return (result, out_axes) if return_axes else result
+
+
+predict.__doc__ += options_doc(PredictOptions)
+
+_WORKER_MODELS: dict[int, Pix2PixModel] = {}
+
+
+def predict_lazy(model, image, axes: str | None = None, **options):
+    """The prediction as a lazy dask array with one task per sample (slice, time point
+    or volume), each run by the same tiled engine as ``predict``.
+
+    Compute it with any dask scheduler: inside a ``dask.distributed.Client`` it runs on
+    that cluster (a LocalCluster, dask-jobqueue on Slurm, Kubernetes, ...), and
+    ``.to_zarr()`` writes it without gathering it. The model travels to the workers in
+    its safetensors form (no pickled torch objects) and is rebuilt once per worker.
+    """
+    import dask.array as da
+
+    opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict_lazy")[0])
+    if opts.uncertainty or opts.if_exists != "overwrite":
+        raise InputError("predict_lazy takes the tiling options only (no uncertainty, no if_exists).")
+    model = as_model(model)
+    cfg = model.config
+    image = as_image(image, "image", lazy=True)
+    axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
+    make_predictor(model, PredictOptions(**{**options, "device": "cpu"}))  # checks the options now
+    array = image.array
+    x = array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
+    x = x.rechunk(tuple(1 if a in layout.sample_axes else -1 for a in axes))
+    out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
+    model_bytes = model.to_bytes()
+    key = hash(model_bytes)
+    options = {**options, "axes": axes}
+
+    def block(chunk: np.ndarray) -> np.ndarray:
+        if key not in _WORKER_MODELS:
+            _WORKER_MODELS[key] = model_from_bytes(model_bytes)
+        return predict(_WORKER_MODELS[key], np.asarray(chunk), **options)
+
+    kwargs: dict = {"dtype": np.float32, "meta": np.empty((0,) * len(out_axes), np.float32)}
+    if "C" in axes and "C" not in out_axes:
+        kwargs["drop_axis"] = axes.index("C")
+    elif "C" not in axes and "C" in out_axes:
+        kwargs["new_axis"] = out_axes.index("C")
+    chunks = list(x.chunks)
+    if "C" in axes:
+        chunks.pop(axes.index("C"))
+    if "C" in out_axes:
+        chunks.insert(out_axes.index("C"), (cfg.out_channels,))
+    return da.map_blocks(block, x, chunks=tuple(chunks), **kwargs)
+
+
+def _image_layout(model, array, axes: str | None, file_axes: str) -> tuple[str, AxesLayout]:
+    """The image's axes (given, from its file, else the model's) and layout, checked
+    against the model."""
+    cfg = model.config
+    check_array(array, "image")
+    if axes is None:
+        if file_axes and len(file_axes) == array.ndim:
+            axes = file_axes
+        elif len(cfg.source_axes) == array.ndim:
+            axes = cfg.source_axes
+        else:
+            raise InputError(f"the image has {array.ndim} dimensions but the model was trained on "
+                             f"{cfg.source_axes!r}; pass axes=... (e.g. 'ZYX' for a stack).")
+    axes = check_axes(axes, array.ndim, cfg.spatial_dims, "image")
+    layout = AxesLayout(axes, array.shape, cfg.spatial_dims)
+    if layout.channels != cfg.in_channels:
+        raise InputError(f"the image has {layout.channels} channel(s) (axes {axes!r}, shape "
+                         f"{tuple(array.shape)}) but the model expects {cfg.in_channels}.")
+    return axes, layout
