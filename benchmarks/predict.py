@@ -55,8 +55,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3, help="best of N interleaved rounds")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--precisions", default="fp32,bf16",
-                        help="bf16 is emulated (very slow) on CPUs without native bf16")
+    parser.add_argument(
+        "--precisions",
+        default="fp32,bf16",
+        help="bf16 is emulated (very slow) on CPUs without native bf16",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,13 +67,20 @@ def main() -> None:
     precisions = {"fp32": None, "bf16": torch.bfloat16}
     chosen = [p for p in args.precisions.split(",") if p]
     image = np.random.default_rng(0).integers(0, 65535, (args.size, args.size)).astype(np.uint16)
-    print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"image {args.size}x{args.size} uint16, batch {args.batch}, best of {args.repeats}")
+    print(
+        f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"image {args.size}x{args.size} uint16, batch {args.batch}, best of {args.repeats}"
+    )
     rows, extra = [], []
     dev = torch.device("cpu")
     for name, options in MODELS.items():
-        cfg = Pix2PixConfig(**options, source_low=[0.0], source_high=[65535.0],
-                            target_low=[0.0], target_high=[1000.0])
+        cfg = Pix2PixConfig(
+            **options,
+            source_low=[0.0],
+            source_high=[65535.0],
+            target_low=[0.0],
+            target_high=[1000.0],
+        )
         model = Pix2PixModel(cfg)
         g = model.generator.eval()
         tile = cfg.patch_size[0]
@@ -84,35 +94,53 @@ def main() -> None:
             def raw():
                 with torch.inference_mode(), autocast(dev, dtype):
                     for i in range(0, n_tiles, args.batch):
-                        g(tiles[i:i + args.batch])
+                        g(tiles[i : i + args.batch])
 
             def ours():
-                outputs[precision] = p2p.predict(model, image, tile_size=tile, overlap=0.25,
-                                                 batch_size=args.batch, device="cpu",
-                                                 amp="off" if dtype is None else "bf16")
+                outputs[precision] = p2p.predict(
+                    model,
+                    image,
+                    tile_size=tile,
+                    overlap=0.25,
+                    batch_size=args.batch,
+                    device="cpu",
+                    amp="off" if dtype is None else "bf16",
+                )
 
             def monai():
                 with torch.inference_mode(), autocast(dev, dtype):
-                    sliding_window_inference(x, (tile, tile), args.batch, g, overlap=0.25,
-                                             mode="gaussian")
+                    sliding_window_inference(
+                        x, (tile, tile), args.batch, g, overlap=0.25, mode="gaussian"
+                    )
 
             with torch.inference_mode(), autocast(dev, dtype):
                 g(tiles[: args.batch])  # warm-up
             t = interleaved_best({"raw": raw, "ours": ours, "monai": monai}, args.repeats)
             speeds[precision] = {k: n_tiles / v for k, v in t.items()}
             rows.append((name, precision, speeds[precision], args.size**2 / t["ours"] / 1e6))
-            print(f"  {name} {precision}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
-                  flush=True)
+            print(
+                f"  {name} {precision}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
+                flush=True,
+            )
         if "fp32" in speeds and "bf16" in speeds:
-            extra.append((name, speeds["bf16"]["ours"] / speeds["fp32"]["monai"],
-                          psnr(outputs["bf16"], outputs["fp32"])))
+            extra.append(
+                (
+                    name,
+                    speeds["bf16"]["ours"] / speeds["fp32"]["monai"],
+                    psnr(outputs["bf16"], outputs["fp32"]),
+                )
+            )
     print()
-    print("| generator | precision | raw forward tiles/s (a) | predict tiles/s (b) | "
-          "MONAI sliding window tiles/s (c) | predict Mpx/s | b/a | b/c |")
+    print(
+        "| generator | precision | raw forward tiles/s (a) | predict tiles/s (b) | "
+        "MONAI sliding window tiles/s (c) | predict Mpx/s | b/a | b/c |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, precision, s, mpx in rows:
-        print(f"| {name} | {precision} | {s['raw']:.2f} | {s['ours']:.2f} | {s['monai']:.2f} | "
-              f"{mpx:.3f} | {s['ours'] / s['raw']:.2f} | {s['ours'] / s['monai']:.2f} |")
+        print(
+            f"| {name} | {precision} | {s['raw']:.2f} | {s['ours']:.2f} | {s['monai']:.2f} | "
+            f"{mpx:.3f} | {s['ours'] / s['raw']:.2f} | {s['ours'] / s['monai']:.2f} |"
+        )
     if extra:
         print()
         print("| generator | bf16 predict / fp32 MONAI | PSNR bf16 vs fp32 output (dB) |")

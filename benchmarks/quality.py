@@ -26,7 +26,8 @@ so a second call only runs what is missing and reprints the tables):
 
     python benchmarks/quality.py --budget 20 --variants main       # L1 vs L1+cGAN, 13 planes
     python benchmarks/quality.py --budget 4 --variants ablations --out quality_output/ablations
-    python benchmarks/quality.py --figure docs/images/quality_crops.png --table docs/quality_table.md
+    python benchmarks/quality.py --figure docs/images/quality_crops.png \
+        --table docs/quality_table.md
     python benchmarks/quality.py --variants ablations --out quality_output/ablations \
         --figure docs/images/quality_ablations.png --table docs/quality_ablation_table.md
 """
@@ -49,8 +50,9 @@ from napari_pix2pix.metrics import image_metrics, pearson_r, spectral_distance
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isl_phase_to_dapi"
 SPLIT = 768  # columns >= SPLIT are held out
 MIDDLE_PLANE = 6
-RECIPE = dict(patch_size=128, depth=7, base_channels=32, batch_size=4, seed=0, device="cpu",
-              val_fraction=0.1)
+RECIPE = dict(
+    patch_size=128, depth=7, base_channels=32, batch_size=4, seed=0, device="cpu", val_fraction=0.1
+)
 
 # name -> (description, train options); "planes" 13 = all planes as channels, 1 = middle one
 VARIANTS = {
@@ -69,10 +71,25 @@ VARIANTS = {
     "no-fgcrops": ("L1 + cGAN, uniform crops", {"foreground_crops": 0.0}),
     "paper": ("L1 + cGAN, paper recipe (neither)", {"gan_warmup": 0.0, "foreground_crops": 0.0}),
 }
-GROUPS = {"main": ["l1+cgan", "l1"],
-          "ablations": ["l1+cgan", "l1", "cgan", "lambda10", "lambda1000", "d16", "d286",
-                        "no-warmup", "no-fgcrops", "paper", "l1+cgan-d5", "l1-d5",
-                        "l1+cgan-1plane", "l1-1plane"]}
+GROUPS = {
+    "main": ["l1+cgan", "l1"],
+    "ablations": [
+        "l1+cgan",
+        "l1",
+        "cgan",
+        "lambda10",
+        "lambda1000",
+        "d16",
+        "d286",
+        "no-warmup",
+        "no-fgcrops",
+        "paper",
+        "l1+cgan-d5",
+        "l1-d5",
+        "l1+cgan-1plane",
+        "l1-1plane",
+    ],
+}
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray]:
@@ -88,11 +105,17 @@ def source_for(phase: np.ndarray, planes: int) -> tuple[np.ndarray, str]:
 def calibrate(phase, dapi, steps: int = 15) -> float:
     """Seconds per training step of the default recipe (after a warm-up)."""
     times = []
-    for event in p2p.train_iter(phase[:, :, :SPLIT], dapi[:, :SPLIT], axes="CYX",
-                                target_axes="YX", steps=steps + 3, val_every=10**6,
-                                **RECIPE):
+    for _ in p2p.train_iter(
+        phase[:, :, :SPLIT],
+        dapi[:, :SPLIT],
+        axes="CYX",
+        target_axes="YX",
+        steps=steps + 3,
+        val_every=10**6,
+        **RECIPE,
+    ):
         times.append(time.perf_counter())
-    return float(np.median(np.diff(times[3:steps + 3])))
+    return float(np.median(np.diff(times[3 : steps + 3])))
 
 
 def scores(pred: np.ndarray, target: np.ndarray, low: float, high: float) -> dict:
@@ -113,26 +136,41 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
     warnings = []
     start, cpu = time.perf_counter(), time.process_time()
     model = None
-    for event in p2p.train_iter(train_src, dapi[:, :SPLIT], axes=axes, target_axes="YX",
-                                steps=steps, **{**RECIPE, **options}):
+    for event in p2p.train_iter(
+        train_src,
+        dapi[:, :SPLIT],
+        axes=axes,
+        target_axes="YX",
+        steps=steps,
+        **{**RECIPE, **options},
+    ):
         model = event.model
         if isinstance(event, p2p.WarningEvent):
             warnings.append(event.message)
         if isinstance(event, p2p.StepEvent) and event.step % 200 == 0:
-            print(f"  {name}: step {event.step}/{steps}, L1 {event.losses['g_l1']:.3f}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {name}: step {event.step}/{steps}, L1 {event.losses['g_l1']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     model.save(out / f"{name}.safetensors")
     pred, spread = p2p.predict(model, test_src, axes=axes, device="cpu", uncertainty=True)
     np.save(out / f"{name}_pred.npy", pred)
     target = dapi[:, SPLIT:]
     cfg = model.config
-    result = {"name": name, "description": description, "steps": steps, "seconds": seconds,
-              "cpu_seconds": cpu, "warnings": warnings,
-              **scores(pred, target, cfg.target_low[0], cfg.target_high[0]),
-              "std_ratio": float(pred.std() / target.std()),
-              "spread_error_r": pearson_r(spread, np.abs(pred - target)),
-              "val_history": model.history.get("validation", [])}
+    result = {
+        "name": name,
+        "description": description,
+        "steps": steps,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "warnings": warnings,
+        **scores(pred, target, cfg.target_low[0], cfg.target_high[0]),
+        "std_ratio": float(pred.std() / target.std()),
+        "spread_error_r": pearson_r(spread, np.abs(pred - target)),
+        "val_history": model.history.get("validation", []),
+    }
     done.write_text(json.dumps(result, indent=1))
     return result
 
@@ -146,22 +184,33 @@ def baselines(phase, dapi) -> list[dict]:
     identity = a * plane[:, SPLIT:] + b
     rows = []
     for name, pred in (("constant", constant), ("identity", identity)):
-        rows.append({"name": name, "description": f"baseline: {name}", "steps": 0,
-                     **scores(pred.astype(np.float32), target, low, high),
-                     "std_ratio": float(pred.std() / target.std()), "spread_error_r": float("nan")})
+        rows.append(
+            {
+                "name": name,
+                "description": f"baseline: {name}",
+                "steps": 0,
+                **scores(pred.astype(np.float32), target, low, high),
+                "std_ratio": float(pred.std() / target.std()),
+                "spread_error_r": float("nan"),
+            }
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| variant | steps | minutes | MAE | PSNR dB | SSIM | Pearson r | spectral dist. "
-            "| pred/target std | spread-error r |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| variant | steps | minutes | MAE | PSNR dB | SSIM | Pearson r | spectral dist. "
+        "| pred/target std | spread-error r |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         minutes = f"{r['seconds'] / 60:.1f}" if r.get("seconds") else "-"
-        lines.append(f"| {r['description']} | {r['steps']} | {minutes} | {r['mae']:.0f} | "
-                     f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['pearson_r']:.3f} | "
-                     f"{r['spectral']:.3f} | {r['std_ratio']:.2f} | "
-                     f"{r['spread_error_r']:.2f} |")
+        lines.append(
+            f"| {r['description']} | {r['steps']} | {minutes} | {r['mae']:.0f} | "
+            f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['pearson_r']:.3f} | "
+            f"{r['spectral']:.3f} | {r['std_ratio']:.2f} | "
+            f"{r['spread_error_r']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -174,17 +223,24 @@ def figure(out: Path, names: list[str], path: Path, phase, dapi) -> None:
 
     n = 200  # the held-out crop with the most nuclei signal (on a 25-px grid)
     held = dapi[:, SPLIT:].astype(np.float64)
-    y0, x0 = max(((y, x) for y in range(0, held.shape[0] - n + 1, 25)
-                  for x in range(0, held.shape[1] - n + 1, 25)),
-                 key=lambda yx: held[yx[0]:yx[0] + n, yx[1]:yx[1] + n].mean())
-    target = dapi[:, SPLIT:][y0:y0 + n, x0:x0 + n]
+    y0, x0 = max(
+        (
+            (y, x)
+            for y in range(0, held.shape[0] - n + 1, 25)
+            for x in range(0, held.shape[1] - n + 1, 25)
+        ),
+        key=lambda yx: held[yx[0] : yx[0] + n, yx[1] : yx[1] + n].mean(),
+    )
+    target = dapi[:, SPLIT:][y0 : y0 + n, x0 : x0 + n]
     lo, hi = np.percentile(dapi[:, :SPLIT], [0.5, 99.5])
-    panels = [("phase (z 6)", phase[MIDDLE_PLANE][:, SPLIT:][y0:y0 + n, x0:x0 + n], None),
-              ("DAPI (target)", target, (lo, hi))]
+    panels = [
+        ("phase (z 6)", phase[MIDDLE_PLANE][:, SPLIT:][y0 : y0 + n, x0 : x0 + n], None),
+        ("DAPI (target)", target, (lo, hi)),
+    ]
     for name in names:
         file = out / f"{name}_pred.npy"
         if file.is_file():
-            panels.append((VARIANTS[name][0], np.load(file)[y0:y0 + n, x0:x0 + n], (lo, hi)))
+            panels.append((VARIANTS[name][0], np.load(file)[y0 : y0 + n, x0 : x0 + n], (lo, hi)))
     cols = 4
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows))
@@ -202,11 +258,18 @@ def figure(out: Path, names: list[str], path: Path, phase, dapi) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", type=float, default=20.0,
-                        help="minutes of training per variant on this machine (sets the steps)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="minutes of training per variant on this machine (sets the steps)",
+    )
     parser.add_argument("--steps", type=int, help="steps per variant (instead of --budget)")
-    parser.add_argument("--variants", default="main",
-                        help="main, ablations, or comma-separated names: " + ", ".join(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        default="main",
+        help="main, ablations, or comma-separated names: " + ", ".join(VARIANTS),
+    )
     parser.add_argument("--out", type=Path, default=Path("quality_output"))
     parser.add_argument("--figure", type=Path, help="write the crop figure here")
     parser.add_argument("--table", type=Path, help="write the tables (markdown) here")
@@ -225,8 +288,10 @@ def main() -> None:
     if steps is None and not (args.figure or args.table):
         per_step = calibrate(phase, dapi)
         steps = max(10, int(args.budget * 60 / per_step))
-        print(f"calibration: {per_step:.3f} s/step -> {steps} steps for {args.budget} minutes",
-              file=sys.stderr)
+        print(
+            f"calibration: {per_step:.3f} s/step -> {steps} steps for {args.budget} minutes",
+            file=sys.stderr,
+        )
     if steps is not None:
         for name in names:
             print(f"training {name} ({steps} steps)", file=sys.stderr, flush=True)

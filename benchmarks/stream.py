@@ -47,30 +47,49 @@ def main() -> None:
         for i in range(slices):
             yield np.roll(base, i, axis=1)
 
-    tifffile.imwrite(source, data=pages(), shape=(slices, args.size, args.size), dtype="uint16",
-                     bigtiff=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(
+        source,
+        data=pages(),
+        shape=(slices, args.size, args.size),
+        dtype="uint16",
+        bigtiff=True,
+        metadata={"axes": "ZYX"},
+    )
     stack_mb = source.stat().st_size / 2**20
-    cfg = Pix2PixConfig(depth=4, base_channels=8, patch_size=args.tile, source_low=[0.0],
-                        source_high=[30000.0], target_low=[0.0], target_high=[1000.0])
+    cfg = Pix2PixConfig(
+        depth=4,
+        base_channels=8,
+        patch_size=args.tile,
+        source_low=[0.0],
+        source_high=[30000.0],
+        target_low=[0.0],
+        target_high=[1000.0],
+    )
     model = Pix2PixModel(cfg)
     p2p.predict(model, base[None, :64, :64], axes="ZYX", device="cpu")  # warm-up
     before = rss_mb()
     start = time.perf_counter()
     out = folder / "prediction.ome.tif"
-    p2p.predict(model, source, axes="ZYX", tile_size=args.tile, batch_size=args.batch,
-                device="cpu", out=out)
+    p2p.predict(
+        model, source, axes="ZYX", tile_size=args.tile, batch_size=args.batch, device="cpu", out=out
+    )
     seconds = time.perf_counter() - start
     peak = rss_mb()
     out_mb = out.stat().st_size / 2**20
     print()
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| input stack | output | time | throughput | peak RSS | peak RSS / stack | "
-          "RSS before predict |")
+    print(
+        "| input stack | output | time | throughput | peak RSS | peak RSS / stack | "
+        "RSS before predict |"
+    )
     print("|---|---|---|---|---|---|---|")
-    print(f"| {slices} x {args.size}^2 uint16, {stack_mb / 1024:.2f} GiB | float32 OME-TIFF, "
-          f"{out_mb / 1024:.2f} GiB | {seconds:.0f} s | {slices * args.size**2 / seconds / 1e6:.1f} Mpx/s "
-          f"({stack_mb / seconds:.0f} MiB/s in) | {peak:.0f} MiB | {peak / stack_mb:.3f} | "
-          f"{before:.0f} MiB |")
+    print(
+        f"| {slices} x {args.size}^2 uint16, {stack_mb / 1024:.2f} GiB | float32 OME-TIFF, "
+        f"{out_mb / 1024:.2f} GiB | {seconds:.0f} s | "
+        f"{slices * args.size**2 / seconds / 1e6:.1f} Mpx/s "
+        f"({stack_mb / seconds:.0f} MiB/s in) | {peak:.0f} MiB | {peak / stack_mb:.3f} | "
+        f"{before:.0f} MiB |"
+    )
     if not args.keep:
         shutil.rmtree(folder)
 

@@ -44,8 +44,10 @@ def main() -> None:
             results.append((patch, depth, precision, 1 / per_step, args.batch / per_step))
             print(f"  patch {patch} depth {depth} {precision}: {per_step:.2f} s/step", flush=True)
     fp32 = {(r[0]): r[3] for r in results if r[2] == "fp32"}
-    print(f"\n{torch.get_num_threads()} threads, torch {torch.__version__}, batch {args.batch}, "
-          f"ngf 64, 70x70 PatchGAN")
+    print(
+        f"\n{torch.get_num_threads()} threads, torch {torch.__version__}, batch {args.batch}, "
+        f"ngf 64, 70x70 PatchGAN"
+    )
     print("| patch | depth | precision | steps/s | images/s | speed vs fp32 same patch |")
     print("|---|---|---|---|---|---|")
     for patch, depth, precision, sps, ips in results:

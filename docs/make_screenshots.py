@@ -15,10 +15,10 @@ from pathlib import Path
 # start from the widgets' defaults, whatever this user's saved napari-pix2pix settings are
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screenshots-")
 
-import napari  # noqa: E402
-from qtpy.QtWidgets import QApplication  # noqa: E402
+import napari
+from qtpy.QtWidgets import QApplication
 
-from napari_pix2pix.sample_data import make_stack  # noqa: E402
+from napari_pix2pix.sample_data import make_stack
 
 OUT = Path(__file__).parent / "images"
 
@@ -51,8 +51,15 @@ def main(steps: int = 300) -> None:
     viewer.window.resize(1500, 1000)
     viewer.open_sample("napari-pix2pix", "paired_sample")
     _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Train")
-    for name, value in (("steps", steps), ("patch_size", 64), ("depth", 5), ("base_channels", 16),
-                        ("batch_size", 4), ("disc_channels", 16), ("checkpoint_every", 0)):
+    for name, value in (
+        ("steps", steps),
+        ("patch_size", 64),
+        ("depth", 5),
+        ("base_channels", 16),
+        ("batch_size", 4),
+        ("disc_channels", 16),
+        ("checkpoint_every", 0),
+    ):
         getattr(train, name).setValue(value)
     train.val_fraction.setValue(0.2)
     train.autosave.setText(str(OUT.parent / "_screenshot_run"))

@@ -26,9 +26,23 @@ def recording_batch(self, batch_size):
 
 sampling.PairedPatchSampler.batch = recording_batch
 source, target = make_pair((96, 96), seed=1, nucleus_radius=5.0)
-model = p2p.train(source, target, steps=2, patch_size=32, depth=4, base_channels=8, batch_size=2,
-                  disc_layers=2, disc_channels=8, device="cpu", seed=0, val_fraction=0)
-weights = {k: hashlib.sha1(v.numpy().tobytes()).hexdigest()
-           for k, v in model.generator.state_dict().items()}
+model = p2p.train(
+    source,
+    target,
+    steps=2,
+    patch_size=32,
+    depth=4,
+    base_channels=8,
+    batch_size=2,
+    disc_layers=2,
+    disc_channels=8,
+    device="cpu",
+    seed=0,
+    val_fraction=0,
+)
+weights = {
+    k: hashlib.sha1(v.numpy().tobytes()).hexdigest()
+    for k, v in model.generator.state_dict().items()
+}
 with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
     json.dump({"world": torch.distributed.get_world_size(), "crops": crops, "weights": weights}, fh)

@@ -14,13 +14,22 @@ import tifffile
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix.cli import main
-from napari_pix2pix.io.model_file import Pix2PixModel
-from napari_pix2pix.engine.inference import TiledPredictor
 from napari_pix2pix import StepEvent
+from napari_pix2pix.cli import main
+from napari_pix2pix.engine.inference import TiledPredictor
+from napari_pix2pix.io.model_file import Pix2PixModel
 
-FAST = dict(steps=2, patch_size=32, depth=4, base_channels=8, batch_size=2, disc_layers=2,
-            disc_channels=8, device="cpu", val_fraction=0.0)
+FAST = dict(
+    steps=2,
+    patch_size=32,
+    depth=4,
+    base_channels=8,
+    batch_size=2,
+    disc_layers=2,
+    disc_channels=8,
+    device="cpu",
+    val_fraction=0.0,
+)
 
 
 def read_only_folder(tmp: Path) -> Path:
@@ -57,9 +66,11 @@ def files(tmp_path_factory, pair):
     (tmp / "pickle.safetensors").write_bytes(pickle.dumps({"a": 1}))
     folder = model.save(tmp / "folder_model")
     doc = json.loads((folder / "config.json").read_text())
-    for name, change in (("newer", {"format_version": 99}),
-                         ("mismatch", {"config": {**doc["config"], "base_channels": 16}}),
-                         ("foreign", {"format": "something-else"})):
+    for name, change in (
+        ("newer", {"format_version": 99}),
+        ("mismatch", {"config": {**doc["config"], "base_channels": 16}}),
+        ("foreign", {"format": "something-else"}),
+    ):
         model.save(tmp / name)
         (tmp / name / "config.json").write_text(json.dumps({**doc, **change}))
     model.save(tmp / "corrupt")
@@ -80,112 +91,306 @@ S = (128, 128)
 CASES = [
     # images and axes
     ("shapes differ", lambda s, t, f: p2p.train(s, t[:100], **FAST), p2p.InputError, "not aligned"),
-    ("only the axis order differs", lambda s, t, f: p2p.train(s[:, :100], t[:100, :], **FAST),
-     p2p.InputError, "another order"),
-    ("empty array", lambda s, t, f: p2p.train(np.zeros((0, 64)), np.zeros((0, 64)), **FAST),
-     p2p.InputError, "empty"),
+    (
+        "only the axis order differs",
+        lambda s, t, f: p2p.train(s[:, :100], t[:100, :], **FAST),
+        p2p.InputError,
+        "another order",
+    ),
+    (
+        "empty array",
+        lambda s, t, f: p2p.train(np.zeros((0, 64)), np.zeros((0, 64)), **FAST),
+        p2p.InputError,
+        "empty",
+    ),
     ("NaN in the source", lambda s, t, f: p2p.train(_nan(s), t, **FAST), p2p.InputError, "NaN"),
-    ("inf in the target", lambda s, t, f: p2p.train(s, _nan(t, np.inf), **FAST), p2p.InputError,
-     "NaN or infinite"),
-    ("NaN in a predicted image", lambda s, t, f: p2p.predict(f["model"], _nan(s)), p2p.InputError,
-     "NaN"),
-    ("constant image", lambda s, t, f: p2p.train(np.ones_like(s), t, **FAST), p2p.InputError,
-     "constant"),
-    ("complex dtype", lambda s, t, f: p2p.predict(f["model"], s.astype(complex)), p2p.InputError,
-     "dtype complex128"),
-    ("axes length != ndim", lambda s, t, f: p2p.train(s, t, axes="ZYX", **FAST), p2p.InputError,
-     "has 3 letters but the source has 2"),
-    ("axes repeat a letter", lambda s, t, f: p2p.predict(f["model"], s[None], axes="YYX"),
-     p2p.InputError, "repeats"),
-    ("unknown axes letter", lambda s, t, f: p2p.train(s, t, axes="QX", **FAST), p2p.InputError,
-     "unknown letters"),
-    ("axes without Y and X", lambda s, t, f: p2p.predict(f["model"], s[None], axes="CZX"),
-     p2p.InputError, "must contain Y and X"),
-    ("RGB image given as YX", lambda s, t, f: p2p.train(np.stack([s] * 3, -1), t, axes="YX", **FAST),
-     p2p.InputError, "has 2 letters but the source has 3"),
-    ("RGB image, no axes", lambda s, t, f: p2p.train(np.stack([s] * 3, -1), t, axes=None, **FAST),
-     p2p.InputError, "say what they are with axes"),
-    ("RGB image on a 1-channel model",
-     lambda s, t, f: p2p.predict(f["model"], np.stack([s] * 3, -1), axes="YXC"), p2p.InputError,
-     "3 channel.* model expects 1"),
-    ("3D training on a 2D image", lambda s, t, f: p2p.train(s, t, spatial_dims=3, **FAST),
-     p2p.InputError, "spatial_dims=3\\) needs a Z axis"),
-    ("2D image on a 3D model", lambda s, t, f: p2p.predict(
-        Pix2PixModel(f["model"].config.replace(spatial_dims=3, source_axes="ZYX", target_axes="ZYX",
-                                               patch_size=(32, 32, 32))), s),
-     p2p.InputError, "trained on 'ZYX'"),
+    (
+        "inf in the target",
+        lambda s, t, f: p2p.train(s, _nan(t, np.inf), **FAST),
+        p2p.InputError,
+        "NaN or infinite",
+    ),
+    (
+        "NaN in a predicted image",
+        lambda s, t, f: p2p.predict(f["model"], _nan(s)),
+        p2p.InputError,
+        "NaN",
+    ),
+    (
+        "constant image",
+        lambda s, t, f: p2p.train(np.ones_like(s), t, **FAST),
+        p2p.InputError,
+        "constant",
+    ),
+    (
+        "complex dtype",
+        lambda s, t, f: p2p.predict(f["model"], s.astype(complex)),
+        p2p.InputError,
+        "dtype complex128",
+    ),
+    (
+        "axes length != ndim",
+        lambda s, t, f: p2p.train(s, t, axes="ZYX", **FAST),
+        p2p.InputError,
+        "has 3 letters but the source has 2",
+    ),
+    (
+        "axes repeat a letter",
+        lambda s, t, f: p2p.predict(f["model"], s[None], axes="YYX"),
+        p2p.InputError,
+        "repeats",
+    ),
+    (
+        "unknown axes letter",
+        lambda s, t, f: p2p.train(s, t, axes="QX", **FAST),
+        p2p.InputError,
+        "unknown letters",
+    ),
+    (
+        "axes without Y and X",
+        lambda s, t, f: p2p.predict(f["model"], s[None], axes="CZX"),
+        p2p.InputError,
+        "must contain Y and X",
+    ),
+    (
+        "RGB image given as YX",
+        lambda s, t, f: p2p.train(np.stack([s] * 3, -1), t, axes="YX", **FAST),
+        p2p.InputError,
+        "has 2 letters but the source has 3",
+    ),
+    (
+        "RGB image, no axes",
+        lambda s, t, f: p2p.train(np.stack([s] * 3, -1), t, axes=None, **FAST),
+        p2p.InputError,
+        "say what they are with axes",
+    ),
+    (
+        "RGB image on a 1-channel model",
+        lambda s, t, f: p2p.predict(f["model"], np.stack([s] * 3, -1), axes="YXC"),
+        p2p.InputError,
+        "3 channel.* model expects 1",
+    ),
+    (
+        "3D training on a 2D image",
+        lambda s, t, f: p2p.train(s, t, spatial_dims=3, **FAST),
+        p2p.InputError,
+        "spatial_dims=3\\) needs a Z axis",
+    ),
+    (
+        "2D image on a 3D model",
+        lambda s, t, f: p2p.predict(
+            Pix2PixModel(
+                f["model"].config.replace(
+                    spatial_dims=3, source_axes="ZYX", target_axes="ZYX", patch_size=(32, 32, 32)
+                )
+            ),
+            s,
+        ),
+        p2p.InputError,
+        "trained on 'ZYX'",
+    ),
     # options
-    ("steps 0", lambda s, t, f: p2p.train(s, t, **{**FAST, "steps": 0}), p2p.InputError,
-     "steps must be a positive integer"),
-    ("batch size negative", lambda s, t, f: p2p.train(s, t, **{**FAST, "batch_size": -1}),
-     p2p.InputError, "batch_size must be a positive integer"),
-    ("patch size 0", lambda s, t, f: p2p.train(s, t, **{**FAST, "patch_size": 0}), p2p.InputError,
-     "multiple of 2\\*\\*depth"),
-    ("patch size not a multiple of 2**depth", lambda s, t, f: p2p.train(s, t, **{**FAST, "patch_size": 40}),
-     p2p.InputError, "Use patch_size=16 .*or depth=3"),
-    ("unknown gan_mode", lambda s, t, f: p2p.train(s, t, **{**FAST, "gan_mode": "wgan"}),
-     p2p.InputError, "gan_mode must be one of"),
-    ("checkpoint_every 0", lambda s, t, f: p2p.train(s, t, checkpoint_every=0, **FAST),
-     p2p.InputError, "checkpoint_every must be a positive integer"),
-    ("tile size 0", lambda s, t, f: p2p.predict(f["model"], s, tile_size=0), p2p.InputError,
-     "tile_size must be a positive integer"),
-    ("overlap 1", lambda s, t, f: p2p.predict(f["model"], s, overlap=1.0), p2p.InputError,
-     "overlap must be in \\[0, 1\\)"),
-    ("overlap negative", lambda s, t, f: p2p.predict(f["model"], s, overlap=-0.1), p2p.InputError,
-     "overlap must be in"),
-    ("predict batch size 0", lambda s, t, f: p2p.predict(f["model"], s, batch_size=0),
-     p2p.InputError, "batch_size must be a positive integer"),
-    ("unknown device", lambda s, t, f: p2p.predict(f["model"], s, device="gpu"), p2p.InputError,
-     "device must be one of"),
+    (
+        "steps 0",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "steps": 0}),
+        p2p.InputError,
+        "steps must be a positive integer",
+    ),
+    (
+        "batch size negative",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "batch_size": -1}),
+        p2p.InputError,
+        "batch_size must be a positive integer",
+    ),
+    (
+        "patch size 0",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "patch_size": 0}),
+        p2p.InputError,
+        "multiple of 2\\*\\*depth",
+    ),
+    (
+        "patch size not a multiple of 2**depth",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "patch_size": 40}),
+        p2p.InputError,
+        "Use patch_size=16 .*or depth=3",
+    ),
+    (
+        "unknown gan_mode",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "gan_mode": "wgan"}),
+        p2p.InputError,
+        "gan_mode must be one of",
+    ),
+    (
+        "checkpoint_every 0",
+        lambda s, t, f: p2p.train(s, t, checkpoint_every=0, **FAST),
+        p2p.InputError,
+        "checkpoint_every must be a positive integer",
+    ),
+    (
+        "tile size 0",
+        lambda s, t, f: p2p.predict(f["model"], s, tile_size=0),
+        p2p.InputError,
+        "tile_size must be a positive integer",
+    ),
+    (
+        "overlap 1",
+        lambda s, t, f: p2p.predict(f["model"], s, overlap=1.0),
+        p2p.InputError,
+        "overlap must be in \\[0, 1\\)",
+    ),
+    (
+        "overlap negative",
+        lambda s, t, f: p2p.predict(f["model"], s, overlap=-0.1),
+        p2p.InputError,
+        "overlap must be in",
+    ),
+    (
+        "predict batch size 0",
+        lambda s, t, f: p2p.predict(f["model"], s, batch_size=0),
+        p2p.InputError,
+        "batch_size must be a positive integer",
+    ),
+    (
+        "unknown device",
+        lambda s, t, f: p2p.predict(f["model"], s, device="gpu"),
+        p2p.InputError,
+        "device must be one of",
+    ),
     # image files
-    ("image path missing", lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "nope.tif"),
-     p2p.ImageFileError, "does not exist"),
-    ("image path is a directory", lambda s, t, f: p2p.train(f["tmp"], t, **FAST), p2p.ImageFileError,
-     "is a directory"),
-    ("not a TIFF, named .tif", lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "text.tif"),
-     p2p.ImageFileError, "cannot read .* as a TIFF"),
-    ("not a TIFF suffix", lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "image.png"),
-     p2p.ImageFileError, "not a TIFF file"),
-    ("truncated TIFF (predict)", lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "truncated.tif"),
-     p2p.ImageFileError, "truncated"),
-    ("truncated TIFF (train)", lambda s, t, f: p2p.train(f["tmp"] / "truncated.tif", t, **FAST),
-     p2p.ImageFileError, "truncated"),
+    (
+        "image path missing",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "nope.tif"),
+        p2p.ImageFileError,
+        "does not exist",
+    ),
+    (
+        "image path is a directory",
+        lambda s, t, f: p2p.train(f["tmp"], t, **FAST),
+        p2p.ImageFileError,
+        "is a directory",
+    ),
+    (
+        "not a TIFF, named .tif",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "text.tif"),
+        p2p.ImageFileError,
+        "cannot read .* as a TIFF",
+    ),
+    (
+        "not a TIFF suffix",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "image.png"),
+        p2p.ImageFileError,
+        "not a TIFF file",
+    ),
+    (
+        "truncated TIFF (predict)",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "truncated.tif"),
+        p2p.ImageFileError,
+        "truncated",
+    ),
+    (
+        "truncated TIFF (train)",
+        lambda s, t, f: p2p.train(f["tmp"] / "truncated.tif", t, **FAST),
+        p2p.ImageFileError,
+        "truncated",
+    ),
     # model files
-    ("model path missing", lambda s, t, f: p2p.load_model(f["tmp"] / "nope.safetensors"),
-     p2p.ModelFileError, "does not exist"),
-    ("folder that is not a model", lambda s, t, f: p2p.load_model(f["tmp"] / "empty_folder"),
-     p2p.ModelFileError, "not a napari-pix2pix model folder"),
-    ("a TIFF given as the model", lambda s, t, f: p2p.load_model(f["ok_tif"]), p2p.ModelFileError,
-     "not a safetensors model file"),
-    ("random bytes as a model", lambda s, t, f: p2p.load_model(f["tmp"] / "random.safetensors"),
-     p2p.ModelFileError, "not a safetensors model file"),
-    ("pickle named .safetensors", lambda s, t, f: p2p.load_model(f["tmp"] / "pickle.safetensors"),
-     p2p.ModelFileError, "not a safetensors model file"),
-    ("legacy .pth", lambda s, t, f: p2p.load_model(f["tmp"] / "legacy.pth"), p2p.ModelFileError,
-     "not opened because unpickling can run arbitrary code"),
-    ("truncated weights", lambda s, t, f: p2p.load_model(f["tmp"] / "truncated.safetensors"),
-     p2p.ModelFileError, "truncated or corrupted"),
-    ("corrupted config JSON", lambda s, t, f: p2p.load_model(f["tmp"] / "corrupt"),
-     p2p.ModelFileError, "not valid JSON"),
-    ("config from a newer format", lambda s, t, f: p2p.load_model(f["tmp"] / "newer"),
-     p2p.ModelFileError, "newer napari-pix2pix .*upgrade"),
-    ("another program's JSON", lambda s, t, f: p2p.load_model(f["tmp"] / "foreign"),
-     p2p.ModelFileError, "format tag missing"),
-    ("weights don't match the config", lambda s, t, f: p2p.load_model(f["tmp"] / "mismatch"),
-     p2p.ModelFileError, "do not match the architecture"),
-    ("resume from a folder without checkpoint",
-     lambda s, t, f: p2p.train(s, t, resume=f["tmp"] / "empty_folder", **FAST), p2p.ModelFileError,
-     "no checkpoint at .*pass the checkpoint_dir of an earlier run"),
+    (
+        "model path missing",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "nope.safetensors"),
+        p2p.ModelFileError,
+        "does not exist",
+    ),
+    (
+        "folder that is not a model",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "empty_folder"),
+        p2p.ModelFileError,
+        "not a napari-pix2pix model folder",
+    ),
+    (
+        "a TIFF given as the model",
+        lambda s, t, f: p2p.load_model(f["ok_tif"]),
+        p2p.ModelFileError,
+        "not a safetensors model file",
+    ),
+    (
+        "random bytes as a model",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "random.safetensors"),
+        p2p.ModelFileError,
+        "not a safetensors model file",
+    ),
+    (
+        "pickle named .safetensors",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "pickle.safetensors"),
+        p2p.ModelFileError,
+        "not a safetensors model file",
+    ),
+    (
+        "legacy .pth",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "legacy.pth"),
+        p2p.ModelFileError,
+        "not opened because unpickling can run arbitrary code",
+    ),
+    (
+        "truncated weights",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "truncated.safetensors"),
+        p2p.ModelFileError,
+        "truncated or corrupted",
+    ),
+    (
+        "corrupted config JSON",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "corrupt"),
+        p2p.ModelFileError,
+        "not valid JSON",
+    ),
+    (
+        "config from a newer format",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "newer"),
+        p2p.ModelFileError,
+        "newer napari-pix2pix .*upgrade",
+    ),
+    (
+        "another program's JSON",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "foreign"),
+        p2p.ModelFileError,
+        "format tag missing",
+    ),
+    (
+        "weights don't match the config",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "mismatch"),
+        p2p.ModelFileError,
+        "do not match the architecture",
+    ),
+    (
+        "resume from a folder without checkpoint",
+        lambda s, t, f: p2p.train(s, t, resume=f["tmp"] / "empty_folder", **FAST),
+        p2p.ModelFileError,
+        "no checkpoint at .*pass the checkpoint_dir of an earlier run",
+    ),
     # outputs
-    ("output folder missing", lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "no" / "x.tif"),
-     p2p.InputError, "output folder .* does not exist"),
-    ("output folder read-only",
-     lambda s, t, f: p2p.predict(f["model"], s, out=read_only_folder(f["tmp"]) / "x.tif"),
-     p2p.InputError, "is not writable"),
-    ("output path is a directory", lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "dir.tif"),
-     p2p.InputError, "is a directory"),
-    ("output of an unknown type", lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "x.png"),
-     p2p.InputError, "out must end in .tif"),
+    (
+        "output folder missing",
+        lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "no" / "x.tif"),
+        p2p.InputError,
+        "output folder .* does not exist",
+    ),
+    (
+        "output folder read-only",
+        lambda s, t, f: p2p.predict(f["model"], s, out=read_only_folder(f["tmp"]) / "x.tif"),
+        p2p.InputError,
+        "is not writable",
+    ),
+    (
+        "output path is a directory",
+        lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "dir.tif"),
+        p2p.InputError,
+        "is a directory",
+    ),
+    (
+        "output of an unknown type",
+        lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / "x.png"),
+        p2p.InputError,
+        "out must end in .tif",
+    ),
 ]
 
 
@@ -209,8 +414,7 @@ def test_errors_come_before_long_work(pair, files, monkeypatch):
     """Output checks happen before any tile is computed, input checks before any step."""
     source, target = pair
     calls = []
-    monkeypatch.setattr(TiledPredictor, "_forward",
-                        lambda self, tiles: calls.append(1))
+    monkeypatch.setattr(TiledPredictor, "_forward", lambda self, tiles: calls.append(1))
     with pytest.raises(p2p.InputError):
         p2p.predict(files["model"], source, out=files["tmp"] / "no" / "x.tif")
     events = p2p.train_iter(source, _nan(target), **FAST)
@@ -222,8 +426,13 @@ def test_errors_come_before_long_work(pair, files, monkeypatch):
 def test_error_classes_fit_the_standard_hierarchy():
     assert issubclass(p2p.InputError, ValueError) and issubclass(p2p.ModelFileError, OSError)
     assert issubclass(p2p.ImageFileError, OSError) and issubclass(p2p.TrainingError, RuntimeError)
-    for cls in (p2p.InputError, p2p.ModelFileError, p2p.ImageFileError, p2p.DeviceError,
-                p2p.TrainingError):
+    for cls in (
+        p2p.InputError,
+        p2p.ModelFileError,
+        p2p.ImageFileError,
+        p2p.DeviceError,
+        p2p.TrainingError,
+    ):
         assert issubclass(cls, p2p.Pix2PixError)
 
 
@@ -242,26 +451,77 @@ def test_small_training_image_is_padded_and_said(pair):
     assert events[-1].model.history["steps_done"] == 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["predict", "{tmp}/nope.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"],
-     "model path .* does not exist"),
-    (["predict", "{tmp}/model.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/no/such/out.tif"],
-     "output folder .* does not exist"),
-    (["predict", "{tmp}/legacy.pth", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"], "unpickling"),
-    (["predict", "{tmp}/model.safetensors", "{tmp}/truncated.tif", "-o", "{tmp}/out.tif"],
-     "truncated"),
-    (["predict", "{tmp}/model.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/out.tif", "--overlap", "1"],
-     "overlap must be in"),
-    (["predict", "{tmp}/model.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/out.tif", "--axes", "ZYX"],
-     "has 3 letters but the image has 2"),
-    (["predict", "{tmp}/newer", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"], "newer napari-pix2pix"),
-    (["train", "{tmp}/ok.tif", "{tmp}/text.tif", "-o", "{tmp}/m.safetensors"], "as a TIFF"),
-    (["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/m.safetensors", "--patch-size", "40"],
-     "multiple of 2\\*\\*depth"),
-    (["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/m.safetensors", "--device", "cuda"]
-     if not torch.cuda.is_available() else ["info", "{tmp}/nope"], "CUDA|does not exist"),
-    (["info", "{tmp}/corrupt"], "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["predict", "{tmp}/nope.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"],
+            "model path .* does not exist",
+        ),
+        (
+            ["predict", "{tmp}/model.safetensors", "{tmp}/ok.tif", "-o", "{tmp}/no/such/out.tif"],
+            "output folder .* does not exist",
+        ),
+        (["predict", "{tmp}/legacy.pth", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"], "unpickling"),
+        (
+            ["predict", "{tmp}/model.safetensors", "{tmp}/truncated.tif", "-o", "{tmp}/out.tif"],
+            "truncated",
+        ),
+        (
+            [
+                "predict",
+                "{tmp}/model.safetensors",
+                "{tmp}/ok.tif",
+                "-o",
+                "{tmp}/out.tif",
+                "--overlap",
+                "1",
+            ],
+            "overlap must be in",
+        ),
+        (
+            [
+                "predict",
+                "{tmp}/model.safetensors",
+                "{tmp}/ok.tif",
+                "-o",
+                "{tmp}/out.tif",
+                "--axes",
+                "ZYX",
+            ],
+            "has 3 letters but the image has 2",
+        ),
+        (["predict", "{tmp}/newer", "{tmp}/ok.tif", "-o", "{tmp}/out.tif"], "newer napari-pix2pix"),
+        (["train", "{tmp}/ok.tif", "{tmp}/text.tif", "-o", "{tmp}/m.safetensors"], "as a TIFF"),
+        (
+            [
+                "train",
+                "{tmp}/ok.tif",
+                "{tmp}/ok.tif",
+                "-o",
+                "{tmp}/m.safetensors",
+                "--patch-size",
+                "40",
+            ],
+            "multiple of 2\\*\\*depth",
+        ),
+        (
+            [
+                "train",
+                "{tmp}/ok.tif",
+                "{tmp}/ok.tif",
+                "-o",
+                "{tmp}/m.safetensors",
+                "--device",
+                "cuda",
+            ]
+            if not torch.cuda.is_available()
+            else ["info", "{tmp}/nope"],
+            "CUDA|does not exist",
+        ),
+        (["info", "{tmp}/corrupt"], "not valid JSON"),
+    ],
+)
 def test_cli_reports_bad_input_without_traceback(argv, message, files, capsys):
     code = main([a.format(tmp=files["tmp"]) for a in argv])
     err = capsys.readouterr().err
@@ -275,4 +535,3 @@ def test_cli_refuses_non_positive_numbers(capsys):
         main(["train", "a.tif", "b.tif", "-o", "m.safetensors", "--steps", "0"])
     assert exit_info.value.code == 2
     assert "must be a positive integer" in capsys.readouterr().err
-

@@ -9,10 +9,10 @@ import torch
 
 pytest.importorskip("bioimageio.core")
 
-import napari_pix2pix as p2p  # noqa: E402
-from napari_pix2pix.io.bioimageio import check_installation  # noqa: E402
-from napari_pix2pix.cli import main  # noqa: E402
-from napari_pix2pix.errors import InputError  # noqa: E402
+import napari_pix2pix as p2p
+from napari_pix2pix.cli import main
+from napari_pix2pix.errors import InputError
+from napari_pix2pix.io.bioimageio import check_installation
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +26,26 @@ def exported(pair, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: one thread is fastest, also on a busy machine
     try:
-        model = p2p.train(source, target, steps=20, patch_size=32, depth=4, base_channels=8,
-                          batch_size=4, disc_layers=2, disc_channels=8, device="cpu")
+        model = p2p.train(
+            source,
+            target,
+            steps=20,
+            patch_size=32,
+            depth=4,
+            base_channels=8,
+            batch_size=4,
+            disc_layers=2,
+            disc_channels=8,
+            device="cpu",
+        )
         folder = tmp_path_factory.mktemp("bioimageio")
         model_path = model.save(folder / "model.safetensors")
-        zip_path = model.export_bioimageio(folder / "model.zip", name="tiny pix2pix test",
-                                           authors=["Test Author"],
-                                           test_input=source[40:90, 30:80])
+        zip_path = model.export_bioimageio(
+            folder / "model.zip",
+            name="tiny pix2pix test",
+            authors=["Test Author"],
+            test_input=source[40:90, 30:80],
+        )
     finally:
         torch.set_num_threads(threads)
     return model, model_path, zip_path
@@ -41,8 +54,15 @@ def exported(pair, tmp_path_factory):
 def test_zip_contents(exported):
     _, _, zip_path = exported
     names = set(zipfile.ZipFile(zip_path).namelist())
-    assert {"rdf.yaml", "weights.pt", "weights_torchscript.pt", "test_input.npy",
-            "test_output.npy", "cover.png", "README.md"} <= names
+    assert {
+        "rdf.yaml",
+        "weights.pt",
+        "weights_torchscript.pt",
+        "test_input.npy",
+        "test_output.npy",
+        "cover.png",
+        "README.md",
+    } <= names
     assert not list(zip_path.parent.glob(".*.tmp*"))  # nothing half-written left behind
 
 
@@ -63,8 +83,9 @@ def test_exported_state_dict_reproduces_predict(exported, held_out_pair):
     x = held_out_pair[0][:32, :32]  # one tile of the patch size
     expected = p2p.predict(model, x, axes="YX", device="cpu")
     descr = load_description(zip_path)
-    pipeline = create_prediction_pipeline(descr, weight_format="pytorch_state_dict",
-                                          devices=["cpu"])
+    pipeline = create_prediction_pipeline(
+        descr, weight_format="pytorch_state_dict", devices=["cpu"]
+    )
     sample = predict(model=pipeline, inputs=x[None, None].astype(np.float32))
     actual = np.asarray(sample.members["output"].data)[0, 0]
     span = model.config.target_high[0] - model.config.target_low[0]
@@ -113,7 +134,10 @@ def test_predict_widget_export(exported, tmp_path, request, monkeypatch):
     assert widget.export_model(tmp_path / "widget.txt") is None  # error shown, nothing written
     assert not (tmp_path / "widget.txt").exists()
     # the button's dialog: the chosen name gets the .zip suffix it lacks
-    monkeypatch.setattr(predict_widget.QFileDialog, "getSaveFileName",
-                        lambda *args, **kwargs: (str(tmp_path / "chosen"), ""))
+    monkeypatch.setattr(
+        predict_widget.QFileDialog,
+        "getSaveFileName",
+        lambda *args, **kwargs: (str(tmp_path / "chosen"), ""),
+    )
     widget.chooser.export.native.click()
     assert zipfile.is_zipfile(tmp_path / "chosen.zip")

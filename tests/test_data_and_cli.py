@@ -8,16 +8,18 @@ import pytest
 import tifffile
 
 import napari_pix2pix as p2p
-from napari_pix2pix.cli import main
 from napari_pix2pix import read_image, write_image
+from napari_pix2pix.cli import main
 from napari_pix2pix.engine.axes import to_canonical
 
 
 def test_import_does_not_pull_qt_or_napari():
-    code = ("import sys, napari_pix2pix; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('qtpy', 'napari', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, napari_pix2pix; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('qtpy', 'napari', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -41,8 +43,13 @@ def test_tiff_round_trip_keeps_scale_and_axes(tmp_path):
 
 def test_imagej_scale_is_read(tmp_path):
     path = tmp_path / "ij.tif"
-    tifffile.imwrite(path, np.zeros((4, 8, 8), np.uint16), imagej=True, resolution=(1 / 0.5, 1 / 0.5),
-                     metadata={"axes": "ZYX", "spacing": 3.0, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        np.zeros((4, 8, 8), np.uint16),
+        imagej=True,
+        resolution=(1 / 0.5, 1 / 0.5),
+        metadata={"axes": "ZYX", "spacing": 3.0, "unit": "um"},
+    )
     image = read_image(path)
     assert image.axes == "ZYX" and image.scale == pytest.approx({"Z": 3.0, "Y": 0.5, "X": 0.5})
 
@@ -55,13 +62,46 @@ def test_cli_train_predict_info_keep_scale(pair, tmp_path, capsys):
     stack = np.stack([source, source[::-1]])
     write_image(tmp_path / "stack.tif", stack, "ZYX", {"Z": 2.0, **scale}, "µm")
     model = tmp_path / "model.safetensors"
-    assert main(["train", str(tmp_path / "s.tif"), str(tmp_path / "t.tif"), "-o", str(model),
-                 "--steps", "3", "--patch-size", "32", "--depth", "4", "--base-channels", "8",
-                 "--disc-layers", "2", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "s.tif"),
+                str(tmp_path / "t.tif"),
+                "-o",
+                str(model),
+                "--steps",
+                "3",
+                "--patch-size",
+                "32",
+                "--depth",
+                "4",
+                "--base-channels",
+                "8",
+                "--disc-layers",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert p2p.load_model(model).history["steps_done"] == 3
     out = tmp_path / "pred.ome.tif"
-    assert main(["predict", str(model), str(tmp_path / "stack.tif"), "-o", str(out),
-                 "--tile-size", "64"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model),
+                str(tmp_path / "stack.tif"),
+                "-o",
+                str(out),
+                "--tile-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     result = read_image(out)
     assert result.array.shape == stack.shape and result.array.dtype == np.float32
     assert result.axes == "ZYX" and result.scale == pytest.approx({"Z": 2.0, **scale})
@@ -70,6 +110,7 @@ def test_cli_train_predict_info_keep_scale(pair, tmp_path, capsys):
 
 
 def test_cli_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "napari_pix2pix.cli", "--help"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_pix2pix.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout

@@ -18,9 +18,20 @@ import napari_pix2pix as p2p
 def test_torchrun_ddp_two_cpu_ranks(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(Path(__file__).parent / "ddp_worker.py"), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(Path(__file__).parent / "ddp_worker.py"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2
@@ -35,9 +46,13 @@ def test_predict_lazy_on_a_dask_cluster_equals_single_process(trained):
     lazy = da.from_array(source, chunks=(1, 64, 64))
     # the nanny sets OMP/MKL_NUM_THREADS=1 (and more) in this process's environment for
     # its workers; restore it so later tests' subprocesses are not affected
-    with mock.patch.dict(os.environ), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        mock.patch.dict(os.environ),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         result = p2p.predict_lazy(trained, lazy, axes="ZYX", device="cpu")
         assert isinstance(result, da.Array) and result.shape == source.shape
         computed = client.compute(result).result()

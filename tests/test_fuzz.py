@@ -18,21 +18,47 @@ from hypothesis import strategies as st
 import napari_pix2pix as p2p
 from napari_pix2pix.io.model_file import model_from_bytes
 
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow,
-                                                 HealthCheck.function_scoped_fixture])
-settings.register_profile("fuzz", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow,
-                                                 HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-DTYPES = ["uint8", "uint16", "int16", "int32", "float16", "float32", "float64", "bool",
-          "complex64", "object"]
-AXES = st.one_of(st.none(), st.just("YX"), st.sampled_from(["ZYX", "CYX", "YXC", "TZYX"]),
-                 st.text(alphabet="TZCYXQyx ", min_size=0, max_size=5))
+DTYPES = [
+    "uint8",
+    "uint16",
+    "int16",
+    "int32",
+    "float16",
+    "float32",
+    "float64",
+    "bool",
+    "complex64",
+    "object",
+]
+AXES = st.one_of(
+    st.none(),
+    st.just("YX"),
+    st.sampled_from(["ZYX", "CYX", "YXC", "TZYX"]),
+    st.text(alphabet="TZCYXQyx ", min_size=0, max_size=5),
+)
 SMALL_INT = st.one_of(st.sampled_from([8, 16, 32]), st.integers(-3, 4))
-ANY_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5),
-                       st.none(), st.text(max_size=3), st.booleans())
+ANY_NUMBER = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 5),
+    st.none(),
+    st.text(max_size=3),
+    st.booleans(),
+)
 
 
 @st.composite
@@ -75,23 +101,59 @@ def pairs(draw):
     return source, (rng.random(source.shape) * 100).astype(draw(st.sampled_from(DTYPES[:7])))
 
 
-@given(pair=pairs(), axes=AXES, target_axes=AXES,
-       patch_size=SMALL_INT, depth=st.one_of(st.integers(1, 3), st.integers(-1, 5)),
-       batch_size=st.one_of(st.integers(1, 3), SMALL_INT), steps=st.one_of(st.integers(1, 2),
-                                                                         st.integers(-1, 2)), gan_mode=st.sampled_from(["vanilla", "none", "hinge", "GAN", ""]),
-       lambda_l1=st.one_of(st.just(100.0), ANY_NUMBER),
-       val_fraction=st.one_of(st.just(0.1), ANY_NUMBER), spatial_dims=st.sampled_from([2, 2, 3, 1]),
-       lr=st.one_of(st.just(2e-4), ANY_NUMBER),
-       percentiles=st.one_of(st.just((1, 99)), st.tuples(ANY_NUMBER, ANY_NUMBER)))
-def test_train_accepts_or_explains(pair, axes, target_axes, patch_size, depth,
-                                   batch_size, steps, gan_mode, lambda_l1, val_fraction,
-                                   spatial_dims, lr, percentiles):
+@given(
+    pair=pairs(),
+    axes=AXES,
+    target_axes=AXES,
+    patch_size=SMALL_INT,
+    depth=st.one_of(st.integers(1, 3), st.integers(-1, 5)),
+    batch_size=st.one_of(st.integers(1, 3), SMALL_INT),
+    steps=st.one_of(st.integers(1, 2), st.integers(-1, 2)),
+    gan_mode=st.sampled_from(["vanilla", "none", "hinge", "GAN", ""]),
+    lambda_l1=st.one_of(st.just(100.0), ANY_NUMBER),
+    val_fraction=st.one_of(st.just(0.1), ANY_NUMBER),
+    spatial_dims=st.sampled_from([2, 2, 3, 1]),
+    lr=st.one_of(st.just(2e-4), ANY_NUMBER),
+    percentiles=st.one_of(st.just((1, 99)), st.tuples(ANY_NUMBER, ANY_NUMBER)),
+)
+def test_train_accepts_or_explains(
+    pair,
+    axes,
+    target_axes,
+    patch_size,
+    depth,
+    batch_size,
+    steps,
+    gan_mode,
+    lambda_l1,
+    val_fraction,
+    spatial_dims,
+    lr,
+    percentiles,
+):
     source, target = pair
-    result = outcome(lambda: p2p.train(
-        source, target, axes=axes, target_axes=target_axes, patch_size=patch_size, depth=depth,
-        batch_size=batch_size, steps=steps, gan_mode=gan_mode, lambda_l1=lambda_l1,
-        val_fraction=val_fraction, spatial_dims=spatial_dims, lr=lr, percentiles=percentiles,
-        base_channels=2, disc_channels=2, disc_layers=1, device="cpu"))
+    result = outcome(
+        lambda: p2p.train(
+            source,
+            target,
+            axes=axes,
+            target_axes=target_axes,
+            patch_size=patch_size,
+            depth=depth,
+            batch_size=batch_size,
+            steps=steps,
+            gan_mode=gan_mode,
+            lambda_l1=lambda_l1,
+            val_fraction=val_fraction,
+            spatial_dims=spatial_dims,
+            lr=lr,
+            percentiles=percentiles,
+            base_channels=2,
+            disc_channels=2,
+            disc_layers=1,
+            device="cpu",
+        )
+    )
     if isinstance(result, p2p.Pix2PixModel):
         assert result.history["steps_done"] == steps
 
@@ -99,15 +161,40 @@ def test_train_accepts_or_explains(pair, axes, target_axes, patch_size, depth,
 @pytest.fixture(scope="module")
 def small_model(pair):
     source, target = pair
-    return p2p.train(source, target, steps=1, patch_size=16, depth=2, base_channels=2,
-                     disc_layers=1, disc_channels=2, batch_size=1, device="cpu", val_fraction=0)
+    return p2p.train(
+        source,
+        target,
+        steps=1,
+        patch_size=16,
+        depth=2,
+        base_channels=2,
+        disc_layers=1,
+        disc_channels=2,
+        batch_size=1,
+        device="cpu",
+        val_fraction=0,
+    )
 
 
-@given(image=images(max_ndim=5), axes=AXES, tile_size=st.one_of(st.none(), SMALL_INT),
-       overlap=st.one_of(st.just(0.25), ANY_NUMBER), batch_size=st.one_of(st.just(2), ANY_NUMBER))
+@given(
+    image=images(max_ndim=5),
+    axes=AXES,
+    tile_size=st.one_of(st.none(), SMALL_INT),
+    overlap=st.one_of(st.just(0.25), ANY_NUMBER),
+    batch_size=st.one_of(st.just(2), ANY_NUMBER),
+)
 def test_predict_accepts_or_explains(small_model, image, axes, tile_size, overlap, batch_size):
-    result = outcome(lambda: p2p.predict(small_model, image, axes=axes, tile_size=tile_size,
-                                         overlap=overlap, batch_size=batch_size, device="cpu"))
+    result = outcome(
+        lambda: p2p.predict(
+            small_model,
+            image,
+            axes=axes,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            device="cpu",
+        )
+    )
     if isinstance(result, np.ndarray):
         assert result.dtype == np.float32 and np.isfinite(result).all()
 
@@ -143,11 +230,13 @@ def test_loader_survives_mutated_and_random_bytes(model_bytes, tmp_path_factory,
             assert result.generator(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
 
 
-JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                              st.text(max_size=8)),
-                    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @given(data=st.data())
@@ -157,6 +246,6 @@ def test_loader_survives_altered_configs(small_model, tmp_path_factory, data):
     target = data.draw(st.sampled_from(["config", "document"]))
     where = doc["config"] if target == "config" else doc
     key = data.draw(st.sampled_from(sorted(where)))
-    where[key] = data.draw(st.one_of(JSON, st.integers(-10**12, 10**12)))
+    where[key] = data.draw(st.one_of(JSON, st.integers(-(10**12), 10**12)))
     (folder / "config.json").write_text(json.dumps(doc))
     outcome(lambda: p2p.load_model(folder))

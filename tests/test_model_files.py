@@ -18,11 +18,13 @@ def test_save_load_gives_bit_identical_predictions(trained, held_out_pair, tmp_p
     assert loaded.config == trained.config
     assert loaded.history["steps_done"] == trained.history["steps_done"]
     image = held_out_pair[0]
-    np.testing.assert_array_equal(p2p.predict(loaded, image, device="cpu"),
-                                  p2p.predict(trained, image, device="cpu"))
+    np.testing.assert_array_equal(
+        p2p.predict(loaded, image, device="cpu"), p2p.predict(trained, image, device="cpu")
+    )
     # predict also takes the path itself
-    np.testing.assert_array_equal(p2p.predict(path, image, device="cpu"),
-                                  p2p.predict(trained, image, device="cpu"))
+    np.testing.assert_array_equal(
+        p2p.predict(path, image, device="cpu"), p2p.predict(trained, image, device="cpu")
+    )
 
 
 def test_saved_model_contains_no_pickle(trained, tmp_path, monkeypatch):
@@ -30,15 +32,17 @@ def test_saved_model_contains_no_pickle(trained, tmp_path, monkeypatch):
     raw = path.read_bytes()
     # safetensors layout: 8-byte header length, JSON header, then raw tensor bytes only
     n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
     assert 8 + n + end == len(raw)
-    assert raw[8 + n:8 + n + 2] != b"\x80\x04"  # no pickle protocol marker
+    assert raw[8 + n : 8 + n + 2] != b"\x80\x04"  # no pickle protocol marker
     meta = json.loads(header["__metadata__"]["napari_pix2pix"])
     assert meta["format"] == "napari-pix2pix-model" and meta["config"]["depth"] == 4
+
     # loading works with every unpickling path disabled
     def refuse(*args, **kwargs):
         raise AssertionError("unpickling attempted")
+
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
@@ -67,7 +71,9 @@ def test_pickle_file_is_refused_and_not_executed(tmp_path):
     legacy = tmp_path / "model.pth"
     torch.save({"x": torch.zeros(1)}, legacy)
     for bad in (path, legacy):
-        with pytest.raises(p2p.ModelFileError, match="not a safetensors|not opened because unpickling"):
+        with pytest.raises(
+            p2p.ModelFileError, match="not a safetensors|not opened because unpickling"
+        ):
             p2p.load_model(bad)
     assert not marker.exists()
 

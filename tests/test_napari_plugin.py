@@ -11,13 +11,21 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("qtpy")
 
-import napari_pix2pix as p2p  # noqa: E402
-from napari_pix2pix.engine.sample_data import make_pair  # noqa: E402
-from napari_pix2pix.plugin import reader as napari_io  # noqa: E402
-from napari_pix2pix.plugin.sample import napari_sample  # noqa: E402
+import napari_pix2pix as p2p
+from napari_pix2pix.engine.sample_data import make_pair
+from napari_pix2pix.plugin import reader as napari_io
+from napari_pix2pix.plugin.sample import napari_sample
 
-TINY_FIELDS = dict(patch_size=32, depth=4, base_channels=8, batch_size=4, disc_layers=2,
-                   disc_channels=8, device="cpu", checkpoint_every=None)
+TINY_FIELDS = dict(
+    patch_size=32,
+    depth=4,
+    base_channels=8,
+    batch_size=4,
+    disc_layers=2,
+    disc_channels=8,
+    device="cpu",
+    checkpoint_every=None,
+)
 
 
 @pytest.fixture
@@ -48,8 +56,11 @@ def set_fields(widget, steps, **extra):
 
 
 def test_manifest_validates():
-    result = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-pix2pix", "--imports"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-pix2pix", "--imports"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -77,8 +88,11 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     duration = time.perf_counter() - started
     timer.stop()
     gaps = np.diff(ticks)
-    print(f"\nGUI responsiveness: training {duration:.1f} s, {len(ticks)} event-loop ticks, "
-          f"largest gap {gaps.max() * 1000:.0f} ms, 99th percentile {np.percentile(gaps, 99) * 1000:.0f} ms")
+    print(
+        f"\nGUI responsiveness: training {duration:.1f} s, {len(ticks)} event-loop ticks, "
+        f"largest gap {gaps.max() * 1000:.0f} ms, "
+        f"99th percentile {np.percentile(gaps, 99) * 1000:.0f} ms"
+    )
     assert gaps.max() < duration / 3  # the GUI was never frozen for the run
     assert w.plot.point_count() == 150
     assert len(w.plot.val_steps) >= 1 and all(np.isfinite(w.plot.metrics["psnr"]))
@@ -158,12 +172,15 @@ def test_settings_persist_between_sessions(train_widget, viewer):
     assert options["gan_warmup"] == pytest.approx(0.3) and options["foreground_crops"] == 0.5
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("patch size 40", "multiple of 2**depth"),   # InputError from the config
-    ("cuda without a GPU", "no usable CUDA GPU"),  # DeviceError: a RuntimeError
-    ("NaN in the source", "NaN or infinite"),
-    ("constant target", "constant"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("patch size 40", "multiple of 2**depth"),  # InputError from the config
+        ("cuda without a GPU", "no usable CUDA GPU"),  # DeviceError: a RuntimeError
+        ("NaN in the source", "NaN or infinite"),
+        ("constant target", "constant"),
+    ],
+)
 def test_training_errors_are_notifications(problem, expected, train_widget, viewer, qtbot):
     """Every kind of failure ends the worker with a message; the viewer keeps its data.
     (superqt drops RuntimeErrors raised by generator workers: DeviceError and
@@ -237,8 +254,11 @@ def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, mo
     result = viewer.layers["lazy [pix2pix]"].data
     assert isinstance(result, da.Array) and result.shape == (4, 128, 128)  # streamed to zarr
     assert list((tmp_path / "napari-pix2pix" / "predictions").glob("lazy-*.zarr"))
-    np.testing.assert_allclose(viewer.layers["lazy [pix2pix]"].data[0],
-                               p2p.predict(trained, source, device="cpu"), atol=1e-3)
+    np.testing.assert_allclose(
+        viewer.layers["lazy [pix2pix]"].data[0],
+        p2p.predict(trained, source, device="cpu"),
+        atol=1e-3,
+    )
     # cancel: tiny tiles make many batches; no layer is added
     big = np.tile(source, (8, 8))
     viewer.add_image(big, name="big")
@@ -286,8 +306,14 @@ def test_confidence_layer(viewer, trained, qtbot):
     assert spread.data.shape == pred.data.shape == (2, 64, 96)
     assert list(spread.scale) == [2.0, 0.5, 0.5] and spread.colormap.name == "magma"
     expected_pred, expected_spread = p2p.predict(
-        trained, np.stack([source, source[::-1]]), axes="ZYX", uncertainty=True, device="cpu",
-        tile_size=p.form["tile_size"].value, overlap=p.form["overlap"].value)
+        trained,
+        np.stack([source, source[::-1]]),
+        axes="ZYX",
+        uncertainty=True,
+        device="cpu",
+        tile_size=p.form["tile_size"].value,
+        overlap=p.form["overlap"].value,
+    )
     np.testing.assert_allclose(spread.data, expected_spread, atol=1e-3)
     np.testing.assert_allclose(pred.data, expected_pred, atol=1e-3)
 
@@ -310,8 +336,11 @@ def test_layers_menu_command_opens_predict_on_the_layer(viewer):
     viewer.add_image(np.zeros((32, 32)), name="b")
     viewer.layers.selection.active = viewer.layers["a"]
     app = get_app_model()
-    menu_ids = {item.command.id for item in app.menus.get_menu("napari/layers/filter")
-                if hasattr(item, "command")}
+    menu_ids = {
+        item.command.id
+        for item in app.menus.get_menu("napari/layers/filter")
+        if hasattr(item, "command")
+    }
     assert "napari-pix2pix.predict_layer" in menu_ids
     app.commands.execute_command("napari-pix2pix.predict_layer").result()
     widget = viewer.window.dock_widgets["Predict (napari-pix2pix)"]
@@ -320,15 +349,25 @@ def test_layers_menu_command_opens_predict_on_the_layer(viewer):
 
 def test_reader_writer_round_trip_keeps_data_and_scale(viewer, tmp_path):
     data = np.random.default_rng(0).integers(0, 4000, (3, 40, 50)).astype(np.uint16)
-    layer = viewer.add_image(data, name="x", scale=(2.0, 0.25, 0.25), axis_labels=("Z", "Y", "X"),
-                             units=("micrometer",) * 3)
-    written = napari_io.napari_write_image(str(tmp_path / "x.ome.tif"), layer.data,
-                                           layer.as_layer_data_tuple()[1])
+    layer = viewer.add_image(
+        data,
+        name="x",
+        scale=(2.0, 0.25, 0.25),
+        axis_labels=("Z", "Y", "X"),
+        units=("micrometer",) * 3,
+    )
+    written = napari_io.napari_write_image(
+        str(tmp_path / "x.ome.tif"), layer.data, layer.as_layer_data_tuple()[1]
+    )
     reader = napari_io.napari_get_reader(written[0])
-    (back, meta, kind), = reader(written[0])
+    ((back, meta, kind),) = reader(written[0])
     assert kind == "image"
     np.testing.assert_array_equal(np.asarray(back), data)
-    assert meta["scale"] == pytest.approx([2.0, 0.25, 0.25]) and meta["axis_labels"] == ["Z", "Y", "X"]
+    assert meta["scale"] == pytest.approx([2.0, 0.25, 0.25]) and meta["axis_labels"] == [
+        "Z",
+        "Y",
+        "X",
+    ]
     opened = viewer.open(written[0], plugin="napari-pix2pix")[0]
     np.testing.assert_allclose(opened.scale, (2.0, 0.25, 0.25))
 
@@ -339,7 +378,7 @@ def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, m
     data = np.random.default_rng(0).integers(0, 4000, (2, 3, 40, 50)).astype(np.uint16)
     path = write_image(tmp_path / "c.ome.tif", data, "ZCYX", {"Z": 1.5, "Y": 0.5, "X": 0.5}, "µm")
     monkeypatch.setattr(napari_io, "LAZY_BYTES", 1000)  # this file now counts as large
-    (lazy, meta, _), = napari_io.read_tiff_layers(str(path))
+    ((lazy, meta, _),) = napari_io.read_tiff_layers(str(path))
     assert isinstance(lazy, da.Array)  # nothing read yet
     assert meta["channel_axis"] == 1 and meta["scale"] == pytest.approx([1.5, 0.5, 0.5])
     layers = viewer.open(str(path), plugin="napari-pix2pix")

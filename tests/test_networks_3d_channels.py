@@ -50,8 +50,8 @@ def test_3d_model_trains_and_tiles_in_3d(tiny):
 
 def test_multichannel_in_and_out(tiny):
     source, target = make_pair((96, 96), seed=0, nucleus_radius=5.0)
-    src = np.stack([source, source[::-1], source.T])          # 3 input channels (CYX)
-    tgt = np.stack([target, 65535 - target], axis=-1)           # 2 output channels (YXC)
+    src = np.stack([source, source[::-1], source.T])  # 3 input channels (CYX)
+    tgt = np.stack([target, 65535 - target], axis=-1)  # 2 output channels (YXC)
     model = p2p.train(src, tgt, axes="CYX", target_axes="YXC", steps=4, seed=0, **tiny)
     cfg = model.config
     assert (cfg.in_channels, cfg.out_channels) == (3, 2)

@@ -79,7 +79,9 @@ def test_input_dtypes(trained, held_out_pair, dtype):
 def test_stack_runs_slice_by_slice(trained, held_out_pair):
     source, _ = held_out_pair
     stack = np.stack([source, source[:, ::-1], source[::-1]])
-    out, axes = p2p.predict(trained, stack, axes="ZYX", batch_size=3, device="cpu", return_axes=True)
+    out, axes = p2p.predict(
+        trained, stack, axes="ZYX", batch_size=3, device="cpu", return_axes=True
+    )
     assert out.shape == stack.shape and axes == "ZYX"
     for z in range(3):
         np.testing.assert_allclose(out[z], p2p.predict(trained, stack[z], device="cpu"), atol=1e-3)
@@ -90,8 +92,15 @@ def test_stack_runs_slice_by_slice(trained, held_out_pair):
 
 def test_progress_reports_tiles(trained, held_out_pair):
     calls = []
-    p2p.predict(trained, held_out_pair[0], tile_size=32, overlap=0.25, batch_size=5,
-                device="cpu", progress=lambda done, total: calls.append((done, total)))
+    p2p.predict(
+        trained,
+        held_out_pair[0],
+        tile_size=32,
+        overlap=0.25,
+        batch_size=5,
+        device="cpu",
+        progress=lambda done, total: calls.append((done, total)),
+    )
     total = calls[-1][1]
     assert total == len(tile_starts(128, 32, 0.25)) ** 2
     assert calls[-1][0] == total and [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -13,14 +13,31 @@ import pytest
 import torch
 
 import napari_pix2pix as p2p
+from napari_pix2pix import write_image
 from napari_pix2pix.io import model_file
 from napari_pix2pix.io.checkpoint import checkpoint_path, load_checkpoint
-from napari_pix2pix import write_image
 from napari_pix2pix.io.model_file import Pix2PixModel
 
-CLI_TINY = ["--patch-size", "32", "--depth", "4", "--base-channels", "8", "--batch-size", "4",
-            "--disc-layers", "2", "--disc-channels", "8", "--device", "cpu", "--seed", "0",
-            "--val-fraction", "0"]
+CLI_TINY = [
+    "--patch-size",
+    "32",
+    "--depth",
+    "4",
+    "--base-channels",
+    "8",
+    "--batch-size",
+    "4",
+    "--disc-layers",
+    "2",
+    "--disc-channels",
+    "8",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "--val-fraction",
+    "0",
+]
 
 
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp_path):
@@ -31,11 +48,31 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     run = tmp_path / "run"
     # the same thread counts as this process (conftest), so that float sums agree
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    cli = [sys.executable, "-m", "napari_pix2pix.cli", "train", str(tmp_path / "s.tif"),
-           str(tmp_path / "t.tif"), *CLI_TINY, "--checkpoint-dir", str(run)]
-    child = subprocess.Popen(cli + ["-o", str(tmp_path / "killed.safetensors"), "--steps", str(steps),
-                                    "--checkpoint-every", str(every)],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = [
+        sys.executable,
+        "-m",
+        "napari_pix2pix.cli",
+        "train",
+        str(tmp_path / "s.tif"),
+        str(tmp_path / "t.tif"),
+        *CLI_TINY,
+        "--checkpoint-dir",
+        str(run),
+    ]
+    child = subprocess.Popen(
+        cli
+        + [
+            "-o",
+            str(tmp_path / "killed.safetensors"),
+            "--steps",
+            str(steps),
+            "--checkpoint-every",
+            str(every),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     killed_after = None
     while time.monotonic() < deadline and child.poll() is None:
@@ -50,8 +87,13 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
 
     kept = load_checkpoint(run)  # the checkpoint survived the kill, readable
     assert kept.step % every == 0 and 3 * every <= kept.step < steps
-    resumed = subprocess.run(cli + ["-o", str(tmp_path / "resumed.safetensors"), "--resume", str(run)],
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        cli + ["-o", str(tmp_path / "resumed.safetensors"), "--resume", str(run)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     model = p2p.load_model(tmp_path / "resumed.safetensors")
     assert model.history["steps_done"] == steps
@@ -60,8 +102,10 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     full = p2p.train(source, target, steps=steps, seed=0, val_fraction=0, **tiny)
     w_full, w_resumed = full.generator.state_dict(), model.generator.state_dict()
     diff = max(float((w_resumed[k].float() - w_full[k].float()).abs().max()) for k in w_full)
-    print(f"\nkilled with the checkpoint at step {kept.step} of {steps}; resumed to {steps}; "
-          f"largest weight difference to an uninterrupted run {diff:.2e}")
+    print(
+        f"\nkilled with the checkpoint at step {kept.step} of {steps}; resumed to {steps}; "
+        f"largest weight difference to an uninterrupted run {diff:.2e}"
+    )
     assert diff <= 1e-5
 
 
@@ -81,18 +125,23 @@ class MemoryLimited(torch.nn.Module):
 
 def test_out_of_memory_in_predict_retries_smaller_batch_then_tile(trained, pair):
     source, _ = pair
-    limited = Pix2PixModel(trained.config, MemoryLimited(trained.generator, 2 * 64 * 64).eval(),
-                           trained.history)
+    limited = Pix2PixModel(
+        trained.config, MemoryLimited(trained.generator, 2 * 64 * 64).eval(), trained.history
+    )
     with pytest.warns(UserWarning, match="out of memory .* continuing with batch_size=2"):
         result = p2p.predict(limited, source, tile_size=64, batch_size=4)
-    np.testing.assert_allclose(result, p2p.predict(trained, source, tile_size=64, batch_size=2),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        result, p2p.predict(trained, source, tile_size=64, batch_size=2), atol=1e-4
+    )
 
     limited.generator.limit = 48 * 48  # not even one 64 x 64 tile
-    with pytest.warns(UserWarning, match="single tile of \\(64, 64\\); retrying with tile_size=\\(32, 32\\)"):
+    with pytest.warns(
+        UserWarning, match="single tile of \\(64, 64\\); retrying with tile_size=\\(32, 32\\)"
+    ):
         result = p2p.predict(limited, source, tile_size=64, batch_size=4)
-    np.testing.assert_allclose(result, p2p.predict(trained, source, tile_size=32, batch_size=1),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        result, p2p.predict(trained, source, tile_size=32, batch_size=1), atol=1e-4
+    )
 
     limited.generator.limit = 10
     with pytest.warns(UserWarning), pytest.raises(p2p.DeviceError, match="smallest tile size"):
@@ -103,11 +152,16 @@ def test_out_of_memory_in_training_names_what_fits(pair, tiny, tmp_path, monkeyp
     source, target = pair
     build = model_file.build_generator
     limit = {"elements": 2 * 32 * 32}
-    monkeypatch.setattr(model_file, "build_generator",
-                        lambda config: MemoryLimited(build(config), limit["elements"]))
-    with pytest.raises(p2p.TrainingError,
-                       match="out of memory on cpu at step 1 with batch_size=4 and patch_size="
-                             "\\(32, 32\\). batch_size=2 with patch_size=\\(32, 32\\) fits"):
+    monkeypatch.setattr(
+        model_file,
+        "build_generator",
+        lambda config: MemoryLimited(build(config), limit["elements"]),
+    )
+    with pytest.raises(
+        p2p.TrainingError,
+        match="out of memory on cpu at step 1 with batch_size=4 and patch_size="
+        "\\(32, 32\\). batch_size=2 with patch_size=\\(32, 32\\) fits",
+    ):
         p2p.train(source, target, steps=3, checkpoint_dir=tmp_path, **tiny)
     limit["elements"] = 16 * 16
     with pytest.raises(p2p.TrainingError, match="batch_size=1 with patch_size=\\(16, 16\\) fits"):

@@ -27,8 +27,9 @@ def stack_file(tmp_path_factory, held_out_pair):
 def test_tiff_to_tiff_equals_in_memory(trained, stack_file, tmp_path):
     path, stack = stack_file
     in_memory = p2p.predict(trained, stack, axes="ZYX", tile_size=48, overlap=0.5, device="cpu")
-    out = p2p.predict(trained, path, tile_size=48, overlap=0.5, device="cpu",
-                      out=tmp_path / "pred.ome.tif")
+    out = p2p.predict(
+        trained, path, tile_size=48, overlap=0.5, device="cpu", out=tmp_path / "pred.ome.tif"
+    )
     result = read_image(out)
     assert result.axes == "ZYX" and result.scale == pytest.approx({"Z": 2.0, "Y": 0.5, "X": 0.5})
     np.testing.assert_allclose(result.array, in_memory, rtol=0, atol=1e-3)
@@ -39,16 +40,18 @@ def test_bands_inside_one_large_image_equal_the_whole(trained, held_out_pair, tm
     # one 2D image: rows stream band by band; the result equals an explicit blend
     big = np.tile(held_out_pair[0], (2, 2))
     a = p2p.predict(trained, big, tile_size=64, overlap=0.25, device="cpu")
-    z = p2p.predict(trained, big, tile_size=64, overlap=0.25, device="cpu",
-                    out=tmp_path / "big.zarr")
+    z = p2p.predict(
+        trained, big, tile_size=64, overlap=0.25, device="cpu", out=tmp_path / "big.zarr"
+    )
     np.testing.assert_array_equal(zarr.open_array(str(z), mode="r")[:], a)
     # blending with a full-image weight map built the slow way
     from napari_pix2pix.engine.tiling import Geometry
+
     geo = Geometry.make(big.shape, (64, 64), 0.25)
     weight = np.zeros(big.shape)
     for y in geo.starts[0]:
         for x in geo.starts[1]:
-            weight[y:y + 64, x:x + 64] += geo.window
+            weight[y : y + 64, x : x + 64] += geo.window
     np.testing.assert_allclose(np.multiply.outer(geo.weight[0], geo.weight[1]), weight, rtol=1e-6)
 
 
@@ -57,8 +60,13 @@ def test_dask_and_zarr_inputs_and_array_out(trained, stack_file, tmp_path):
     expected = p2p.predict(trained, stack, axes="ZYX", device="cpu")
     lazy = da.from_array(stack, chunks=(1, 64, 64))
     np.testing.assert_array_equal(p2p.predict(trained, lazy, axes="ZYX", device="cpu"), expected)
-    store = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=stack.shape,
-                            chunks=(1, 128, 128), dtype=stack.dtype)
+    store = zarr.open_array(
+        str(tmp_path / "in.zarr"),
+        mode="w",
+        shape=stack.shape,
+        chunks=(1, 128, 128),
+        dtype=stack.dtype,
+    )
     store[:] = stack
     np.testing.assert_array_equal(p2p.predict(trained, store, axes="ZYX", device="cpu"), expected)
     target = np.zeros(stack.shape, np.float32)
@@ -74,6 +82,7 @@ def test_cancel_leaves_incomplete_output_and_zarr_resumes(trained, stack_file, t
         def progress(done, total):
             if done >= n:
                 raise KeyboardInterrupt
+
         return progress
 
     tif = tmp_path / "p.ome.tif"
@@ -86,13 +95,26 @@ def test_cancel_leaves_incomplete_output_and_zarr_resumes(trained, stack_file, t
     store = tmp_path / "p.zarr"
     per_slice = len(tile_starts(128, 32, 0.25)) ** 2
     with pytest.raises(KeyboardInterrupt):
-        p2p.predict(trained, path, device="cpu", batch_size=1, out=store,
-                    progress=cancel_after(2 * per_slice + 3))
+        p2p.predict(
+            trained,
+            path,
+            device="cpu",
+            batch_size=1,
+            out=store,
+            progress=cancel_after(2 * per_slice + 3),
+        )
     info = zarr.open_array(str(store), mode="r").attrs["napari_pix2pix"]
     assert info["complete"] is False and info["done_samples"] == 2
     calls = []
-    p2p.predict(trained, path, device="cpu", batch_size=1, out=store, if_exists="resume",
-                progress=lambda d, t: calls.append(d))
+    p2p.predict(
+        trained,
+        path,
+        device="cpu",
+        batch_size=1,
+        out=store,
+        if_exists="resume",
+        progress=lambda d, t: calls.append(d),
+    )
     assert calls[0] > 2 * per_slice  # the first two slices were not computed again
     result = zarr.open_array(str(store), mode="r")
     assert result.attrs["napari_pix2pix"]["complete"] is True
@@ -114,22 +136,27 @@ torch.set_num_threads(1)
 model = p2p.load_model({str(model)!r})
 p2p.predict(model, np.zeros((1, 512, 512), np.uint16), axes='ZYX', device='cpu', tile_size=128)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-p2p.predict(model, {str(tmp_path / 'in.tif')!r}, axes='ZYX', device='cpu', tile_size=128, out=sys.argv[1])
+p2p.predict(model, {str(tmp_path / "in.tif")!r}, axes='ZYX', device='cpu', tile_size=128,
+            out=sys.argv[1])
 print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.ome.tif")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "out.ome.tif")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     base, peak = (int(v) for v in result.stdout.split()[-2:])
     growth_mb = (peak - base) / 1024
     output_mb = slices * 512 * 512 * 4 / 2**20
-    print(f"\nstreaming 64 slices: peak RSS grew {growth_mb:.1f} MB for a {output_mb:.0f} MB output")
+    print(
+        f"\nstreaming 64 slices: peak RSS grew {growth_mb:.1f} MB for a {output_mb:.0f} MB output"
+    )
     assert growth_mb < 0.25 * output_mb, (growth_mb, output_mb)
     assert tifffile.imread(tmp_path / "out.ome.tif").shape == stack.shape
 
 
 def test_tiff_pages_are_not_overwritten_by_the_next_sample_when_the_writer_lags(
-        trained, stack_file, tmp_path, monkeypatch):
+    trained, stack_file, tmp_path, monkeypatch
+):
     # the writer thread starts late, so every page waits in the queue while later samples
     # are predicted (CI once showed plane 0 carrying plane 1's first rows)
     import time

@@ -19,7 +19,8 @@ def test_training_beats_untrained_model_and_identity(trained, held_out_pair):
     untrained = Pix2PixModel(cfg)  # same architecture and normalization, initial weights
     # identity: the source itself, mapped from its percentile range into the target's
     identity = Normalization.of(cfg, "target").inverse(
-        Normalization.of(cfg, "source").forward(source[None]))[0]
+        Normalization.of(cfg, "source").forward(source[None])
+    )[0]
     trained_err = mean_abs(p2p.predict(trained, source, device="cpu"), target)
     untrained_err = mean_abs(p2p.predict(untrained, source, device="cpu"), target)
     identity_err = mean_abs(identity, target)
@@ -59,7 +60,9 @@ def test_train_iter_events(pair, tiny):
     events = list(p2p.train_iter(source, target, steps=6, val_every=3, seed=0, **tiny))
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["StepEvent"] * 3 + ["ValidationEvent"] + ["StepEvent"] * 3 + [
-        "ValidationEvent", "FinishedEvent"]
+        "ValidationEvent",
+        "FinishedEvent",
+    ]
     step = events[0]
     assert step.step == 1 and step.total == 6 and step.losses["g_l1"] > 0 and step.lr == 2e-4
     val = events[3]
@@ -80,8 +83,11 @@ def test_same_seed_same_weights_on_cpu(pair, tiny):
 
 def test_lr_is_constant_then_decays_linearly(pair, tiny):
     source, target = pair
-    lrs = [e.lr for e in p2p.train_iter(source, target, steps=8, val_fraction=0, seed=0, **tiny)
-           if isinstance(e, p2p.StepEvent)]
+    lrs = [
+        e.lr
+        for e in p2p.train_iter(source, target, steps=8, val_fraction=0, seed=0, **tiny)
+        if isinstance(e, p2p.StepEvent)
+    ]
     assert lrs[:4] == [2e-4] * 4
     assert lrs[4:] == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4])
 
@@ -97,8 +103,9 @@ def test_gan_modes_train(pair, gan_mode, tiny):
 
 def test_stop_early_then_resume_continues_step_count(pair, tmp_path, tiny):
     source, target = pair
-    events = p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0,
-                            checkpoint_dir=tmp_path, **tiny)
+    events = p2p.train_iter(
+        source, target, steps=10, val_fraction=0, seed=0, checkpoint_dir=tmp_path, **tiny
+    )
     for event in events:
         if event.step == 4:
             break
@@ -107,8 +114,9 @@ def test_stop_early_then_resume_continues_step_count(pair, tmp_path, tiny):
     assert not event.model.generator.training
     assert (tmp_path / "checkpoint.safetensors").is_file()
 
-    resumed = list(p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0,
-                                  resume=tmp_path, **tiny))
+    resumed = list(
+        p2p.train_iter(source, target, steps=10, val_fraction=0, seed=0, resume=tmp_path, **tiny)
+    )
     assert resumed[0].step == 5 and resumed[-1].step == 10
     # without steps, a resumed run keeps the checkpoint's length (not the 2000 default)
     events = p2p.train_iter(source, target, val_fraction=0, resume=tmp_path, **tiny)
@@ -187,6 +195,7 @@ def test_foreground_crops_find_sparse_structures():
     hits = {}
     for share in (0.0, 0.5):
         sampler = PairedPatchSampler([(source, target)], (32, 32), seed=0, foreground=share)
-        hits[share] = sum(int((sampler.batch(4)[1] > 0).flatten(1).any(1).sum())
-                          for _ in range(50)) / 200
+        hits[share] = (
+            sum(int((sampler.batch(4)[1] > 0).flatten(1).any(1).sum()) for _ in range(50)) / 200
+        )
     assert hits[0.0] < 0.15 and hits[0.5] > 0.4

@@ -14,10 +14,15 @@ The layers, each importing only those below it: ``plugin`` (napari) -> ``workflo
 from ._version import __version__
 from .config import Pix2PixConfig
 from .engine.axes import output_axes
-from .engine.events import (FinishedEvent, StepEvent, TrainingEvent, ValidationEvent,
-                            WarningEvent)
-from .errors import (DeviceError, ImageFileError, InputError, ModelFileError, Pix2PixError,
-                     TrainingError)
+from .engine.events import FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent
+from .errors import (
+    DeviceError,
+    ImageFileError,
+    InputError,
+    ModelFileError,
+    Pix2PixError,
+    TrainingError,
+)
 from .io.images import read_image, write_image
 from .io.model_file import Pix2PixModel, load_model
 from .workflows.export import export_bioimageio
@@ -25,9 +30,27 @@ from .workflows.prediction import predict, predict_lazy
 from .workflows.training import train, train_iter
 
 __all__ = [
-    "DeviceError", "FinishedEvent", "ImageFileError", "InputError", "ModelFileError",
-    "Pix2PixConfig", "Pix2PixError", "Pix2PixModel", "StepEvent", "TrainingError",
-    "TrainingEvent", "ValidationEvent", "WarningEvent", "__version__", "export_bioimageio",
-    "load_model", "output_axes", "predict", "predict_lazy", "read_image", "train", "train_iter",
+    "DeviceError",
+    "FinishedEvent",
+    "ImageFileError",
+    "InputError",
+    "ModelFileError",
+    "Pix2PixConfig",
+    "Pix2PixError",
+    "Pix2PixModel",
+    "StepEvent",
+    "TrainingError",
+    "TrainingEvent",
+    "ValidationEvent",
+    "WarningEvent",
+    "__version__",
+    "export_bioimageio",
+    "load_model",
+    "output_axes",
+    "predict",
+    "predict_lazy",
+    "read_image",
+    "train",
+    "train_iter",
     "write_image",
 ]

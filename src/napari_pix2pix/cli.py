@@ -23,8 +23,11 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str) -> list[Option
     for o in options_of(cls):
         if o.spec.group == "internal" or "cli" not in o.spec.surfaces:
             continue
-        kwargs: dict = {"dest": o.keyword, "default": argparse.SUPPRESS,
-                        "help": f"{o.spec.help} (default: {o.default_text()})"}
+        kwargs: dict = {
+            "dest": o.keyword,
+            "default": argparse.SUPPRESS,
+            "help": f"{o.spec.help} (default: {o.default_text()})",
+        }
         item = {"int": int, "size": int, "float": float, "pair": float}.get(o.kind, str)
         if o.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -47,6 +50,7 @@ def _parse(option: Option, convert):
     """The argparse type of an option's values: counts (integer options) are checked
     here, like argparse checks its own types; other values are checked by the library,
     which says what is wrong in its own words."""
+
     def parse(text: str):
         if option.optional and text.lower() == "none":
             return None
@@ -57,6 +61,7 @@ def _parse(option: Option, convert):
             except InputError as exc:
                 raise argparse.ArgumentTypeError(str(exc)) from exc
         return value
+
     parse.__name__ = convert.__name__
     return parse
 
@@ -72,43 +77,70 @@ def given_options(args: argparse.Namespace, options: list[Option]) -> dict:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
-    parser = argparse.ArgumentParser(prog="napari-pix2pix",
-                                     description="pix2pix image-to-image translation.")
+    parser = argparse.ArgumentParser(
+        prog="napari-pix2pix", description="pix2pix image-to-image translation."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     declared = {}
 
     t = sub.add_parser("train", help="train a model on aligned source/target pairs")
     t.add_argument("source", nargs="+", help="source TIFF(s); several give several pairs")
-    t.add_argument("--target", "-t", nargs="+", required=False,
-                   help="target TIFF(s), one per source (or give SOURCE TARGET positionally)")
-    t.add_argument("-o", "--output", required=True,
-                   help="model path (.safetensors: one file; otherwise a folder)")
-    declared["train"] = (add_options(t, Pix2PixConfig, "model and recipe")
-                         + add_options(t, TrainingRun, "run"))
+    t.add_argument(
+        "--target",
+        "-t",
+        nargs="+",
+        required=False,
+        help="target TIFF(s), one per source (or give SOURCE TARGET positionally)",
+    )
+    t.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="model path (.safetensors: one file; otherwise a folder)",
+    )
+    declared["train"] = add_options(t, Pix2PixConfig, "model and recipe") + add_options(
+        t, TrainingRun, "run"
+    )
 
     p = sub.add_parser("predict", help="apply a model to an image or stack, tile by tile")
     p.add_argument("model")
     p.add_argument("input")
-    p.add_argument("-o", "--output", required=True,
-                   help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted .zarr output (the same as --if-exists resume)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted .zarr output (the same as --if-exists resume)",
+    )
     declared["predict"] = add_options(p, PredictOptions, "prediction")
 
     i = sub.add_parser("info", help="print a model's configuration and training summary")
     i.add_argument("model")
 
-    e = sub.add_parser("export", help="write a model as a bioimage.io model zip "
-                       '(needs pip install "napari-pix2pix[bioimageio]")')
+    e = sub.add_parser(
+        "export",
+        help="write a model as a bioimage.io model zip "
+        '(needs pip install "napari-pix2pix[bioimageio]")',
+    )
     e.add_argument("model")
     e.add_argument("-o", "--output", required=True, help="the bioimage.io package (.zip)")
     e.add_argument("--name", help="model name (letters, digits, spaces, _+-())")
     e.add_argument("--description", help="one or two sentences about the model")
-    e.add_argument("--author", action="append", dest="authors", metavar="NAME",
-                   help="author name (repeat for several)")
+    e.add_argument(
+        "--author",
+        action="append",
+        dest="authors",
+        metavar="NAME",
+        help="author name (repeat for several)",
+    )
     e.add_argument("--license", default="CC-BY-4.0", help="SPDX license id (default CC-BY-4.0)")
-    e.add_argument("--test-input",
-                   help="TIFF image for the test tensors and cover (default: simulated sample)")
+    e.add_argument(
+        "--test-input", help="TIFF image for the test tensors and cover (default: simulated sample)"
+    )
 
     d = sub.add_parser("demo", help="train on the built-in simulated sample, predict a stack")
     d.add_argument("--output", "-o", default="demo_output")
@@ -122,8 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = given_options(args, declared.get(args.command, []))
     try:
-        return {"train": cmd_train, "predict": cmd_predict, "info": cmd_info,
-                "export": cmd_export, "demo": cmd_demo}[args.command](args, options)
+        return {
+            "train": cmd_train,
+            "predict": cmd_predict,
+            "info": cmd_info,
+            "export": cmd_export,
+            "demo": cmd_demo,
+        }[args.command](args, options)
     except Pix2PixError as exc:
         print(f"napari-pix2pix: error: {exc}", file=sys.stderr)
         return 2
@@ -139,13 +176,16 @@ def cmd_train(args, options: dict) -> int:
     sources, targets = args.source, args.target
     if targets is None:
         if len(sources) != 2:
-            print("napari-pix2pix: error: give SOURCE TARGET, or sources with --target ...",
-                  file=sys.stderr)
+            print(
+                "napari-pix2pix: error: give SOURCE TARGET, or sources with --target ...",
+                file=sys.stderr,
+            )
             return 2
         sources, targets = sources[:1], sources[1:]
     check_output_path(args.output)
-    events = train_iter(sources, targets, options.pop("axes", None),
-                        options.pop("target_axes", None), **options)
+    events = train_iter(
+        sources, targets, options.pop("axes", None), options.pop("target_axes", None), **options
+    )
     model, bar, metrics = None, None, {}
     try:
         for event in events:
@@ -156,23 +196,31 @@ def cmd_train(args, options: dict) -> int:
                 bar.update(1)
                 bar.set_postfix(l1=f"{event.losses['g_l1']:.3f}", **metrics)
             elif isinstance(event, ValidationEvent):
-                metrics = {"val_r": f"{event.metrics['pearson_r']:.3f}",
-                           "val_psnr": f"{event.metrics['psnr']:.1f}"}
+                metrics = {
+                    "val_r": f"{event.metrics['pearson_r']:.3f}",
+                    "val_psnr": f"{event.metrics['psnr']:.1f}",
+                }
     except KeyboardInterrupt:
         events.close()
         if bar:
             bar.close()
         if model is not None:
             model.save(args.output)
-            print(f"interrupted: the model trained so far ({model.history.get('steps_done')} steps) "
-                  f"was saved to {args.output}", file=sys.stderr)
+            print(
+                f"interrupted: the model trained so far ({model.history.get('steps_done')} steps) "
+                f"was saved to {args.output}",
+                file=sys.stderr,
+            )
         return 130
     if bar:
         bar.close()
     model.save(args.output)
     print(f"model saved to {args.output}")
     if model.history.get("final_metrics"):
-        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in model.history["final_metrics"].items()))
+        print(
+            "validation: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in model.history["final_metrics"].items())
+        )
     return 0
 
 
@@ -188,18 +236,28 @@ def cmd_predict(args, options: dict) -> int:
     if args.resume:
         options["if_exists"] = "resume"
     with tqdm(unit="tile", desc="predicting") as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
         try:
-            _, out_axes = predict(model, args.input, options.pop("axes", None), progress=progress,
-                                  out=args.output, return_axes=True, **options)
+            _, out_axes = predict(
+                model,
+                args.input,
+                options.pop("axes", None),
+                progress=progress,
+                out=args.output,
+                return_axes=True,
+                **options,
+            )
         except KeyboardInterrupt:
-            print(f"interrupted: {args.output} was not completed"
-                  + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
-                  file=sys.stderr)
+            print(
+                f"interrupted: {args.output} was not completed"
+                + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
+                file=sys.stderr,
+            )
             return 130
     print(f"wrote {args.output} (axes {out_axes})")
     return 0
@@ -219,9 +277,15 @@ def cmd_export(args, options: dict) -> int:
 
     check_installation()
     model = load_model(args.model)
-    path = export_bioimageio(model, args.output, name=args.name, description=args.description,
-                             authors=args.authors, license=args.license,
-                             test_input=args.test_input)
+    path = export_bioimageio(
+        model,
+        args.output,
+        name=args.name,
+        description=args.description,
+        authors=args.authors,
+        license=args.license,
+        test_input=args.test_input,
+    )
     print(f"wrote {path} (bioimage.io model package)")
     return 0
 

@@ -27,7 +27,9 @@ def _to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return (np.clip((image - low) / (high - low), 0, 1) * 255).astype(np.uint8)
 
 
-def save_preview(path: Path, panels: list[tuple[str, np.ndarray]], ranges: list[tuple[float, float]]):
+def save_preview(
+    path: Path, panels: list[tuple[str, np.ndarray]], ranges: list[tuple[float, float]]
+):
     """Side-by-side PNG of same-size 2D panels with their titles."""
     from PIL import Image, ImageDraw
 
@@ -56,13 +58,23 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
     started = time.perf_counter()
     print(f"training {steps} steps on a 768x768 simulated pair (phase contrast -> nuclei)")
     model = None
-    for event in train_iter(out_dir / "train_source.ome.tif", out_dir / "train_target.ome.tif",
-                            axes="YX", steps=steps, device=device, seed=seed,
-                            val_every=max(1, steps // 4), **DEMO_OPTIONS):
+    for event in train_iter(
+        out_dir / "train_source.ome.tif",
+        out_dir / "train_target.ome.tif",
+        axes="YX",
+        steps=steps,
+        device=device,
+        seed=seed,
+        val_every=max(1, steps // 4),
+        **DEMO_OPTIONS,
+    ):
         model = event.model
         if isinstance(event, StepEvent) and (event.step % 50 == 0 or event.step == 1):
-            print(f"  step {event.step:5d}/{event.total}  L1 {event.losses['g_l1']:.4f}  "
-                  f"G-GAN {event.losses.get('g_gan', 0):.3f}  {event.elapsed:6.1f} s", flush=True)
+            print(
+                f"  step {event.step:5d}/{event.total}  L1 {event.losses['g_l1']:.4f}  "
+                f"G-GAN {event.losses.get('g_gan', 0):.3f}  {event.elapsed:6.1f} s",
+                flush=True,
+            )
         elif isinstance(event, ValidationEvent):
             print("  validation  " + "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items()))
     train_seconds = time.perf_counter() - started
@@ -70,33 +82,55 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
 
     print("predicting the unseen 6-slice stack tile-wise (stack_source.ome.tif)")
     started = time.perf_counter()
-    prediction, axes = predict(out_dir / "model.safetensors", out_dir / "stack_source.ome.tif",
-                               tile_size=128, overlap=0.25, device=device, return_axes=True)
+    prediction, axes = predict(
+        out_dir / "model.safetensors",
+        out_dir / "stack_source.ome.tif",
+        tile_size=128,
+        overlap=0.25,
+        device=device,
+        return_axes=True,
+    )
     predict_seconds = time.perf_counter() - started
     write_image(out_dir / "stack_prediction.ome.tif", prediction, axes, scale, "µm")
 
     cfg = model.config
     target_norm = Normalization.of(cfg, "target")
-    held_out = image_metrics(prediction[:, None], stack_target[:, None].astype(np.float32),
-                             target_norm)
+    held_out = image_metrics(
+        prediction[:, None], stack_target[:, None].astype(np.float32), target_norm
+    )
     constant = np.full_like(prediction, float(np.mean(target)))
-    baseline = image_metrics(constant[:, None], stack_target[:, None].astype(np.float32),
-                             target_norm)
+    baseline = image_metrics(
+        constant[:, None], stack_target[:, None].astype(np.float32), target_norm
+    )
     lo, hi = cfg.target_low[0], cfg.target_high[0]
-    save_preview(out_dir / "preview.png",
-                 [("source (phase)", stack_source[0]), ("pix2pix prediction", prediction[0]),
-                  ("target (fluorescence)", stack_target[0])],
-                 [tuple(np.percentile(stack_source[0], [0.5, 99.5])), (lo, hi), (lo, hi)])
-    report = {"held_out_stack": held_out, "constant_mean_baseline": baseline,
-              "train_steps": steps, "train_seconds": train_seconds,
-              "steps_per_second": steps / train_seconds, "predict_seconds": predict_seconds,
-              "validation": model.history.get("final_metrics", {})}
+    save_preview(
+        out_dir / "preview.png",
+        [
+            ("source (phase)", stack_source[0]),
+            ("pix2pix prediction", prediction[0]),
+            ("target (fluorescence)", stack_target[0]),
+        ],
+        [tuple(np.percentile(stack_source[0], [0.5, 99.5])), (lo, hi), (lo, hi)],
+    )
+    report = {
+        "held_out_stack": held_out,
+        "constant_mean_baseline": baseline,
+        "train_steps": steps,
+        "train_seconds": train_seconds,
+        "steps_per_second": steps / train_seconds,
+        "predict_seconds": predict_seconds,
+        "validation": model.history.get("final_metrics", {}),
+    }
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=1))
     print("\nheld-out stack (6 unseen fields, target units)")
     print(f"  {'':22s} {'MAE':>9s} {'PSNR':>7s} {'SSIM':>6s} {'r':>6s}")
     for name, m in (("pix2pix", held_out), ("constant mean", baseline)):
-        print(f"  {name:22s} {m['mae']:9.1f} {m['psnr']:7.2f} {m['ssim']:6.3f} {m['pearson_r']:6.3f}")
-    print(f"training {train_seconds:.0f} s ({steps / train_seconds:.2f} steps/s), "
-          f"prediction {predict_seconds:.1f} s")
+        print(
+            f"  {name:22s} {m['mae']:9.1f} {m['psnr']:7.2f} {m['ssim']:6.3f} {m['pearson_r']:6.3f}"
+        )
+    print(
+        f"training {train_seconds:.0f} s ({steps / train_seconds:.2f} steps/s), "
+        f"prediction {predict_seconds:.1f} s"
+    )
     print(f"outputs: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
     return report

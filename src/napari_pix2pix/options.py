@@ -22,9 +22,19 @@ from typing import Any
 from .errors import InputError
 
 # annotation (as a string, under ``from __future__ import annotations``) -> kind
-KINDS = {"int": "int", "int | None": "int", "float": "float", "str": "str", "str | None": "str", "bool": "bool",
-         "tuple[int, ...]": "size", "tuple[int, ...] | None": "size",
-         "tuple[float, float]": "pair", "list[float]": "floats", "Path | None": "path"}
+KINDS = {
+    "int": "int",
+    "int | None": "int",
+    "float": "float",
+    "str": "str",
+    "str | None": "str",
+    "bool": "bool",
+    "tuple[int, ...]": "size",
+    "tuple[int, ...] | None": "size",
+    "tuple[float, float]": "pair",
+    "list[float]": "floats",
+    "Path | None": "path",
+}
 MAX_ITEMS = 4096  # longest list a config may hold (per-channel normalization)
 
 
@@ -111,7 +121,9 @@ class Option:
         else:
             low = "-inf" if s.low is None else f"{s.low:g}"
             high = "inf" if s.high is None or math.isinf(s.high) else f"{s.high:g}"
-            text = f"{'(' if s.low_open else '['}{low}, {high}{')' if s.high_open or high == 'inf' else ']'}"
+            opening = "(" if s.low_open else "["
+            closing = ")" if s.high_open or high == "inf" else "]"
+            text = f"{opening}{low}, {high}{closing}"
         return text + (f"; none: {s.none}" if self.optional and s.none else "")
 
     def check(self, value):
@@ -124,7 +136,8 @@ class Option:
             raise InputError(f"{self.keyword} must be one of {self.spec.choices}, got {value!r}.")
         items = value if isinstance(value, (tuple, list)) else [value]
         if self.kind in ("int", "float", "size", "pair", "floats") and not all(
-                self._in_range(v) for v in items):
+            self._in_range(v) for v in items
+        ):
             raise InputError(self._range_message(value))
         return value
 
@@ -139,22 +152,27 @@ class Option:
     def _range_message(self, value) -> str:
         s, name = self.spec, self.keyword
         items = value if isinstance(value, (tuple, list)) else [value]
-        if self.kind in ("int", "size") and s.high is not None and all(
-                s.low is None or v >= s.low for v in items):
+        if (
+            self.kind in ("int", "size")
+            and s.high is not None
+            and all(s.low is None or v >= s.low for v in items)
+        ):
             return f"{name}={value} is beyond what napari-pix2pix supports (at most {s.high:g})."
         if self.kind == "int" and s.low == 1:
             return f"{name} must be a positive integer, got {value!r}."
         if self.kind == "size" and s.low == 1:
-            return (f"{name} must be a positive integer (or one per spatial axis), "
-                    f"got {value!r}.")
+            return f"{name} must be a positive integer (or one per spatial axis), got {value!r}."
         if s.high is None or math.isinf(s.high):
-            return f"{name} must be a finite number {'>' if s.low_open else '>='} {s.low:g}, got {value!r}."
+            relation = ">" if s.low_open else ">="
+            return f"{name} must be a finite number {relation} {s.low:g}, got {value!r}."
         return f"{name} must be in {self.allowed_text()}, got {value!r}."
 
 
 def _convert(opt: Option, value):
     def fail():
-        raise InputError(f"{opt.keyword} has an invalid value {value!r} ({opt.annotation} expected).")
+        raise InputError(
+            f"{opt.keyword} has an invalid value {value!r} ({opt.annotation} expected)."
+        )
 
     def integer(v):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -221,15 +239,20 @@ def check_fields(obj) -> None:
 def split_options(given: dict, *classes, what: str = "train") -> list[dict]:
     """Sort keyword arguments by the option class that declares them (by keyword), with
     a message for any unknown one."""
-    owners = {o.keyword: (i, o.name) for i, cls in enumerate(classes) for o in options_of(cls)
-              if o.spec.group != "internal"}
+    owners = {
+        o.keyword: (i, o.name)
+        for i, cls in enumerate(classes)
+        for o in options_of(cls)
+        if o.spec.group != "internal"
+    }
     parts: list[dict] = [{} for _ in classes]
     for key, value in given.items():
         if key not in owners:
             close = difflib.get_close_matches(key, owners, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise InputError(f"{what}() has no option {key!r}.{hint} The options are listed "
-                             "in docs/options.md.")
+            raise InputError(
+                f"{what}() has no option {key!r}.{hint} The options are listed in docs/options.md."
+            )
         i, name = owners[key]
         parts[i][name] = value
     return parts
@@ -237,15 +260,25 @@ def split_options(given: dict, *classes, what: str = "train") -> list[dict]:
 
 def markdown_table(cls) -> str:
     """The options of ``cls`` as a Markdown table (docs/options.md is made from it)."""
-    rows = ["| option | CLI | default | allowed | GUI | what it does |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| option | CLI | default | allowed | GUI | what it does |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in options_of(cls):
         if o.spec.group == "internal":
             continue
         cli = f"`{o.flag}`" if "cli" in o.spec.surfaces else "-"
-        gui = {"basic": o.label, "advanced": f"{o.label} (Advanced)"}.get(
-            o.spec.group, "with the inputs") if "gui" in o.spec.surfaces else "-"
-        rows.append(f"| `{o.keyword}` | {cli} | {o.default_text()} | {o.allowed_text()} | {gui} "
-                    f"| {o.spec.help} |")
+        gui = (
+            {"basic": o.label, "advanced": f"{o.label} (Advanced)"}.get(
+                o.spec.group, "with the inputs"
+            )
+            if "gui" in o.spec.surfaces
+            else "-"
+        )
+        rows.append(
+            f"| `{o.keyword}` | {cli} | {o.default_text()} | {o.allowed_text()} | {gui} "
+            f"| {o.spec.help} |"
+        )
     return "\n".join(rows) + "\n"
 
 

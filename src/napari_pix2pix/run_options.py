@@ -17,17 +17,37 @@ IF_EXISTS = ("overwrite", "resume", "error")
 class TrainingRun:
     """Run options of ``train``/``train_iter``."""
 
-    device: str = option("auto", "where to train: auto (CUDA, then Apple MPS, then CPU), cuda, "
-                         "cuda:N, mps or cpu", group="basic", choices=DEVICES, open_choices=True)
-    val_every: int | None = option(None, "steps between validations", none="a tenth of the steps",
-                                   label="Validate every", low=1, high=10**9)
-    checkpoint_dir: Path | None = option(None, "folder for a resumable checkpoint of the run",
-                                         label="Checkpoint folder", none="no checkpoint")
-    checkpoint_every: int | None = option(None, "steps between checkpoints (one is also written "
-                                          "when the run ends or is stopped)",
-                                          none="with each validation", low=1, high=10**9)
-    resume: Path | None = option(None, "checkpoint folder of an interrupted run to continue",
-                                 group="data", none="a new run")
+    device: str = option(
+        "auto",
+        "where to train: auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu",
+        group="basic",
+        choices=DEVICES,
+        open_choices=True,
+    )
+    val_every: int | None = option(
+        None,
+        "steps between validations",
+        none="a tenth of the steps",
+        label="Validate every",
+        low=1,
+        high=10**9,
+    )
+    checkpoint_dir: Path | None = option(
+        None,
+        "folder for a resumable checkpoint of the run",
+        label="Checkpoint folder",
+        none="no checkpoint",
+    )
+    checkpoint_every: int | None = option(
+        None,
+        "steps between checkpoints (one is also written when the run ends or is stopped)",
+        none="with each validation",
+        low=1,
+        high=10**9,
+    )
+    resume: Path | None = option(
+        None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -37,25 +57,59 @@ class TrainingRun:
 class PredictOptions:
     """Options of ``predict`` (and the CLI's and Predict widget's)."""
 
-    axes: str | None = option(None, "axes of the image, letters T Z C Y X", group="data",
-                              none="from the file, else the model's source axes")
+    axes: str | None = option(
+        None,
+        "axes of the image, letters T Z C Y X",
+        group="data",
+        none="from the file, else the model's source axes",
+    )
     tile_size: tuple[int, ...] | None = option(
-        None, "tile side, or one per spatial axis; rounded up to a multiple of 2**depth",
-        group="basic", none="the training patch size", low=1, high=65536, step=16)
-    overlap: float = option(0.25, "overlap of neighbouring tiles, blended with a Gaussian",
-                            group="basic", low=0.0, high=1.0, high_open=True, step=0.05)
+        None,
+        "tile side, or one per spatial axis; rounded up to a multiple of 2**depth",
+        group="basic",
+        none="the training patch size",
+        low=1,
+        high=65536,
+        step=16,
+    )
+    overlap: float = option(
+        0.25,
+        "overlap of neighbouring tiles, blended with a Gaussian",
+        group="basic",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        step=0.05,
+    )
     batch_size: int = option(4, "tiles per network call", group="basic", low=1, high=65536)
-    device: str = option("auto", "where to predict: auto (CUDA, then Apple MPS, then CPU), cuda, "
-                         "cuda:N, mps or cpu", group="basic", choices=DEVICES, open_choices=True)
-    amp: str = option("off", "mixed precision: off, auto (bf16, or fp16, on CUDA), bf16, fp16",
-                      choices=("auto", "off", "bf16", "fp16"), label="Mixed precision")
-    uncertainty: bool = option(False, "also a confidence map: the spread of the predictions of "
-                               "the 8 flips/rotations (8x the work, in memory)",
-                               group="basic", label="Confidence map", surfaces=("gui",))
-    if_exists: str = option("overwrite", "what to do with an existing output path (resume: "
-                            "a .zarr output skips the slices it holds)", choices=IF_EXISTS,
-                            surfaces=("cli",))
+    device: str = option(
+        "auto",
+        "where to predict: auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu",
+        group="basic",
+        choices=DEVICES,
+        open_choices=True,
+    )
+    amp: str = option(
+        "off",
+        "mixed precision: off, auto (bf16, or fp16, on CUDA), bf16, fp16",
+        choices=("auto", "off", "bf16", "fp16"),
+        label="Mixed precision",
+    )
+    uncertainty: bool = option(
+        False,
+        "also a confidence map: the spread of the predictions of "
+        "the 8 flips/rotations (8x the work, in memory)",
+        group="basic",
+        label="Confidence map",
+        surfaces=("gui",),
+    )
+    if_exists: str = option(
+        "overwrite",
+        "what to do with an existing output path (resume: "
+        "a .zarr output skips the slices it holds)",
+        choices=IF_EXISTS,
+        surfaces=("cli",),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
-

@@ -7,8 +7,18 @@ import numpy as np
 
 from ..errors import InputError
 
-SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float16", "float32",
-                    "float64", "bool")
+SUPPORTED_DTYPES = (
+    "uint8",
+    "uint16",
+    "uint32",
+    "int8",
+    "int16",
+    "int32",
+    "float16",
+    "float32",
+    "float64",
+    "bool",
+)
 
 
 def as_array(image, what: str):
@@ -21,16 +31,19 @@ def as_array(image, what: str):
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         try:
             image = np.asarray(image)
-        except Exception as exc:  # noqa: BLE001 - anything unconvertible is a user error
-            raise InputError(f"the {what} must be an array or an image path, got "
-                             f"{type(image).__name__}.") from exc
+        except Exception as exc:
+            raise InputError(
+                f"the {what} must be an array or an image path, got {type(image).__name__}."
+            ) from exc
     return image
 
 
 def check_array(array, what: str) -> None:
     if str(array.dtype) not in SUPPORTED_DTYPES:
-        raise InputError(f"the {what} has dtype {array.dtype}; use an integer or float image "
-                         f"({', '.join(SUPPORTED_DTYPES)}).")
+        raise InputError(
+            f"the {what} has dtype {array.dtype}; use an integer or float image "
+            f"({', '.join(SUPPORTED_DTYPES)})."
+        )
     if 0 in array.shape:
         raise InputError(f"the {what} is empty (shape {tuple(array.shape)}).")
 
@@ -38,5 +51,7 @@ def check_array(array, what: str) -> None:
 def check_finite(array: np.ndarray, what: str) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
-        raise InputError(f"the {what} contains {bad} NaN or infinite values; replace them "
-                         f"(e.g. numpy.nan_to_num) before training or prediction.")
+        raise InputError(
+            f"the {what} contains {bad} NaN or infinite values; replace them "
+            f"(e.g. numpy.nan_to_num) before training or prediction."
+        )

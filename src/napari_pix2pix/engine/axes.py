@@ -28,29 +28,41 @@ def required_axes(ndim: int, what: str = "image") -> str:
     """Axes for an image that came without any: 'YX' for 2D, else ask."""
     if ndim == 2:
         return "YX"
-    raise InputError(f"the {what} has {ndim} dimensions; say what they are with axes=... "
-                     f"(e.g. {_axes_hint(ndim)!r}).")
+    raise InputError(
+        f"the {what} has {ndim} dimensions; say what they are with axes=... "
+        f"(e.g. {_axes_hint(ndim)!r})."
+    )
 
 
 def check_axes(axes: str, ndim: int, spatial_dims: int = 2, what: str = "image") -> str:
     """Return the upper-cased axes string, or raise a message saying what is wrong."""
     if not isinstance(axes, str):
-        raise InputError(f"axes for the {what} must be a string such as 'YX' or 'CYX', got {axes!r}.")
+        raise InputError(
+            f"axes for the {what} must be a string such as 'YX' or 'CYX', got {axes!r}."
+        )
     axes = axes.upper().replace("S", "C")
     unknown = sorted(set(axes) - set(AXES_LETTERS))
     if unknown:
-        raise InputError(f"axes {axes!r} for the {what} uses unknown letters {unknown}; "
-                         f"use only {', '.join(AXES_LETTERS)} (time, depth, channel, rows, columns).")
+        raise InputError(
+            f"axes {axes!r} for the {what} uses unknown letters {unknown}; "
+            f"use only {', '.join(AXES_LETTERS)} (time, depth, channel, rows, columns)."
+        )
     repeated = sorted({a for a in axes if axes.count(a) > 1})
     if repeated:
-        raise InputError(f"axes {axes!r} for the {what} repeats {repeated}; each letter may appear once.")
+        raise InputError(
+            f"axes {axes!r} for the {what} repeats {repeated}; each letter may appear once."
+        )
     if len(axes) != ndim:
-        raise InputError(f"axes {axes!r} has {len(axes)} letters but the {what} has {ndim} dimensions; "
-                         f"give one letter per dimension (e.g. {_axes_hint(ndim)!r}).")
+        raise InputError(
+            f"axes {axes!r} has {len(axes)} letters but the {what} has {ndim} dimensions; "
+            f"give one letter per dimension (e.g. {_axes_hint(ndim)!r})."
+        )
     if "Y" not in axes or "X" not in axes:
         raise InputError(f"axes {axes!r} for the {what} must contain Y and X.")
     if spatial_dims == 3 and "Z" not in axes:
-        raise InputError(f"a 3D model (spatial_dims=3) needs a Z axis, but the {what} axes are {axes!r}.")
+        raise InputError(
+            f"a 3D model (spatial_dims=3) needs a Z axis, but the {what} axes are {axes!r}."
+        )
     return axes
 
 
@@ -88,8 +100,11 @@ def output_axes(source_axes: str, target_axes: str, image_axes: str) -> str:
     target has one (placed where the input has its C, else before the spatial axes)."""
     out = image_axes.replace("C", "")
     if "C" in target_axes:
-        pos = image_axes.index("C") if "C" in image_axes else min(
-            out.index(a) for a in "ZYX" if a in out)
+        pos = (
+            image_axes.index("C")
+            if "C" in image_axes
+            else min(out.index(a) for a in "ZYX" if a in out)
+        )
         out = out[:pos] + "C" + out[pos:]
     return out
 
@@ -115,11 +130,16 @@ class AxesLayout:
         self._from_block = [block.index(a) for a in self._kept]
 
     def index(self, n: int, rows: slice) -> tuple:
-        sample = dict(zip(self.sample_axes, np.unravel_index(n, self.sample_shape))) \
-            if self.sample_axes else {}
+        sample = (
+            dict(zip(self.sample_axes, np.unravel_index(n, self.sample_shape)))
+            if self.sample_axes
+            else {}
+        )
         first = self.spatial[0]
-        return tuple(int(sample[a]) if a in sample else rows if a == first else slice(None)
-                     for a in self.axes)
+        return tuple(
+            int(sample[a]) if a in sample else rows if a == first else slice(None)
+            for a in self.axes
+        )
 
     def read(self, array, n: int, rows: slice) -> np.ndarray:
         """(C, rows, *other spatial) of sample ``n``."""

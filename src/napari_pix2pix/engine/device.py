@@ -11,7 +11,7 @@ from ..run_options import DEVICES
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks cuda, then mps, then cpu; an explicit device must exist here."""
+    """ "auto" picks cuda, then mps, then cpu; an explicit device must exist here."""
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
@@ -24,11 +24,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device 'cuda' was asked for but this machine has no usable CUDA GPU "
-                          "(or torch was installed without CUDA); use device='auto' or 'cpu'.")
+        raise DeviceError(
+            "device 'cuda' was asked for but this machine has no usable CUDA GPU "
+            "(or torch was installed without CUDA); use device='auto' or 'cpu'."
+        )
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("device 'mps' was asked for but Apple's MPS is not available here; "
-                          "use device='auto' or 'cpu'.")
+        raise DeviceError(
+            "device 'mps' was asked for but Apple's MPS is not available here; "
+            "use device='auto' or 'cpu'."
+        )
     return torch.device(device)
 
 

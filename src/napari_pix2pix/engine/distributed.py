@@ -31,7 +31,9 @@ def setup(device: torch.device) -> tuple[int, int, torch.device]:
 
 
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None
+    )
 
 
 def unwrap(module):

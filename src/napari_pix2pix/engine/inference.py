@@ -66,8 +66,9 @@ class TiledPredictor:
 
     def geometry(self, spatial: tuple[int, ...]) -> Geometry:
         """Tiles shrink to the image where it is smaller (still a multiple of 2**depth)."""
-        tile = tuple(min(t, math.ceil(n / self.multiple) * self.multiple)
-                     for t, n in zip(self.tile, spatial))
+        tile = tuple(
+            min(t, math.ceil(n / self.multiple) * self.multiple) for t, n in zip(self.tile, spatial)
+        )
         return Geometry.make(spatial, tile, self.overlap)
 
     def predict_sample(self, sample: np.ndarray) -> np.ndarray:
@@ -87,18 +88,23 @@ class TiledPredictor:
         first = output.done_samples
         total = layout.n_samples * geo.tiles_per_sample
         done = first * geo.tiles_per_sample
-        merger = TileMerger(geo, len(self.target_norm.low), output,
-                            lambda block: self.target_norm.inverse(block))
+        merger = TileMerger(
+            geo, len(self.target_norm.low), output, lambda block: self.target_norm.inverse(block)
+        )
         was_training = self.generator.training
         self.generator.eval()
         try:
-            batches = cut_tiles(source, layout, geo, range(first, layout.n_samples), self.batch_size)
+            batches = cut_tiles(
+                source, layout, geo, range(first, layout.n_samples), self.batch_size
+            )
             with closing(batches):
                 for batch in batches:
                     tiles = np.stack([t.data for t in batch])
                     if tiles.dtype.kind == "f" and not np.isfinite(tiles).all():
-                        raise InputError("the image contains NaN or infinite values; replace them "
-                                         "(e.g. numpy.nan_to_num) before prediction.")
+                        raise InputError(
+                            "the image contains NaN or infinite values; replace them "
+                            "(e.g. numpy.nan_to_num) before prediction."
+                        )
                     merger.add(batch, self.forward(self.source_norm.forward(tiles, 1)))
                     done += len(batch)
                     if progress is not None:
@@ -115,7 +121,7 @@ class TiledPredictor:
         (and ``batch_size`` lowered for the rest of the run), then TileTooLarge."""
         outputs, i = [], 0
         while i < len(tiles):
-            chunk = tiles[i: i + self.batch_size]
+            chunk = tiles[i : i + self.batch_size]
             try:
                 outputs.append(self._forward(chunk))
             except Exception as exc:
@@ -123,11 +129,15 @@ class TiledPredictor:
                     raise
                 free_memory(self.device)
                 if len(chunk) == 1:
-                    raise TileTooLarge(f"out of memory on {self.device} for a single tile of "
-                                       f"{chunk.shape[2:]}") from exc
+                    raise TileTooLarge(
+                        f"out of memory on {self.device} for a single tile of {chunk.shape[2:]}"
+                    ) from exc
                 self.batch_size = smaller(len(chunk), self.tile, self.multiple, self.multiple)[0]
-                warnings.warn(f"out of memory on {self.device} with {len(chunk)} tiles per batch; "
-                              f"continuing with batch_size={self.batch_size}.", stacklevel=2)
+                warnings.warn(
+                    f"out of memory on {self.device} with {len(chunk)} tiles per batch; "
+                    f"continuing with batch_size={self.batch_size}.",
+                    stacklevel=2,
+                )
                 continue
             i += len(chunk)
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
@@ -143,11 +153,17 @@ class TiledPredictor:
         """The next tile size of the out-of-memory policy at batch 1, or a clear error."""
         fallback = smaller(1, self.tile, self.multiple, self.multiple)
         if fallback is None:
-            fix = ("free memory (close other programs)" if self.device.type == "cpu" else
-                   "predict on the CPU (device='cpu') or free memory on the GPU")
+            fix = (
+                "free memory (close other programs)"
+                if self.device.type == "cpu"
+                else "predict on the CPU (device='cpu') or free memory on the GPU"
+            )
             raise DeviceError(f"{exc}, even at the smallest tile size {self.tile}: {fix}.") from exc
-        warnings.warn(f"{exc}; retrying with tile_size={fallback[1]} and batch_size=1 (less context "
-                      "per tile, otherwise the same prediction).", stacklevel=3)
+        warnings.warn(
+            f"{exc}; retrying with tile_size={fallback[1]} and batch_size=1 (less context "
+            "per tile, otherwise the same prediction).",
+            stacklevel=3,
+        )
         return replace(self, tile=fallback[1], batch_size=1)
 
 
@@ -160,22 +176,36 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
     else:
         tile = (tile_size,) * cfg.spatial_dims if isinstance(tile_size, int) else tuple(tile_size)
         if len(tile) != cfg.spatial_dims:
-            raise InputError(f"tile_size must be a positive integer or {cfg.spatial_dims} of them, "
-                             f"got {tile_size!r}.")
+            raise InputError(
+                f"tile_size must be a positive integer or {cfg.spatial_dims} of them, "
+                f"got {tile_size!r}."
+            )
         rounded = tuple(int(math.ceil(t / cfg.multiple) * cfg.multiple) for t in tile)
         if rounded != tile:
-            warnings.warn(f"tile_size {tile_size} is not a multiple of 2**depth = {cfg.multiple}; "
-                          f"using {rounded}.", stacklevel=3)
+            warnings.warn(
+                f"tile_size {tile_size} is not a multiple of 2**depth = {cfg.multiple}; "
+                f"using {rounded}.",
+                stacklevel=3,
+            )
         tile = rounded
     dev = resolve_device(options.device)
-    return TiledPredictor(model.generator.to(dev), Normalization.of(cfg, "source"),
-                          Normalization.of(cfg, "target"), cfg.multiple, tile, options.overlap,
-                          options.batch_size, dev, amp_dtype(dev, options.amp))
+    return TiledPredictor(
+        model.generator.to(dev),
+        Normalization.of(cfg, "source"),
+        Normalization.of(cfg, "target"),
+        cfg.multiple,
+        tile,
+        options.overlap,
+        options.batch_size,
+        dev,
+        amp_dtype(dev, options.amp),
+    )
 
 
 def dihedral_transforms(axes: str):
     """The 8 flips/rotations of the Y-X plane as (forward, inverse) pairs for arrays
     with ``axes`` (inverse for an output with other axes takes its own axes string)."""
+
     def make(k: int, flip: bool):
         def forward(a, ax=axes):
             y, x = ax.index("Y"), ax.index("X")
@@ -185,13 +215,21 @@ def dihedral_transforms(axes: str):
             y, x = ax.index("Y"), ax.index("X")
             a = np.rot90(a, -k, axes=(y, x))
             return np.flip(a, x) if flip else a
+
         return forward, inverse
+
     return [make(k, flip) for flip in (False, True) for k in range(4)]
 
 
-def predict_with_spread(predictor: TiledPredictor, array: np.ndarray, axes: str, out_axes: str,
-                        out_channels: int, spatial_dims: int,
-                        progress=None) -> tuple[np.ndarray, np.ndarray]:
+def predict_with_spread(
+    predictor: TiledPredictor,
+    array: np.ndarray,
+    axes: str,
+    out_axes: str,
+    out_channels: int,
+    spatial_dims: int,
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Test-time augmentation: the plain prediction and the standard deviation over the
     prediction of every flip/rotation of the image (mapped back), accumulated with
     Welford's method so memory stays at three output-sized arrays."""
@@ -206,6 +244,7 @@ def predict_with_spread(predictor: TiledPredictor, array: np.ndarray, axes: str,
         def report(done, total, i=i):
             if progress is not None:
                 progress(i * total + done, len(transforms) * total)
+
         predictor.run(moved, layout, output, report)
         pred = np.ascontiguousarray(inverse(output.array, out_axes))
         if first is None:

@@ -12,7 +12,8 @@ import torch
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA raises torch.OutOfMemoryError; MPS and some CUDA paths a plain RuntimeError."""
     return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
 def free_memory(device: torch.device) -> None:
@@ -24,8 +25,9 @@ def free_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def smaller(batch_size: int, size: tuple[int, ...], multiple: int,
-            min_side: int) -> tuple[int, tuple[int, ...]] | None:
+def smaller(
+    batch_size: int, size: tuple[int, ...], multiple: int, min_side: int
+) -> tuple[int, tuple[int, ...]] | None:
     """The setting to try after (batch_size, size) ran out of memory: the batch halves
     down to 1, then, at batch 1, each side halves (kept a multiple of ``multiple`` and
     at least ``min_side``). None when nothing smaller is left."""
@@ -35,8 +37,9 @@ def smaller(batch_size: int, size: tuple[int, ...], multiple: int,
     return (1, side) if side != tuple(size) else None
 
 
-def fallbacks(batch_size: int, size: tuple[int, ...], multiple: int,
-              min_side: int) -> list[tuple[int, tuple[int, ...]]]:
+def fallbacks(
+    batch_size: int, size: tuple[int, ...], multiple: int, min_side: int
+) -> list[tuple[int, tuple[int, ...]]]:
     """Every setting smaller than (batch_size, size), in the order they are tried."""
     found, current = [], smaller(batch_size, size, multiple, min_side)
     while current is not None:

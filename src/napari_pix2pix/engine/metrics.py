@@ -24,12 +24,17 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> 
     spatial_dims = pred.ndim - 2
     p = torch.from_numpy(norm.unit_range(pred))
     t = torch.from_numpy(norm.unit_range(target))
-    mae_units = np.abs(pred.astype(np.float64) - target).mean(axis=(0,) + tuple(range(2, pred.ndim)))
-    out = {"mae": float(mae_units.mean()),
-           "psnr": float(PSNRMetric(max_val=1.0)(p, t).mean()),
-           "ssim": float("nan"),
-           "pearson_r": float(np.mean([pearson_r(pred[:, c], target[:, c])
-                                       for c in range(pred.shape[1])]))}
+    mae_units = np.abs(pred.astype(np.float64) - target).mean(
+        axis=(0,) + tuple(range(2, pred.ndim))
+    )
+    out = {
+        "mae": float(mae_units.mean()),
+        "psnr": float(PSNRMetric(max_val=1.0)(p, t).mean()),
+        "ssim": float("nan"),
+        "pearson_r": float(
+            np.mean([pearson_r(pred[:, c], target[:, c]) for c in range(pred.shape[1])])
+        ),
+    }
     if min(pred.shape[2:]) >= 11:
         out["ssim"] = float(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)(p, t).mean())
     return out
@@ -46,8 +51,8 @@ def radial_power_spectrum(image: np.ndarray) -> np.ndarray:
     r = np.hypot((y - ny // 2) * min(ny, nx) / ny, (x - nx // 2) * min(ny, nx) / nx)
     r = np.round(r).astype(int)
     n = min(ny, nx) // 2
-    sums = np.bincount(r.ravel(), power.ravel(), minlength=n + 1)[1: n + 1]
-    counts = np.bincount(r.ravel(), minlength=n + 1)[1: n + 1]
+    sums = np.bincount(r.ravel(), power.ravel(), minlength=n + 1)[1 : n + 1]
+    counts = np.bincount(r.ravel(), minlength=n + 1)[1 : n + 1]
     return sums / np.maximum(counts, 1)
 
 

@@ -34,8 +34,16 @@ class UNetGenerator(nn.Module):
     Shapes: (N, in_channels, *S) -> (N, out_channels, *S), S multiples of 2**depth.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, depth: int = 8,
-                 base_channels: int = 64, norm: str = "batch", dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        depth: int = 8,
+        base_channels: int = 64,
+        norm: str = "batch",
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         chans = [base_channels * min(2**i, 8) for i in range(depth)]
         norm_type = _NORM[norm]
@@ -43,24 +51,55 @@ class UNetGenerator(nn.Module):
         self.down = nn.ModuleList()
         for i in range(depth):
             outer_or_inner = i == 0 or i == depth - 1
-            self.down.append(Convolution(
-                spatial_dims, in_channels if i == 0 else chans[i - 1], chans[i], strides=2,
-                kernel_size=4, padding=1, act="RELU" if i == depth - 1 and depth > 1 else leaky,
-                norm=None if outer_or_inner else norm_type, bias=outer_or_inner))
+            self.down.append(
+                Convolution(
+                    spatial_dims,
+                    in_channels if i == 0 else chans[i - 1],
+                    chans[i],
+                    strides=2,
+                    kernel_size=4,
+                    padding=1,
+                    act="RELU" if i == depth - 1 and depth > 1 else leaky,
+                    norm=None if outer_or_inner else norm_type,
+                    bias=outer_or_inner,
+                )
+            )
         n_dropout = min(3, depth - 2)
         self.up = nn.ModuleList()
         for i in range(depth):
             cin = chans[i] if i == depth - 1 else 2 * chans[i]
             if i == 0:
                 block = nn.Sequential(
-                    Convolution(spatial_dims, cin, out_channels, strides=2, kernel_size=4, padding=1,
-                                output_padding=0, is_transposed=True, conv_only=True, bias=True),
-                    nn.Tanh())
+                    Convolution(
+                        spatial_dims,
+                        cin,
+                        out_channels,
+                        strides=2,
+                        kernel_size=4,
+                        padding=1,
+                        output_padding=0,
+                        is_transposed=True,
+                        conv_only=True,
+                        bias=True,
+                    ),
+                    nn.Tanh(),
+                )
             else:
                 drop = dropout if depth - 1 - n_dropout <= i <= depth - 2 else None
-                block = Convolution(spatial_dims, cin, chans[i - 1], strides=2, kernel_size=4,
-                                    padding=1, output_padding=0, is_transposed=True, act="RELU",
-                                    norm=norm_type, dropout=drop, bias=False)
+                block = Convolution(
+                    spatial_dims,
+                    cin,
+                    chans[i - 1],
+                    strides=2,
+                    kernel_size=4,
+                    padding=1,
+                    output_padding=0,
+                    is_transposed=True,
+                    act="RELU",
+                    norm=norm_type,
+                    dropout=drop,
+                    bias=False,
+                )
             self.up.append(block)
         self.apply(normal_init)
 
@@ -81,12 +120,26 @@ class ConditionalDiscriminator(nn.Module):
     fields. Returns the patch logits (MONAI's forward returns all features; the logits
     are the last)."""
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
-                 layers: int = 3, channels: int = 64, norm: str = "batch") -> None:
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        layers: int = 3,
+        channels: int = 64,
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         self.net = PatchDiscriminator(
-            spatial_dims=spatial_dims, channels=channels, in_channels=in_channels + out_channels,
-            out_channels=1, num_layers_d=layers, kernel_size=4, norm=_NORM[norm], padding=1)
+            spatial_dims=spatial_dims,
+            channels=channels,
+            in_channels=in_channels + out_channels,
+            out_channels=1,
+            num_layers_d=layers,
+            kernel_size=4,
+            norm=_NORM[norm],
+            padding=1,
+        )
         self.net.apply(normal_init)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -103,12 +156,23 @@ def receptive_field(layers: int) -> int:
 
 
 def build_generator(config: Pix2PixConfig) -> UNetGenerator:
-    return UNetGenerator(config.spatial_dims, config.in_channels, config.out_channels,
-                         depth=config.depth, base_channels=config.base_channels,
-                         norm=config.norm, dropout=config.dropout)
+    return UNetGenerator(
+        config.spatial_dims,
+        config.in_channels,
+        config.out_channels,
+        depth=config.depth,
+        base_channels=config.base_channels,
+        norm=config.norm,
+        dropout=config.dropout,
+    )
 
 
 def build_discriminator(config: Pix2PixConfig) -> ConditionalDiscriminator:
-    return ConditionalDiscriminator(config.spatial_dims, config.in_channels, config.out_channels,
-                                    layers=config.disc_layers, channels=config.disc_channels,
-                                    norm=config.norm)
+    return ConditionalDiscriminator(
+        config.spatial_dims,
+        config.in_channels,
+        config.out_channels,
+        layers=config.disc_layers,
+        channels=config.disc_channels,
+        norm=config.norm,
+    )

@@ -20,22 +20,30 @@ class Normalization:
     high: tuple[float, ...]
 
     @classmethod
-    def fit(cls, samples: list[np.ndarray], percentiles: tuple[float, float], what: str,
-            max_values: int = 2**24) -> Normalization:
+    def fit(
+        cls,
+        samples: list[np.ndarray],
+        percentiles: tuple[float, float],
+        what: str,
+        max_values: int = 2**24,
+    ) -> Normalization:
         """Percentiles per channel over (C, *spatial) samples, subsampled evenly when
         larger than ``max_values`` per channel to stay fast on big stacks."""
         channels = samples[0].shape[0]
         stride = sum(int(np.prod(s.shape[1:])) for s in samples) // max_values + 1
         lows, highs = [], []
         for c in range(channels):
-            values = np.concatenate([np.asarray(s[c]).ravel()[::stride].astype(np.float64)
-                                     for s in samples])
+            values = np.concatenate(
+                [np.asarray(s[c]).ravel()[::stride].astype(np.float64) for s in samples]
+            )
             lo, hi = np.percentile(values, percentiles)
             if not hi > lo:
                 lo, hi = float(values.min()), float(values.max())
             if not hi > lo:
-                raise InputError(f"channel {c} of the {what} is constant ({lo:g}); it carries no "
-                                 "information to learn from. Remove that channel or check the image.")
+                raise InputError(
+                    f"channel {c} of the {what} is constant ({lo:g}); it carries no "
+                    "information to learn from. Remove that channel or check the image."
+                )
             lows.append(float(lo))
             highs.append(float(hi))
         return cls(tuple(lows), tuple(highs))
@@ -52,8 +60,10 @@ class Normalization:
     def _vectors(self, ndim: int, channel_axis: int) -> tuple[np.ndarray, np.ndarray]:
         shape = [1] * ndim
         shape[channel_axis] = -1
-        return (np.asarray(self.low, np.float32).reshape(shape),
-                np.asarray(self.high, np.float32).reshape(shape))
+        return (
+            np.asarray(self.low, np.float32).reshape(shape),
+            np.asarray(self.high, np.float32).reshape(shape),
+        )
 
     def forward(self, x: np.ndarray, channel_axis: int = 0) -> np.ndarray:
         """Image units -> [-1, 1] (float32)."""

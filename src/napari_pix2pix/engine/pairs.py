@@ -12,10 +12,17 @@ from .axes import check_axes, required_axes, to_canonical
 Sample = tuple[np.ndarray, np.ndarray]
 
 
-def check_pair(source_shape, source_axes: str, target_shape, target_axes: str,
-               spatial_dims: int = 2, label: str = "") -> None:
+def check_pair(
+    source_shape,
+    source_axes: str,
+    target_shape,
+    target_axes: str,
+    spatial_dims: int = 2,
+    label: str = "",
+) -> None:
     """Raise an InputError unless source and target (with their axes) are aligned:
     the same size along every axis but C. Cheap: only shapes are looked at."""
+
     def sizes(shape, axes):
         return {a: n for a, n in zip(axes, shape) if a != "C"}
 
@@ -24,20 +31,29 @@ def check_pair(source_shape, source_axes: str, target_shape, target_axes: str,
         hint = ""
         if sorted(s_sizes.values()) == sorted(t_sizes.values()):
             hint = " The same sizes appear in another order: check the axes of each image."
-        raise InputError(f"source{label} {tuple(source_shape)} (axes {source_axes!r}) and target "
-                         f"{tuple(target_shape)} (axes {target_axes!r}) are not aligned: they need "
-                         f"the same size along every axis except C.{hint}")
+        raise InputError(
+            f"source{label} {tuple(source_shape)} (axes {source_axes!r}) and target "
+            f"{tuple(target_shape)} (axes {target_axes!r}) are not aligned: they need "
+            f"the same size along every axis except C.{hint}"
+        )
 
 
-def prepare_pairs(sources: list[tuple], targets: list[tuple], axes: str | None,
-                  target_axes: str | None, spatial_dims: int) -> tuple[list[Sample], str, str]:
+def prepare_pairs(
+    sources: list[tuple],
+    targets: list[tuple],
+    axes: str | None,
+    target_axes: str | None,
+    spatial_dims: int,
+) -> tuple[list[Sample], str, str]:
     """(array, axes from its file or '') per source and target -> aligned samples.
 
     Returns ([(source (C_in, *S), target (C_out, *S)), ...], source axes, target axes),
     checking everything that would otherwise fail deep inside training."""
     if len(sources) != len(targets):
-        raise InputError(f"got {len(sources)} source image(s) but {len(targets)} target image(s); "
-                         "give one target per source.")
+        raise InputError(
+            f"got {len(sources)} source image(s) but {len(targets)} target image(s); "
+            "give one target per source."
+        )
     if not sources:
         raise InputError("no training images given.")
     samples: list[Sample] = []
@@ -47,16 +63,28 @@ def prepare_pairs(sources: list[tuple], targets: list[tuple], axes: str | None,
         s_arr, t_arr = as_array(s, "source" + label), as_array(t, "target" + label)
         check_array(s_arr, "source" + label)
         check_array(t_arr, "target" + label)
-        s_axes = check_axes(axes or s_file_axes or required_axes(s_arr.ndim, "source" + label),
-                            s_arr.ndim, spatial_dims, "source" + label)
-        t_axes = check_axes(target_axes or (axes if axes and len(axes) == t_arr.ndim else None)
-                            or t_file_axes or required_axes(t_arr.ndim, "target" + label),
-                            t_arr.ndim, spatial_dims, "target" + label)
+        s_axes = check_axes(
+            axes or s_file_axes or required_axes(s_arr.ndim, "source" + label),
+            s_arr.ndim,
+            spatial_dims,
+            "source" + label,
+        )
+        t_axes = check_axes(
+            target_axes
+            or (axes if axes and len(axes) == t_arr.ndim else None)
+            or t_file_axes
+            or required_axes(t_arr.ndim, "target" + label),
+            t_arr.ndim,
+            spatial_dims,
+            "target" + label,
+        )
         check_pair(s_arr.shape, s_axes, t_arr.shape, t_axes, spatial_dims, label)
         s_can = np.asarray(to_canonical(s_arr, s_axes, spatial_dims))
         t_can = np.asarray(to_canonical(t_arr, t_axes, spatial_dims))
-        if samples and (s_can.shape[1], t_can.shape[1]) != (samples[0][0].shape[0],
-                                                            samples[0][1].shape[0]):
+        if samples and (s_can.shape[1], t_can.shape[1]) != (
+            samples[0][0].shape[0],
+            samples[0][1].shape[0],
+        ):
             raise InputError(f"pair {i} has a different number of channels than pair 0.")
         check_finite(s_can, "source" + label)
         check_finite(t_can, "target" + label)

@@ -10,9 +10,13 @@ from scipy.ndimage import gaussian_filter
 
 def _ellipsoid(shape, center, radii, rotation) -> tuple[tuple[slice, ...], np.ndarray]:
     """Bounding-box slices and the mask of a (rotated in YX) ellipsoid."""
-    box = tuple(slice(max(0, int(c - r * 1.5)), min(n, int(c + r * 1.5) + 1))
-                for c, r, n in zip(center, radii, shape))
-    grids = np.meshgrid(*[np.arange(b.start, b.stop) - c for b, c in zip(box, center)], indexing="ij")
+    box = tuple(
+        slice(max(0, int(c - r * 1.5)), min(n, int(c + r * 1.5) + 1))
+        for c, r, n in zip(center, radii, shape)
+    )
+    grids = np.meshgrid(
+        *[np.arange(b.start, b.stop) - c for b, c in zip(box, center)], indexing="ij"
+    )
     y, x = grids[-2], grids[-1]
     cos, sin = np.cos(rotation), np.sin(rotation)
     rotated = list(grids[:-2]) + [cos * y - sin * x, sin * y + cos * x]
@@ -20,8 +24,9 @@ def _ellipsoid(shape, center, radii, rotation) -> tuple[tuple[slice, ...], np.nd
     return box, dist <= 1.0
 
 
-def make_pair(shape=(512, 512), density: float = 1.0, seed: int = 0,
-              nucleus_radius: float = 9.0) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(
+    shape=(512, 512), density: float = 1.0, seed: int = 0, nucleus_radius: float = 9.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Simulate one field of view.
 
     Each cell is a flat body with a denser nucleus (and nucleoli). The phase image is the
@@ -35,8 +40,8 @@ def make_pair(shape=(512, 512), density: float = 1.0, seed: int = 0,
     dims = len(shape)
     area = float(np.prod(shape[-2:]))
     n_cells = max(1, int(density * area / (np.pi * (2.2 * nucleus_radius) ** 2) * 0.6))
-    opl = np.zeros(shape, np.float32)   # optical path length (phase)
-    dna = np.zeros(shape, np.float32)   # nuclear stain density
+    opl = np.zeros(shape, np.float32)  # optical path length (phase)
+    dna = np.zeros(shape, np.float32)  # nuclear stain density
     z_scale = 0.5 if dims == 3 else 1.0
     for _ in range(n_cells):
         center = [rng.uniform(0, n) for n in shape]

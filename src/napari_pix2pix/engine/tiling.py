@@ -71,7 +71,7 @@ class Geometry:
         for n, t, s, w in zip(spatial, tile, starts, axis_windows):
             total = np.zeros(max(n, t) + t)
             for o in s:
-                total[o:o + t] += w
+                total[o : o + t] += w
             weight.append(total[:n])
         return cls(tuple(spatial), tuple(tile), starts, window.astype(np.float32), weight)
 
@@ -92,15 +92,20 @@ class Tile:
     last_in_band: bool
 
 
-def cut_tiles(source, layout: AxesLayout, geo: Geometry, samples: range,
-              batch_size: int) -> Iterator[list[Tile]]:
+def cut_tiles(
+    source, layout: AxesLayout, geo: Geometry, samples: range, batch_size: int
+) -> Iterator[list[Tile]]:
     """Batches of tiles of the given samples, in order. A thread reads the bands of rows
     ahead (a file or a dask graph works while the network runs); closing the iterator
     stops it."""
     bands: queue.Queue = queue.Queue(maxsize=3)
     stop = threading.Event()
-    reader = threading.Thread(target=_read_bands, name="pix2pix-reader", daemon=True,
-                              args=(source, layout, geo, samples, bands, stop))
+    reader = threading.Thread(
+        target=_read_bands,
+        name="pix2pix-reader",
+        daemon=True,
+        args=(source, layout, geo, samples, bands, stop),
+    )
     reader.start()
     others = list(itertools.product(*geo.starts[1:]))
     pending: list[Tile] = []
@@ -112,8 +117,9 @@ def cut_tiles(source, layout: AxesLayout, geo: Geometry, samples: range,
             if item is not None:
                 n, k, band = item
                 for j, o in enumerate(others):
-                    cut = (slice(None), slice(None)) + tuple(slice(s, s + t) for s, t in
-                                                             zip(o, geo.tile[1:]))
+                    cut = (slice(None), slice(None)) + tuple(
+                        slice(s, s + t) for s, t in zip(o, geo.tile[1:])
+                    )
                     pending.append(Tile(n, k, o, band[cut], j == len(others) - 1))
             while pending and (len(pending) >= batch_size or item is None):
                 batch, pending = pending[:batch_size], pending[batch_size:]
@@ -124,8 +130,9 @@ def cut_tiles(source, layout: AxesLayout, geo: Geometry, samples: range,
         stop.set()
 
 
-def _read_bands(source, layout: AxesLayout, geo: Geometry, samples, bands: queue.Queue,
-                stop: threading.Event) -> None:
+def _read_bands(
+    source, layout: AxesLayout, geo: Geometry, samples, bands: queue.Queue, stop: threading.Event
+) -> None:
     """Reader thread: bands (C, tile rows, *other axes padded to the tiles) in order,
     then None; an exception is handed over to be raised by the consumer."""
     length, t0 = geo.spatial[0], geo.tile[0]
@@ -150,9 +157,11 @@ def _read_bands(source, layout: AxesLayout, geo: Geometry, samples, bands: queue
                     band = layout.read(source, n, slice(lo, hi))
                 except Pix2PixError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - a file that breaks mid-way
-                    raise ImageFileError(f"reading the input failed at sample {n}, rows "
-                                         f"{lo}-{hi} ({type(exc).__name__}: {exc}).") from exc
+                except Exception as exc:
+                    raise ImageFileError(
+                        f"reading the input failed at sample {n}, rows "
+                        f"{lo}-{hi} ({type(exc).__name__}: {exc})."
+                    ) from exc
                 if hi - lo != t0 or lo != s:
                     band = band[:, idx - lo]
                 if any(p[1] for p in pads):
@@ -160,7 +169,7 @@ def _read_bands(source, layout: AxesLayout, geo: Geometry, samples, bands: queue
                 if not put((n, k, band)):
                     return
         put(None)
-    except BaseException as exc:  # noqa: BLE001 - handed to the consumer to raise
+    except BaseException as exc:
         put(exc)
 
 
@@ -169,8 +178,9 @@ class TileMerger:
     soon as no later tile touches it; ``to_units`` maps the blended rows to the target's
     units first."""
 
-    def __init__(self, geo: Geometry, channels: int, output,
-                 to_units: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(
+        self, geo: Geometry, channels: int, output, to_units: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
         self.geo, self.channels, self.output, self.to_units = geo, channels, output, to_units
         self.bands: dict[int, _Band] = {}
 
@@ -198,9 +208,13 @@ class _Band:
     def add(self, k: int, other_starts: tuple[int, ...], pred: np.ndarray) -> None:
         geo = self.geo
         rows = min(geo.tile[0], geo.spatial[0] - geo.starts[0][k])
-        region = tuple(slice(o, min(o + t, n)) for o, t, n in zip(other_starts, geo.tile[1:], geo.spatial[1:]))
+        region = tuple(
+            slice(o, min(o + t, n)) for o, t, n in zip(other_starts, geo.tile[1:], geo.spatial[1:])
+        )
         crop = (slice(0, rows),) + tuple(slice(0, r.stop - r.start) for r in region)
-        self.acc[(slice(None), slice(0, rows)) + region] += pred[(slice(None),) + crop] * geo.window[crop]
+        self.acc[(slice(None), slice(0, rows)) + region] += (
+            pred[(slice(None),) + crop] * geo.window[crop]
+        )
 
     def flush(self, k: int) -> tuple[slice, np.ndarray]:
         """Rows that no later tile touches: blended result, and shift the rest up."""

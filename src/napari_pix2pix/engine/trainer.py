@@ -43,15 +43,24 @@ class Trainer:
     under torchrun (``world`` > 1) both networks are wrapped in DistributedDataParallel.
     """
 
-    def __init__(self, config: Pix2PixConfig, generator: torch.nn.Module, device: torch.device,
-                 dtype: torch.dtype | None, world: int = 1) -> None:
+    def __init__(
+        self,
+        config: Pix2PixConfig,
+        generator: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        world: int = 1,
+    ) -> None:
         self.config, self.device, self.dtype = config, device, dtype
         self.generator = generator.to(device)
         use_gan = config.gan_mode != "none"
         self.discriminator = build_discriminator(config).to(device) if use_gan else None
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=config.betas)
-        self.opt_d = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr,
-                                       betas=config.betas) if use_gan else None)
+        self.opt_d = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=config.betas)
+            if use_gan
+            else None
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         wrap = (lambda m: distributed.wrap(m, device)) if world > 1 else (lambda m: m)
         self.net_g = wrap(self.generator)
@@ -64,8 +73,9 @@ class Trainer:
         """One update; losses as floats. Out of memory, the error names a batch and
         patch size that fit; a NaN/inf loss stops the run."""
         try:
-            losses = self._update(src, tgt, self.lr(step),
-                                  adversarial_weight(step, self.config.steps, self.config))
+            losses = self._update(
+                src, tgt, self.lr(step), adversarial_weight(step, self.config.steps, self.config)
+            )
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -75,7 +85,8 @@ class Trainer:
         if bad:
             raise TrainingError(
                 f"training diverged at step {step}: the {', '.join(bad)} loss became NaN/inf. "
-                "Check the inputs for extreme values, or lower the learning rate (lr=...).")
+                "Check the inputs for extreme values, or lower the learning rate (lr=...)."
+            )
         return losses
 
     def _update(self, src, tgt, lr: float, gan_weight: float) -> dict[str, float]:
@@ -124,17 +135,25 @@ class Trainer:
         """Say which smaller batch (then patch) fits, found by trying one forward and
         backward pass of each on this device, so the user's rerun does not fail again."""
         config, dev = self.config, self.device
-        said = (f"out of memory on {dev} at step {step} with batch_size={config.batch_size} and "
-                f"patch_size={config.patch_size}.")
+        said = (
+            f"out of memory on {dev} at step {step} with batch_size={config.batch_size} and "
+            f"patch_size={config.patch_size}."
+        )
         disc_min = 3 * 2**config.disc_layers if config.gan_mode != "none" else 1
         min_side = config.multiple * math.ceil(disc_min / config.multiple)
-        for batch, patch in fallbacks(config.batch_size, config.patch_size, config.multiple, min_side):
+        for batch, patch in fallbacks(
+            config.batch_size, config.patch_size, config.multiple, min_side
+        ):
             if self._fits(batch, patch):
-                return (f"{said} batch_size={batch} with patch_size={patch} fits on this device: "
-                        "train again with those values.")
+                return (
+                    f"{said} batch_size={batch} with patch_size={patch} fits on this device: "
+                    "train again with those values."
+                )
         fix = "" if dev.type == "cpu" else "train on the CPU (device='cpu') or "
-        return (f"{said} Even batch_size=1 at the smallest patch size does not fit: {fix}choose a "
-                "smaller network (base_channels, depth).")
+        return (
+            f"{said} Even batch_size=1 at the smallest patch size does not fit: {fix}choose a "
+            "smaller network (base_channels, depth)."
+        )
 
     def _fits(self, batch: int, patch: tuple[int, ...]) -> bool:
         nets = [n for n in (self.net_g, self.net_d) if n is not None]
@@ -150,7 +169,7 @@ class Trainer:
                     loss = loss + self.net_d(src, fake).float().mean()
             loss.backward()
             return True
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory means "try smaller"
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             return False
@@ -163,7 +182,9 @@ class Trainer:
         """Everything a resumed run needs besides the config, history and data sampler."""
         return {
             "generator": self.generator.state_dict(),
-            "discriminator": None if self.discriminator is None else self.discriminator.state_dict(),
+            "discriminator": None
+            if self.discriminator is None
+            else self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,

@@ -15,7 +15,6 @@ when exporting.
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import tempfile
@@ -26,10 +25,10 @@ import numpy as np
 import tifffile
 import torch
 
+from .._version import __version__
 from ..engine.arrays import check_array, check_finite
 from ..engine.networks import UNetGenerator
 from ..engine.normalization import Normalization
-from .._version import __version__
 from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
 from .bioimageio_readme import finite_metrics, readme
@@ -38,15 +37,25 @@ from .output_paths import AtomicFile, check_output_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
 PIX2PIX_DOI = "10.1109/CVPR.2017.632"
-PIX2PIX_CITATION = ("Isola, Zhu, Zhou, Efros: Image-to-Image Translation with Conditional "
-                    "Adversarial Networks. CVPR 2017.")
+PIX2PIX_CITATION = (
+    "Isola, Zhu, Zhou, Efros: Image-to-Image Translation with Conditional "
+    "Adversarial Networks. CVPR 2017."
+)
 _NAME_CHARS = set(string.ascii_letters + string.digits + "_+- ()")
 _AXIS_IDS = {2: ("y", "x"), 3: ("z", "y", "x")}
 
 
-def export_bioimageio(model, path, *, name: str | None = None, description: str | None = None,
-                      authors=None, test_input=None, license: str = "CC-BY-4.0",
-                      tags: list[str] | None = None) -> Path:
+def export_bioimageio(
+    model,
+    path,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    authors=None,
+    test_input=None,
+    license: str = "CC-BY-4.0",
+    tags: list[str] | None = None,
+) -> Path:
     """Write ``model`` as a bioimage.io model zip to ``path`` (atomically).
 
     Args:
@@ -74,17 +83,28 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
     config = model.config
     if not config.normalized:
         raise InputError("the model has no normalization parameters (was it trained?).")
-    name = _check_name(name if name is not None else
-                       f"napari-pix2pix {config.spatial_dims}D image-to-image model")
+    name = _check_name(
+        name if name is not None else f"napari-pix2pix {config.spatial_dims}D image-to-image model"
+    )
     description = description if description is not None else _default_description(model)
     if not isinstance(description, str) or len(description) > 1024:
         raise InputError("description must be a text of at most 1024 characters.")
     source = _test_input(model, test_input)
 
-    with AtomicFile(path, suffix=".tmp.zip") as zipped, \
-            tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp:
-        descr = _build_description(model, Path(tmp), source, name=name, description=description,
-                                   authors=authors, license=license, tags=tags)
+    with (
+        AtomicFile(path, suffix=".tmp.zip") as zipped,
+        tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp,
+    ):
+        descr = _build_description(
+            model,
+            Path(tmp),
+            source,
+            name=name,
+            description=description,
+            authors=authors,
+            license=license,
+            tags=tags,
+        )
         from bioimageio.spec import save_bioimageio_package
 
         save_bioimageio_package(descr, output_path=zipped.temp)
@@ -97,15 +117,18 @@ def check_installation() -> None:
         import bioimageio.spec
         import pydantic
     except ImportError as exc:
-        raise InputError("exporting to bioimage.io needs the optional bioimageio packages: "
-                         f"{INSTALL_HINT}") from exc
+        raise InputError(
+            f"exporting to bioimage.io needs the optional bioimageio packages: {INSTALL_HINT}"
+        ) from exc
     spec, pyd = _version(bioimageio.spec.__version__), _version(pydantic.VERSION)
     if spec < (0, 5, 14) and pyd >= (2, 12):
         # bioimageio.spec < 0.5.14 calls pydantic's serializer handlers in a way that
         # pydantic >= 2.12 rejects ("'index_key' is expected to be an integer or a string")
-        raise InputError(f"bioimageio.spec {bioimageio.spec.__version__} does not work with "
-                         f"pydantic {pydantic.VERSION}: {INSTALL_HINT} installs matching "
-                         'versions (or: pip install "pydantic>=2.10.3,<2.12").')
+        raise InputError(
+            f"bioimageio.spec {bioimageio.spec.__version__} does not work with "
+            f"pydantic {pydantic.VERSION}: {INSTALL_HINT} installs matching "
+            'versions (or: pip install "pydantic>=2.10.3,<2.12").'
+        )
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -117,10 +140,15 @@ def _version(text: str) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- pieces
 def architecture_kwargs(config) -> dict:
     """The plain keyword arguments that rebuild the generator (UNetGenerator(**kwargs))."""
-    return {"spatial_dims": config.spatial_dims, "in_channels": config.in_channels,
-            "out_channels": config.out_channels, "depth": config.depth,
-            "base_channels": config.base_channels, "norm": config.norm,
-            "dropout": float(config.dropout)}
+    return {
+        "spatial_dims": config.spatial_dims,
+        "in_channels": config.in_channels,
+        "out_channels": config.out_channels,
+        "depth": config.depth,
+        "base_channels": config.base_channels,
+        "norm": config.norm,
+        "dropout": float(config.dropout),
+    }
 
 
 def apply_scale_linear(x: np.ndarray, gain, offset) -> np.ndarray:
@@ -133,18 +161,20 @@ def apply_scale_linear(x: np.ndarray, gain, offset) -> np.ndarray:
 
 
 def _check_name(name) -> str:
-    if (not isinstance(name, str) or not 5 <= len(name) <= 128
-            or not set(name) <= _NAME_CHARS):
-        raise InputError(f"name must be 5 to 128 letters, digits, spaces or _+-() characters, "
-                         f"got {name!r}.")
+    if not isinstance(name, str) or not 5 <= len(name) <= 128 or not set(name) <= _NAME_CHARS:
+        raise InputError(
+            f"name must be 5 to 128 letters, digits, spaces or _+-() characters, got {name!r}."
+        )
     return name
 
 
 def _default_description(model) -> str:
     c = model.config
-    return (f"pix2pix (conditional GAN, U-Net generator) {c.spatial_dims}D image-to-image "
-            f"translation, {c.in_channels} -> {c.out_channels} channel(s), trained with "
-            "napari-pix2pix.")
+    return (
+        f"pix2pix (conditional GAN, U-Net generator) {c.spatial_dims}D image-to-image "
+        f"translation, {c.in_channels} -> {c.out_channels} channel(s), trained with "
+        "napari-pix2pix."
+    )
 
 
 def _test_input(model, test_input) -> np.ndarray:
@@ -163,9 +193,11 @@ def _test_input(model, test_input) -> np.ndarray:
         array = np.repeat(array[None], c.in_channels, axis=0)
     elif not (array.ndim == d + 1 and array.shape[0] == c.in_channels):
         axes = "YX" if d == 2 else "ZYX"
-        raise InputError(f"the test input must have axes {axes} or C{axes} with C = "
-                         f"{c.in_channels} (the model's input channels), got shape "
-                         f"{tuple(array.shape)}.")
+        raise InputError(
+            f"the test input must have axes {axes} or C{axes} with C = "
+            f"{c.in_channels} (the model's input channels), got shape "
+            f"{tuple(array.shape)}."
+        )
     array = array.astype(np.float32)
     check_finite(array, "test input")
     for axis, size in enumerate(c.patch_size, start=1):
@@ -234,31 +266,54 @@ def _authors(authors):
         try:
             result.append(Author(name=a) if isinstance(a, str) else Author(**a))
         except (TypeError, ValidationError) as exc:
-            raise InputError(f"invalid author {a!r}: give a name or a dict with 'name' "
-                             f"(and 'affiliation', 'orcid', 'github_user'): {exc}") from exc
+            raise InputError(
+                f"invalid author {a!r}: give a name or a dict with 'name' "
+                f"(and 'affiliation', 'orcid', 'github_user'): {exc}"
+            ) from exc
     return result
 
 
-def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, authors,
-                       license, tags):
-    from bioimageio.spec.model.v0_5 import (ArchitectureFromLibraryDescr, AxisId, BatchAxis,
-                                            BioimageioConfig, ChannelAxis, CiteEntry, Config,
-                                            Doi, FileDescr, Identifier, InputTensorDescr,
-                                            IntervalOrRatioDataDescr, LicenseId, ModelDescr,
-                                            OutputTensorDescr, ParameterizedSize,
-                                            PytorchStateDictWeightsDescr,
-                                            ScaleLinearAlongAxisKwargs, ScaleLinearDescr,
-                                            SizeReference, SpaceInputAxis, SpaceOutputAxis,
-                                            TensorId, TorchscriptWeightsDescr, Version,
-                                            WeightsDescr)
+def _build_description(
+    model, tmp: Path, x: np.ndarray, *, name, description, authors, license, tags
+):
+    from bioimageio.spec.model.v0_5 import (
+        ArchitectureFromLibraryDescr,
+        AxisId,
+        BatchAxis,
+        BioimageioConfig,
+        ChannelAxis,
+        CiteEntry,
+        Config,
+        Doi,
+        FileDescr,
+        Identifier,
+        InputTensorDescr,
+        IntervalOrRatioDataDescr,
+        LicenseId,
+        ModelDescr,
+        OutputTensorDescr,
+        ParameterizedSize,
+        PytorchStateDictWeightsDescr,
+        ScaleLinearAlongAxisKwargs,
+        ScaleLinearDescr,
+        SizeReference,
+        SpaceInputAxis,
+        SpaceOutputAxis,
+        TensorId,
+        TorchscriptWeightsDescr,
+        Version,
+        WeightsDescr,
+    )
     from pydantic import ValidationError
 
     c = model.config
     try:
         license_id = LicenseId(license)
     except (ValueError, ValidationError) as exc:
-        raise InputError(f"license must be an SPDX license identifier such as 'CC-BY-4.0' or "
-                         f"'MIT', got {license!r}.") from exc
+        raise InputError(
+            f"license must be an SPDX license identifier such as 'CC-BY-4.0' or "
+            f"'MIT', got {license!r}."
+        ) from exc
     authors = _authors(authors)
     extra_tags = [str(t) for t in (tags or [])]
 
@@ -280,8 +335,9 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
     torchscript_file = tmp / "weights_torchscript.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.x, still supported
-        traced = torch.jit.trace(net, torch.from_numpy(
-            apply_scale_linear(x, pre_gain, pre_offset)), check_trace=False)
+        traced = torch.jit.trace(
+            net, torch.from_numpy(apply_scale_linear(x, pre_gain, pre_offset)), check_trace=False
+        )
         torch.jit.save(traced, str(torchscript_file))
     x_file, y_file = tmp / "test_input.npy", tmp / "test_output.npy"
     np.save(x_file, x.astype(np.float32))
@@ -298,61 +354,111 @@ def _build_description(model, tmp: Path, x: np.ndarray, *, name, description, au
 
     space = _AXIS_IDS[c.spatial_dims]
     step = c.multiple
-    input_axes = [BatchAxis(),
-                  ChannelAxis(channel_names=[f"source{i}" for i in range(c.in_channels)])]
-    input_axes += [SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=step, step=step))
-                   for a in space]
-    output_axes = [BatchAxis(),
-                   ChannelAxis(channel_names=[f"target{i}" for i in range(c.out_channels)])]
-    output_axes += [SpaceOutputAxis(id=AxisId(a), size=SizeReference(
-        tensor_id=TensorId("input"), axis_id=AxisId(a))) for a in space]
+    input_axes = [
+        BatchAxis(),
+        ChannelAxis(channel_names=[f"source{i}" for i in range(c.in_channels)]),
+    ]
+    input_axes += [
+        SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=step, step=step)) for a in space
+    ]
+    output_axes = [
+        BatchAxis(),
+        ChannelAxis(channel_names=[f"target{i}" for i in range(c.out_channels)]),
+    ]
+    output_axes += [
+        SpaceOutputAxis(
+            id=AxisId(a), size=SizeReference(tensor_id=TensorId("input"), axis_id=AxisId(a))
+        )
+        for a in space
+    ]
 
     def scale(gain, offset):
         if all(g == 1.0 for g in gain) and all(o == 0.0 for o in offset):
             return []  # identity: bioimage.io refuses a redundant scale_linear
-        return [ScaleLinearDescr(kwargs=ScaleLinearAlongAxisKwargs(
-            axis=AxisId("channel"), gain=gain, offset=offset))]
+        return [
+            ScaleLinearDescr(
+                kwargs=ScaleLinearAlongAxisKwargs(axis=AxisId("channel"), gain=gain, offset=offset)
+            )
+        ]
 
-    inputs = [InputTensorDescr(
-        id=TensorId("input"), axes=input_axes, data=IntervalOrRatioDataDescr(type="float32"),
-        test_tensor=FileDescr(source=x_file), sample_tensor=FileDescr(source=x_sample),
-        preprocessing=scale(pre_gain, pre_offset),
-        description=f"source image, {c.in_channels} channel(s), in its own units")]
-    outputs = [OutputTensorDescr(
-        id=TensorId("output"), axes=output_axes, data=IntervalOrRatioDataDescr(type="float32"),
-        test_tensor=FileDescr(source=y_file), sample_tensor=FileDescr(source=y_sample),
-        postprocessing=scale(post_gain, post_offset),
-        description=f"predicted target, {c.out_channels} channel(s), in the target's units")]
+    inputs = [
+        InputTensorDescr(
+            id=TensorId("input"),
+            axes=input_axes,
+            data=IntervalOrRatioDataDescr(type="float32"),
+            test_tensor=FileDescr(source=x_file),
+            sample_tensor=FileDescr(source=x_sample),
+            preprocessing=scale(pre_gain, pre_offset),
+            description=f"source image, {c.in_channels} channel(s), in its own units",
+        )
+    ]
+    outputs = [
+        OutputTensorDescr(
+            id=TensorId("output"),
+            axes=output_axes,
+            data=IntervalOrRatioDataDescr(type="float32"),
+            test_tensor=FileDescr(source=y_file),
+            sample_tensor=FileDescr(source=y_sample),
+            postprocessing=scale(post_gain, post_offset),
+            description=f"predicted target, {c.out_channels} channel(s), in the target's units",
+        )
+    ]
 
     pytorch_version = Version(torch.__version__.split("+")[0])
     weights = WeightsDescr(
         pytorch_state_dict=PytorchStateDictWeightsDescr(
-            source=weights_file, pytorch_version=pytorch_version,
+            source=weights_file,
+            pytorch_version=pytorch_version,
             architecture=ArchitectureFromLibraryDescr(
-                import_from="napari_pix2pix.engine.networks", callable=Identifier("UNetGenerator"),
-                kwargs=kwargs),
-            dependencies=FileDescr(source=environment)),
+                import_from="napari_pix2pix.engine.networks",
+                callable=Identifier("UNetGenerator"),
+                kwargs=kwargs,
+            ),
+            dependencies=FileDescr(source=environment),
+        ),
         torchscript=TorchscriptWeightsDescr(
-            source=torchscript_file, pytorch_version=pytorch_version,
-            parent="pytorch_state_dict"))
+            source=torchscript_file, pytorch_version=pytorch_version, parent="pytorch_state_dict"
+        ),
+    )
 
     n_params = sum(p.numel() for p in net.parameters())
-    all_tags = ["pix2pix", "image-to-image", "conditional-gan", "unet", "pytorch",
-                f"{c.spatial_dims}d", "napari-pix2pix"]
+    all_tags = [
+        "pix2pix",
+        "image-to-image",
+        "conditional-gan",
+        "unet",
+        "pytorch",
+        f"{c.spatial_dims}d",
+        "napari-pix2pix",
+    ]
     all_tags += [t for t in extra_tags if t not in all_tags]
     try:
         return ModelDescr(
-            name=name, description=description, authors=authors,
+            name=name,
+            description=description,
+            authors=authors,
             cite=[CiteEntry(text=PIX2PIX_CITATION, doi=Doi(PIX2PIX_DOI))],
-            license=license_id, tags=all_tags, documentation=FileDescr(source=readme_file),
-            covers=[FileDescr(source=cover)], inputs=inputs, outputs=outputs, weights=weights,
+            license=license_id,
+            tags=all_tags,
+            documentation=FileDescr(source=readme_file),
+            covers=[FileDescr(source=cover)],
+            inputs=inputs,
+            outputs=outputs,
+            weights=weights,
             config=Config(
                 bioimageio=BioimageioConfig(
-                    reproducibility_tolerance=_tolerance(y, c), architecture_type="U-Net",
-                    task="image-to-image translation", model_parameter_count=n_params),
-                napari_pix2pix={"config": c.to_dict(), "version": __version__,
-                                "steps_trained": int(model.history.get("steps_done", 0)),
-                                "final_metrics": finite_metrics(model.history.get("final_metrics", {}))}))
+                    reproducibility_tolerance=_tolerance(y, c),
+                    architecture_type="U-Net",
+                    task="image-to-image translation",
+                    model_parameter_count=n_params,
+                ),
+                napari_pix2pix={
+                    "config": c.to_dict(),
+                    "version": __version__,
+                    "steps_trained": int(model.history.get("steps_done", 0)),
+                    "final_metrics": finite_metrics(model.history.get("final_metrics", {})),
+                },
+            ),
+        )
     except ValidationError as exc:
         raise InputError(f"the bioimage.io description is not valid: {exc}") from exc
-

@@ -13,8 +13,11 @@ from ..engine.normalization import Normalization
 
 
 def finite_metrics(mapping: dict) -> dict:
-    return {str(k): float(v) for k, v in (mapping or {}).items()
-            if isinstance(v, (int, float)) and math.isfinite(v)}
+    return {
+        str(k): float(v)
+        for k, v in (mapping or {}).items()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    }
 
 
 def readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
@@ -24,14 +27,19 @@ def readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
     post_g, post_o = Normalization.of(c, "target").gain_offset(inverse=True)
     rows = "\n".join(
         f"| input {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
-        for i, (lo, hi, g, o) in enumerate(zip(c.source_low, c.source_high, pre_g, pre_o)))
+        for i, (lo, hi, g, o) in enumerate(zip(c.source_low, c.source_high, pre_g, pre_o))
+    )
     rows += "\n" + "\n".join(
         f"| output {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
-        for i, (lo, hi, g, o) in enumerate(zip(c.target_low, c.target_high, post_g, post_o)))
+        for i, (lo, hi, g, o) in enumerate(zip(c.target_low, c.target_high, post_g, post_o))
+    )
     metrics = finite_metrics(model.history.get("final_metrics", {}))
-    validation = ("Metrics on the held-out validation patches at the end of training "
-                  "(target units):\n\n" + "\n".join(f"- {k}: {v:.4g}" for k, v in metrics.items())
-                  if metrics else "No validation metrics were recorded during training.")
+    validation = (
+        "Metrics on the held-out validation patches at the end of training "
+        "(target units):\n\n" + "\n".join(f"- {k}: {v:.4g}" for k, v in metrics.items())
+        if metrics
+        else "No validation metrics were recorded during training."
+    )
     return f"""# {name}
 
 {description}
@@ -84,7 +92,9 @@ real targets before drawing conclusions.
 
 
 def environment() -> str:
-    return (f"name: napari-pix2pix\nchannels:\n  - conda-forge\n  - nodefaults\n"
-            f"dependencies:\n  - python>=3.11\n  - pip\n  - pip:\n"
-            f"    - torch=={torch.__version__.split('+')[0]}\n"
-            f"    - napari-pix2pix=={__version__}\n    - bioimageio.core\n")
+    return (
+        f"name: napari-pix2pix\nchannels:\n  - conda-forge\n  - nodefaults\n"
+        f"dependencies:\n  - python>=3.11\n  - pip\n  - pip:\n"
+        f"    - torch=={torch.__version__.split('+')[0]}\n"
+        f"    - napari-pix2pix=={__version__}\n    - bioimageio.core\n"
+    )

@@ -39,8 +39,15 @@ def checkpoint_path(location) -> Path:
     return location / CHECKPOINT_NAME if location.is_dir() or not location.suffix else location
 
 
-def save_checkpoint(location, *, config: Pix2PixConfig, step: int, history: dict,
-                    trainer_state: dict, sampler_state: dict) -> Path:
+def save_checkpoint(
+    location,
+    *,
+    config: Pix2PixConfig,
+    step: int,
+    history: dict,
+    trainer_state: dict,
+    sampler_state: dict,
+) -> Path:
     """Write ``Trainer.state()`` and the rest of a run's state to ``location``."""
     path = checkpoint_path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +58,12 @@ def save_checkpoint(location, *, config: Pix2PixConfig, step: int, history: dict
     tensors["rng.torch"] = s["rng_torch"]
     tensors.update({f"rng.cuda.{i}": r for i, r in enumerate(s["rng_cuda"])})
     doc = {
-        "format": KIND, "format_version": FORMAT_VERSION, "config": config.to_dict(),
-        "history": history, "step": step, "sampler": sampler_state,
+        "format": KIND,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "history": history,
+        "step": step,
+        "sampler": sampler_state,
         "opt_g": _flatten_optimizer("opt_g", s["opt_g"], tensors),
         "opt_d": None if s["opt_d"] is None else _flatten_optimizer("opt_d", s["opt_d"], tensors),
         "scaler": s["scaler"],
@@ -64,8 +75,9 @@ def load_checkpoint(location) -> Checkpoint:
     """Read a checkpoint written by ``save_checkpoint``."""
     path = checkpoint_path(location)
     if not path.is_file():
-        raise ModelFileError(f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an "
-                             "earlier run to resume.")
+        raise ModelFileError(
+            f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an earlier run to resume."
+        )
     doc = header_document(read_header(path), path, what="checkpoint")
     if doc.get("format") != KIND:
         raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix checkpoint.")
@@ -74,13 +86,17 @@ def load_checkpoint(location) -> Checkpoint:
     tensors = read_tensors(path)
 
     def part(prefix):
-        return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
     trainer = {
-        "generator": part("generator"), "discriminator": part("discriminator") or None,
+        "generator": part("generator"),
+        "discriminator": part("discriminator") or None,
         "opt_g": _unflatten_optimizer("opt_g", doc["opt_g"], tensors),
-        "opt_d": None if doc["opt_d"] is None else _unflatten_optimizer("opt_d", doc["opt_d"], tensors),
-        "scaler": doc["scaler"], "rng_torch": tensors["rng.torch"],
+        "opt_d": None
+        if doc["opt_d"] is None
+        else _unflatten_optimizer("opt_d", doc["opt_d"], tensors),
+        "scaler": doc["scaler"],
+        "rng_torch": tensors["rng.torch"],
         "rng_cuda": [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))],
     }
     return Checkpoint(path, config, doc["history"], int(doc["step"]), doc["sampler"], trainer)
@@ -103,6 +119,6 @@ def _unflatten_optimizer(prefix: str, plain: dict, tensors: dict) -> dict:
     state: dict = {int(pid): dict(values) for pid, values in plain["state"].items()}
     for key, value in tensors.items():
         if key.startswith(prefix + "."):
-            pid, name = key[len(prefix) + 1:].split(".", 1)
+            pid, name = key[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(pid), {})[name] = value
     return {"state": state, "param_groups": plain["param_groups"]}

@@ -39,8 +39,13 @@ def read_image(path, lazy: bool = False) -> ImageData:
     return ImageData(*read_tiff(path, lazy))
 
 
-def write_image(path, array: np.ndarray, axes: str, scale: dict[str, float] | None = None,
-                unit: str | None = None) -> Path:
+def write_image(
+    path,
+    array: np.ndarray,
+    axes: str,
+    scale: dict[str, float] | None = None,
+    unit: str | None = None,
+) -> Path:
     """Write an OME-TIFF (BigTIFF when large) carrying axes and physical pixel sizes.
     Written to a temporary name and renamed, so an interrupted write never leaves a
     file that looks complete."""

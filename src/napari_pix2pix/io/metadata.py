@@ -6,10 +6,25 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-MICROMETRES = {"m": 1e6, "meter": 1e6, "cm": 1e4, "centimeter": 1e4, "mm": 1e3,
-               "millimeter": 1e3, "µm": 1.0, "um": 1.0, "micron": 1.0, "micrometer": 1.0,
-               "nm": 1e-3, "nanometer": 1e-3, "Å": 1e-4, "angstrom": 1e-4, "pm": 1e-6,
-               "inch": 25400.0, "in": 25400.0}
+MICROMETRES = {
+    "m": 1e6,
+    "meter": 1e6,
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "micrometer": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "Å": 1e-4,
+    "angstrom": 1e-4,
+    "pm": 1e-6,
+    "inch": 25400.0,
+    "in": 25400.0,
+}
 # TIFF ResolutionUnit: 1 none (ImageJ's unit applies), 2 inch (the default), 3 cm
 RESOLUTION_UNITS = {2: "inch", 3: "cm", 4: "mm", 5: "µm"}
 
@@ -26,12 +41,15 @@ def normalize_unit(unit) -> str | None:
     return text or None
 
 
-def to_micrometres(scale: dict[str, float], units: dict[str, str | None]) -> tuple[dict, str | None]:
+def to_micrometres(
+    scale: dict[str, float], units: dict[str, str | None]
+) -> tuple[dict, str | None]:
     """Sizes with known length units in µm; if any unit is unknown, the sizes as given
     with the unit of X (or of whichever axis has one)."""
     names = {a: normalize_unit(u) for a, u in units.items()}
-    if scale and all(names.get(a) and names[a].lower() in {k.lower() for k in MICROMETRES}
-                     for a in scale):
+    if scale and all(
+        names.get(a) and names[a].lower() in {k.lower() for k in MICROMETRES} for a in scale
+    ):
         factors = {k.lower(): v for k, v in MICROMETRES.items()}
         return {a: s * factors[names[a].lower()] for a, s in scale.items()}, "µm"
     unit = names.get("X") or next((u for u in names.values() if u), None)
@@ -44,8 +62,11 @@ def read_scale(tif) -> tuple[dict[str, float], str | None]:
         try:
             root = ET.fromstring(tif.ome_metadata)
             pixels = next(el for el in root.iter() if el.tag.endswith("Pixels"))
-            scale = {a: float(pixels.get(f"PhysicalSize{a}")) for a in "XYZ"
-                     if pixels.get(f"PhysicalSize{a}") is not None}
+            scale = {
+                a: float(pixels.get(f"PhysicalSize{a}"))
+                for a in "XYZ"
+                if pixels.get(f"PhysicalSize{a}") is not None
+            }
             units = {a: pixels.get(f"PhysicalSize{a}Unit", "µm") for a in scale}
             return to_micrometres(scale, units)
         except (ET.ParseError, StopIteration, ValueError):

@@ -20,8 +20,14 @@ from ..engine.networks import build_generator
 from ..errors import InputError, ModelFileError
 from . import bioimageio
 from .output_paths import atomic_write
-from .safetensors_file import (MAX_JSON_BYTES, header_document, parse_header, read_header,
-                               read_tensors, to_bytes)
+from .safetensors_file import (
+    MAX_JSON_BYTES,
+    header_document,
+    parse_header,
+    read_header,
+    read_tensors,
+    to_bytes,
+)
 
 FORMAT = "napari-pix2pix-model"
 FORMAT_VERSION = 1
@@ -36,34 +42,53 @@ class Pix2PixModel:
         history: plain data: losses, validation metrics, steps done, timings.
     """
 
-    def __init__(self, config: Pix2PixConfig, generator: torch.nn.Module | None = None,
-                 history: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: Pix2PixConfig,
+        generator: torch.nn.Module | None = None,
+        history: dict | None = None,
+    ) -> None:
         self.config = config
         self.generator = generator if generator is not None else build_generator(config)
         self.history = history if history is not None else {}
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"Pix2PixModel({c.in_channels}->{c.out_channels} channels, {c.spatial_dims}D, "
-                f"axes {c.source_axes!r}->{c.target_axes!r}, depth {c.depth}, "
-                f"steps done {self.history.get('steps_done', 0)})")
+        return (
+            f"Pix2PixModel({c.in_channels}->{c.out_channels} channels, {c.spatial_dims}D, "
+            f"axes {c.source_axes!r}->{c.target_axes!r}, depth {c.depth}, "
+            f"steps done {self.history.get('steps_done', 0)})"
+        )
 
     def summary(self) -> dict:
         """What a user wants to see before applying the model."""
         c = self.config
-        return {"channels": f"{c.in_channels} -> {c.out_channels}", "source axes": c.source_axes,
-                "target axes": c.target_axes, "spatial dims": c.spatial_dims,
-                "patch size": list(c.patch_size), "depth": c.depth, "gan mode": c.gan_mode,
-                "steps trained": self.history.get("steps_done", 0),
-                "final validation": self.history.get("final_metrics", {})}
+        return {
+            "channels": f"{c.in_channels} -> {c.out_channels}",
+            "source axes": c.source_axes,
+            "target axes": c.target_axes,
+            "spatial dims": c.spatial_dims,
+            "patch size": list(c.patch_size),
+            "depth": c.depth,
+            "gan mode": c.gan_mode,
+            "steps trained": self.history.get("steps_done", 0),
+            "final validation": self.history.get("final_metrics", {}),
+        }
 
     def document(self) -> dict:
         import monai
 
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "history": self.history,
-                "versions": {"napari_pix2pix": __version__, "torch": torch.__version__,
-                             "monai": monai.__version__}}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "versions": {
+                "napari_pix2pix": __version__,
+                "torch": torch.__version__,
+                "monai": monai.__version__,
+            },
+        }
 
     def to_bytes(self) -> bytes:
         """The single-file model format in memory (to ship to dask workers)."""
@@ -94,8 +119,10 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
     if path.is_dir():
         weights, config_file = path / "weights.safetensors", path / "config.json"
         if not weights.is_file() or not config_file.is_file():
-            raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model folder (it needs "
-                                 "weights.safetensors and config.json).")
+            raise ModelFileError(
+                f"{str(path)!r} is not a napari-pix2pix model folder (it needs "
+                "weights.safetensors and config.json)."
+            )
         if config_file.stat().st_size > MAX_JSON_BYTES:
             raise ModelFileError(f"{str(config_file)!r} is too large to be a model config.")
         try:
@@ -119,7 +146,7 @@ def model_from_bytes(data: bytes) -> Pix2PixModel:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    header = parse_header(data[:8], lambda n: data[8: 8 + n], len(data), "<bytes>")
+    header = parse_header(data[:8], lambda n: data[8 : 8 + n], len(data), "<bytes>")
     config, history = parse_document(header_document(header, "<bytes>"), "<bytes>")
     check_weights(config, header, "<bytes>")
     try:
@@ -142,8 +169,10 @@ def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2Pix
     try:
         model.generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
-                             f"its config ({str(exc).splitlines()[0]}).") from exc
+        raise ModelFileError(
+            f"the weights in {str(source)!r} do not match the architecture in "
+            f"its config ({str(exc).splitlines()[0]})."
+        ) from exc
     model.generator.eval()
     return model
 
@@ -153,16 +182,28 @@ def check_weights(config: Pix2PixConfig, header: dict, source, prefix: str = "")
     the meta device (no memory), before anything is allocated or read: a config that
     does not describe its weights (or describes a network of absurd size) stops here."""
     with torch.device("meta"):
-        expected = {prefix + k: list(v.shape) for k, v in build_generator(config).state_dict().items()}
-    declared = {k: v.get("shape") if isinstance(v, dict) else None
-                for k, v in header.items() if k != "__metadata__" and k.startswith(prefix)}
+        expected = {
+            prefix + k: list(v.shape) for k, v in build_generator(config).state_dict().items()
+        }
+    declared = {
+        k: v.get("shape") if isinstance(v, dict) else None
+        for k, v in header.items()
+        if k != "__metadata__" and k.startswith(prefix)
+    }
     if declared != expected:
         missing = sorted(set(expected) - set(declared))
         wrong = sorted(k for k in set(expected) & set(declared) if expected[k] != declared[k])
-        detail = (f"missing {missing[:3]}" if missing else f"wrong shapes for {wrong[:3]}" if wrong
-                  else f"unexpected {sorted(set(declared) - set(expected))[:3]}")
-        raise ModelFileError(f"the weights in {str(source)!r} do not match the architecture in "
-                             f"its config ({detail}).")
+        detail = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"wrong shapes for {wrong[:3]}"
+            if wrong
+            else f"unexpected {sorted(set(declared) - set(expected))[:3]}"
+        )
+        raise ModelFileError(
+            f"the weights in {str(source)!r} do not match the architecture in "
+            f"its config ({detail})."
+        )
 
 
 def parse_config(data, path, what: str = "model") -> Pix2PixConfig:
@@ -191,8 +232,8 @@ def check_format_version(doc: dict, path, newest: int) -> None:
     if not isinstance(version, int) or version < 1:
         raise ModelFileError(f"{str(path)!r} has an invalid format_version {version!r}.")
     if version > newest:
-        raise ModelFileError(f"{str(path)!r} was written by a newer napari-pix2pix (format "
-                             f"{version}, this version reads up to {newest}); upgrade "
-                             "napari-pix2pix to open it.")
-
-
+        raise ModelFileError(
+            f"{str(path)!r} was written by a newer napari-pix2pix (format "
+            f"{version}, this version reads up to {newest}); upgrade "
+            "napari-pix2pix to open it."
+        )

@@ -17,16 +17,20 @@ def check_output_path(path, folder_ok: bool = False) -> None:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir() and not folder_ok:
-        raise InputError(f"output path {str(path)!r} is a directory; give a file name such as "
-                         f"{str(path / 'result.ome.tif')!r}.")
+        raise InputError(
+            f"output path {str(path)!r} is a directory; give a file name such as "
+            f"{str(path / 'result.ome.tif')!r}."
+        )
     if not folder.exists():
         raise InputError(f"output folder {str(folder)!r} does not exist; create it first.")
     try:  # os.access is not enough: read-only mounts and network shares lie about it
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(f"output folder {str(folder)!r} is not writable ({exc.strerror}); "
-                         "choose another folder.") from exc
+        raise InputError(
+            f"output folder {str(folder)!r} is not writable ({exc.strerror}); "
+            "choose another folder."
+        ) from exc
 
 
 class AtomicFile:
@@ -41,8 +45,9 @@ class AtomicFile:
         if partial:
             self.temp = self.path.with_name(self.path.name + ".partial")
         else:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                       suffix=suffix)
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=suffix
+            )
             os.close(fd)
             self.temp = Path(tmp)
 

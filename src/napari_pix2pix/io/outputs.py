@@ -24,8 +24,9 @@ class ZarrOutput(ArrayOutput):
     """A zarr store marked incomplete until the last sample is written; a rerun with
     ``if_exists="resume"`` skips the samples it already holds."""
 
-    def __init__(self, path: Path, layout: AxesLayout, scale: dict, unit: str | None,
-                 if_exists: str) -> None:
+    def __init__(
+        self, path: Path, layout: AxesLayout, scale: dict, unit: str | None, if_exists: str
+    ) -> None:
         import zarr
 
         shape, out_axes = tuple(layout.shape), layout.axes
@@ -35,19 +36,31 @@ class ZarrOutput(ArrayOutput):
                 raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite' or 'resume'.")
             try:
                 existing = zarr.open_array(str(path), mode="r+")
-            except Exception:  # noqa: BLE001 - an unreadable store is simply overwritten
+            except Exception:
                 existing = None
         info = dict(existing.attrs.get(ZARR_ATTR, {})) if existing is not None else {}
-        if if_exists == "resume" and info.get("axes") == out_axes and tuple(existing.shape) == shape:
+        if (
+            if_exists == "resume"
+            and info.get("axes") == out_axes
+            and tuple(existing.shape) == shape
+        ):
             array = existing
             done = layout.n_samples if info.get("complete") else int(info.get("done_samples", 0))
         else:
-            chunks = tuple(1 if a not in layout.spatial + "C" else (s if a == "C" else min(s, 512))
-                           for a, s in zip(out_axes, shape))
-            array = zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks,
-                                    dtype="float32", fill_value=np.nan)
-            info = {"axes": out_axes, "scale": scale, "unit": unit, "complete": False,
-                    "done_samples": 0}
+            chunks = tuple(
+                1 if a not in layout.spatial + "C" else (s if a == "C" else min(s, 512))
+                for a, s in zip(out_axes, shape)
+            )
+            array = zarr.open_array(
+                str(path), mode="w", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan
+            )
+            info = {
+                "axes": out_axes,
+                "scale": scale,
+                "unit": unit,
+                "complete": False,
+                "done_samples": 0,
+            }
             array.attrs[ZARR_ATTR] = info
             done = 0
         super().__init__(array, layout)
@@ -71,15 +84,24 @@ class TiffOutput:
     The file's axes are the sample axes, then Z (3D models), then C, then YX, so that
     pages come out in the order tiles finish (only one sample's planes wait in memory)."""
 
-    def __init__(self, path: Path, in_layout: AxesLayout, out_channels: int, has_c: bool,
-                 scale: dict, unit: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        in_layout: AxesLayout,
+        out_channels: int,
+        has_c: bool,
+        scale: dict,
+        unit: str | None,
+    ) -> None:
         import tifffile
 
         self.file = AtomicFile(path, partial=True)
         self.partial = self.file.temp
         self.dims = in_layout.spatial_dims
         self.has_c = has_c
-        axes = in_layout.sample_axes + ("Z" if self.dims == 3 else "") + ("C" if has_c else "") + "YX"
+        axes = (
+            in_layout.sample_axes + ("Z" if self.dims == 3 else "") + ("C" if has_c else "") + "YX"
+        )
         self.layout = in_layout.with_channels(axes, out_channels)
         shape = self.layout.shape
         self.buffer = None
@@ -99,10 +121,17 @@ class TiffOutput:
 
         def run():
             try:
-                tifffile.imwrite(self.partial, data=pages(), shape=shape, dtype="float32",
-                                 ome=True, bigtiff=nbytes > 2**31 - 2**25,
-                                 metadata=ome_metadata(axes, scale, unit), photometric="minisblack")
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller in finish()
+                tifffile.imwrite(
+                    self.partial,
+                    data=pages(),
+                    shape=shape,
+                    dtype="float32",
+                    ome=True,
+                    bigtiff=nbytes > 2**31 - 2**25,
+                    metadata=ome_metadata(axes, scale, unit),
+                    photometric="minisblack",
+                )
+            except BaseException as exc:
                 self.error = exc
                 while True:  # free a producer blocked on a full queue; _put then raises
                     try:
@@ -151,9 +180,15 @@ class TiffOutput:
         self.thread.join(timeout=60)
 
 
-def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
-                scale: dict | None = None, unit: str | None = None,
-                if_exists: str = "overwrite"):
+def open_output(
+    out,
+    in_layout: AxesLayout,
+    out_axes: str,
+    out_channels: int,
+    scale: dict | None = None,
+    unit: str | None = None,
+    if_exists: str = "overwrite",
+):
     """An output for ``out``: None (a new numpy array), an array, or a .tif/.zarr path."""
     out_layout = in_layout.with_channels(out_axes, out_channels)
     shape = out_layout.shape
@@ -161,8 +196,10 @@ def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
         return ArrayOutput(np.empty(shape, np.float32), out_layout)
     if not isinstance(out, (str, os.PathLike)):
         if tuple(out.shape) != shape:
-            raise InputError(f"out has shape {tuple(out.shape)} but the prediction needs {shape} "
-                             f"(axes {out_axes!r}).")
+            raise InputError(
+                f"out has shape {tuple(out.shape)} but the prediction needs {shape} "
+                f"(axes {out_axes!r})."
+            )
         return ArrayOutput(out, out_layout)
     path = Path(out)
     name = path.name.lower()
@@ -172,8 +209,10 @@ def open_output(out, in_layout: AxesLayout, out_axes: str, out_channels: int,
     if name.endswith((".tif", ".tiff")):
         check_output_path(path)
         if if_exists == "resume":
-            raise InputError("resuming needs a .zarr output; a TIFF is written in one go "
-                             "(use out='result.zarr' to be able to resume).")
+            raise InputError(
+                "resuming needs a .zarr output; a TIFF is written in one go "
+                "(use out='result.zarr' to be able to resume)."
+            )
         if if_exists == "error" and path.exists():
             raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite'.")
         return TiffOutput(path, in_layout, out_channels, "C" in out_axes, scale or {}, unit)

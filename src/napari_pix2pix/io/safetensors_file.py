@@ -24,7 +24,8 @@ def read_header(path: Path) -> dict:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelFileError(
             f"{str(path)!r} looks like a PyTorch pickle file; it is not opened because unpickling "
-            "can run arbitrary code. napari-pix2pix models are .safetensors files (or folders).")
+            "can run arbitrary code. napari-pix2pix models are .safetensors files (or folders)."
+        )
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -39,8 +40,9 @@ def parse_header(head: bytes, read, size: int, path) -> dict:
         raise ModelFileError(f"{str(path)!r} is too short to be a model file.")
     n = int.from_bytes(head, "little")
     if n <= 1 or n > min(MAX_JSON_BYTES, size - 8):
-        raise ModelFileError(f"{str(path)!r} is not a safetensors model file "
-                             "(a .pt/.pth pickle or another format?).")
+        raise ModelFileError(
+            f"{str(path)!r} is not a safetensors model file (a .pt/.pth pickle or another format?)."
+        )
     try:
         header = json.loads(read(n).decode("utf-8"))
     except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
@@ -54,12 +56,16 @@ def header_document(header: dict, path, what: str = "model") -> dict:
     """The JSON document napari-pix2pix keeps in the header's metadata."""
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict) or META_KEY not in meta:
-        raise ModelFileError(f"{str(path)!r} is a safetensors file but not a napari-pix2pix {what} "
-                             f"(no {what} config in its metadata).")
+        raise ModelFileError(
+            f"{str(path)!r} is a safetensors file but not a napari-pix2pix {what} "
+            f"(no {what} config in its metadata)."
+        )
     try:
         doc = json.loads(meta[META_KEY])
     except (TypeError, RecursionError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"the {what} config inside {str(path)!r} is corrupted ({exc}).") from exc
+        raise ModelFileError(
+            f"the {what} config inside {str(path)!r} is corrupted ({exc})."
+        ) from exc
     if not isinstance(doc, dict):
         raise ModelFileError(f"the {what} config inside {str(path)!r} is not a JSON object.")
     return doc
@@ -73,8 +79,9 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"the weights in {str(path)!r} cannot be read (truncated or "
-                             f"corrupted file?): {exc}") from exc
+        raise ModelFileError(
+            f"the weights in {str(path)!r} cannot be read (truncated or corrupted file?): {exc}"
+        ) from exc
 
 
 def to_bytes(tensors: dict[str, torch.Tensor], document: dict | None = None) -> bytes:

@@ -41,16 +41,27 @@ def read_tiff(path: Path, lazy: bool = False):
     return array, axes, {a: s for a, s in scale.items() if a in axes}, unit
 
 
-def write_tiff(path, array: np.ndarray, axes: str, scale: dict[str, float] | None = None,
-               unit: str | None = None) -> Path:
+def write_tiff(
+    path,
+    array: np.ndarray,
+    axes: str,
+    scale: dict[str, float] | None = None,
+    unit: str | None = None,
+) -> Path:
     """Write an OME-TIFF carrying axes and physical pixel sizes, atomically."""
     import tifffile
 
     path = Path(path)
     check_output_path(path)
     with AtomicFile(path) as f:
-        tifffile.imwrite(f.temp, array, ome=True, bigtiff=array.nbytes > 2**31,
-                         metadata=ome_metadata(axes, scale, unit), photometric="minisblack")
+        tifffile.imwrite(
+            f.temp,
+            array,
+            ome=True,
+            bigtiff=array.nbytes > 2**31,
+            metadata=ome_metadata(axes, scale, unit),
+            photometric="minisblack",
+        )
     return path
 
 
@@ -69,9 +80,18 @@ def _check_complete(tif, series, path: Path) -> None:
     if series.dataoffset is not None:
         end = series.dataoffset + series.nbytes
     else:
-        end = max((o + c for page in series.pages if page is not None
-                   for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
+        end = max(
+            (
+                o + c
+                for page in series.pages
+                if page is not None
+                for o, c in zip(page.dataoffsets, page.databytecounts)
+            ),
+            default=0,
+        )
     size = tif.filehandle.size
     if end > size:
-        raise ImageFileError(f"{str(path)!r} is truncated: its image data needs {end} bytes but "
-                             f"the file has only {size}; copy or save it again.")
+        raise ImageFileError(
+            f"{str(path)!r} is truncated: its image data needs {end} bytes but "
+            f"the file has only {size}; copy or save it again."
+        )

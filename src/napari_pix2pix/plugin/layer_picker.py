@@ -17,18 +17,24 @@ class LayerPicker(Container):
 
     def __init__(self, viewer, label: str, exclude: tuple[str, ...] = ()) -> None:
         self.viewer, self.exclude = viewer, exclude
-        self.layer = ComboBox(choices=self._choices, nullable=False, tooltip=f"the {label} Image layer")
+        self.layer = ComboBox(
+            choices=self._choices, nullable=False, tooltip=f"the {label} Image layer"
+        )
         self.axes = LineEdit(tooltip=AXES_TIP)
-        super().__init__(widgets=[self.layer, self.axes], layout="horizontal", labels=False,
-                         label=label)
+        super().__init__(
+            widgets=[self.layer, self.axes], layout="horizontal", labels=False, label=label
+        )
         self.margins = (0, 0, 0, 0)
         self.layer.native.setMinimumContentsLength(12)
         self.layer.changed.connect(self._fill_axes)
         self._fill_axes()
 
     def _choices(self, _widget=None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in self.viewer.layers
-                if isinstance(layer, Image) and layer.name not in self.exclude]
+        return [
+            (layer.name, layer)
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and layer.name not in self.exclude
+        ]
 
     @property
     def value(self) -> Image | None:

@@ -19,8 +19,11 @@ def layer_axes(layer) -> str:
     reader sets them), else the usual order for its dimensionality; RGB(A) adds C."""
     ndim = layer.ndim
     labels = [str(lbl).upper() for lbl in getattr(layer, "axis_labels", ())]
-    if len(labels) == ndim and all(len(lbl) == 1 and lbl in AXES_LETTERS for lbl in labels) \
-            and len(set(labels)) == ndim:
+    if (
+        len(labels) == ndim
+        and all(len(lbl) == 1 and lbl in AXES_LETTERS for lbl in labels)
+        and len(set(labels)) == ndim
+    ):
         axes = "".join(labels)
     else:
         axes = guess_axes(ndim)
@@ -32,12 +35,13 @@ def layer_axes(layer) -> str:
 def result_layer_kwargs(layer, in_axes: str, out_axes: str) -> dict:
     """scale/translate/axis_labels (and channel_axis) for a prediction of ``layer``."""
     dims = [a for a in in_axes if not (getattr(layer, "rgb", False) and a == "C")]
-    geometry = {a: (float(layer.scale[i]), float(layer.translate[i]))
-                for i, a in enumerate(dims)}
+    geometry = {a: (float(layer.scale[i]), float(layer.translate[i])) for i, a in enumerate(dims)}
     spatial = [a for a in out_axes if a != "C"]
-    kwargs = {"scale": [geometry.get(a, (1.0, 0.0))[0] for a in spatial],
-              "translate": [geometry.get(a, (1.0, 0.0))[1] for a in spatial],
-              "axis_labels": spatial}
+    kwargs = {
+        "scale": [geometry.get(a, (1.0, 0.0))[0] for a in spatial],
+        "translate": [geometry.get(a, (1.0, 0.0))[1] for a in spatial],
+        "axis_labels": spatial,
+    }
     units = getattr(layer, "units", None)
     if units is not None and len(units) == len(dims):
         kwargs["units"] = [str(units[dims.index(a)]) if a in dims else "pixel" for a in spatial]

@@ -50,43 +50,72 @@ class LossPlot(QWidget):
     def point_count(self) -> int:
         return len(self.steps)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()
         split = w * 0.58
-        self._panel(painter, QRectF(4, 4, split - 8, h - 8), "losses (log)", self.steps,
-                    self.losses, log=True)
-        self._panel(painter, QRectF(split + 4, 4, w - split - 8, h - 8), "validation",
-                    self.val_steps, self.metrics, log=False)
+        self._panel(
+            painter,
+            QRectF(4, 4, split - 8, h - 8),
+            "losses (log)",
+            self.steps,
+            self.losses,
+            log=True,
+        )
+        self._panel(
+            painter,
+            QRectF(split + 4, 4, w - split - 8, h - 8),
+            "validation",
+            self.val_steps,
+            self.metrics,
+            log=False,
+        )
         painter.end()
 
-    def _panel(self, painter: QPainter, rect: QRectF, title: str, xs: list[int],
-               series: dict[str, list[float]], log: bool) -> None:
+    def _panel(
+        self,
+        painter: QPainter,
+        rect: QRectF,
+        title: str,
+        xs: list[int],
+        series: dict[str, list[float]],
+        log: bool,
+    ) -> None:
         fg = self.palette().color(self.foregroundRole())
         painter.setPen(QPen(fg, 1))
-        painter.drawText(rect.adjusted(0, 0, 0, -rect.height() + 14), Qt.AlignmentFlag.AlignLeft, title)
+        painter.drawText(
+            rect.adjusted(0, 0, 0, -rect.height() + 14), Qt.AlignmentFlag.AlignLeft, title
+        )
         legend_h = 14 * ((len(series) + 1) // 2)
         plot = rect.adjusted(2, 16, -2, -legend_h - 14)
         painter.setPen(QPen(QColor(128, 128, 128), 1))
         painter.drawRect(plot)
         if xs:
             painter.setPen(QPen(fg, 1))
-            painter.drawText(QRectF(plot.left(), plot.bottom() + 1, plot.width(), 13),
-                             Qt.AlignmentFlag.AlignRight, f"step {xs[-1]}")
+            painter.drawText(
+                QRectF(plot.left(), plot.bottom() + 1, plot.width(), 13),
+                Qt.AlignmentFlag.AlignRight,
+                f"step {xs[-1]}",
+            )
         stride = max(1, len(xs) // MAX_POINTS)
         x0, x1 = (xs[0], xs[-1]) if xs else (0, 1)
         shared = [v for vals in series.values() for v in vals if _ok(v, log)] if log else []
         for i, (key, values) in enumerate(series.items()):
             color = QColor(COLORS[i % len(COLORS)])
             valid = [_tr(v, log) for v in values if _ok(v, log)]
-            lo, hi = (min(_tr(v, log) for v in shared), max(_tr(v, log) for v in shared)) \
-                if log and shared else ((min(valid), max(valid)) if valid else (0.0, 1.0))
+            lo, hi = (
+                (min(_tr(v, log) for v in shared), max(_tr(v, log) for v in shared))
+                if log and shared
+                else ((min(valid), max(valid)) if valid else (0.0, 1.0))
+            )
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
             points = QPolygonF()
-            for x, v in zip(xs[::stride] + ([xs[-1]] if stride > 1 else []),
-                            values[::stride] + ([values[-1]] if stride > 1 else [])):
+            for x, v in zip(
+                xs[::stride] + ([xs[-1]] if stride > 1 else []),
+                values[::stride] + ([values[-1]] if stride > 1 else []),
+            ):
                 if _ok(v, log):
                     px = plot.left() + (x - x0) / max(1, x1 - x0) * plot.width()
                     py = plot.bottom() - (_tr(v, log) - lo) / (hi - lo) * plot.height()
@@ -99,7 +128,9 @@ class LossPlot(QWidget):
             label = f"{key} {last:.3g}" if _ok(last, False) else key
             lx = rect.left() + (i % 2) * rect.width() / 2
             ly = rect.bottom() - legend_h + 14 * (i // 2)
-            painter.drawText(QRectF(lx, ly, rect.width() / 2, 14), Qt.AlignmentFlag.AlignLeft, label)
+            painter.drawText(
+                QRectF(lx, ly, rect.width() / 2, 14), Qt.AlignmentFlag.AlignLeft, label
+            )
 
 
 def _ok(v: float, log: bool) -> bool:

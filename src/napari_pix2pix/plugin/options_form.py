@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import math
 
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox,
-                              TupleEdit, Widget)
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    LineEdit,
+    SpinBox,
+    TupleEdit,
+    Widget,
+)
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -26,9 +34,15 @@ class OptionField:
         self.editor = _editor(option)
         self.none_box = CheckBox(text=option.spec.none or "none") if option.optional else None
         if self.none_box is not None:
-            self.none_box.changed.connect(lambda ticked: setattr(self.editor, "enabled", not ticked))
-            self.widget: Widget = Container(widgets=[self.none_box, self.editor], layout="horizontal",
-                                            labels=False, label=option.label)
+            self.none_box.changed.connect(
+                lambda ticked: setattr(self.editor, "enabled", not ticked)
+            )
+            self.widget: Widget = Container(
+                widgets=[self.none_box, self.editor],
+                layout="horizontal",
+                labels=False,
+                label=option.label,
+            )
             self.widget.margins = (0, 0, 0, 0)
         else:
             self.widget = self.editor
@@ -80,8 +94,11 @@ def _editor(option: Option) -> Widget:
         step = s.step or 0.01
         low = s.low if s.low is not None else -MAX_FLOAT
         high = s.high if s.high is not None else MAX_FLOAT
-        return TupleEdit(value=option.default, options={
-            "min": low, "max": high - step if s.high_open else high, "step": step}, **common)
+        return TupleEdit(
+            value=option.default,
+            options={"min": low, "max": high - step if s.high_open else high, "step": step},
+            **common,
+        )
     return LineEdit(**common)
 
 

@@ -48,14 +48,19 @@ class ModelChooser(Container):
         self.path.native.setPlaceholderText("model.safetensors or model folder")
         self.browse = PushButton(text="…")
         self.browse.native.setMaximumWidth(30)
-        row = Container(widgets=[self.path, self.browse], layout="horizontal", labels=False,
-                        label="Model")
+        row = Container(
+            widgets=[self.path, self.browse], layout="horizontal", labels=False, label="Model"
+        )
         row.margins = (0, 0, 0, 0)
         self.info = Label(value="No model loaded.")
         self.info.native.setWordWrap(True)
-        self.export = PushButton(text="Export to bioimage.io…", tooltip=(
-            "Write the loaded model as a bioimage.io model zip "
-            '(needs pip install "napari-pix2pix[bioimageio]")'))
+        self.export = PushButton(
+            text="Export to bioimage.io…",
+            tooltip=(
+                "Write the loaded model as a bioimage.io model zip "
+                '(needs pip install "napari-pix2pix[bioimageio]")'
+            ),
+        )
         super().__init__(widgets=[row, self.info, self.export])
         self.margins = (0, 0, 0, 0)
 
@@ -92,8 +97,9 @@ class PredictWidget(QWidget):
         self.controls["Cancel"].clicked.connect(self.cancel)
         self.timer = QTimer(self)
         self.timer.setInterval(100)
-        self.timer.timeout.connect(lambda: self.controls.progress(self.state["done"],
-                                                                  self.state["total"]))
+        self.timer.timeout.connect(
+            lambda: self.controls.progress(self.state["done"], self.state["total"])
+        )
         layout = QVBoxLayout(self)
         for part in (self.chooser.native, self.image.native, self.form, self.controls):
             layout.addWidget(part)
@@ -107,8 +113,9 @@ class PredictWidget(QWidget):
 
     # ------------------------------------------------------------------ model
     def _browse(self, *_) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open pix2pix model", "",
-                                              "pix2pix model (*.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open pix2pix model", "", "pix2pix model (*.safetensors);;All files (*)"
+        )
         if path:
             self.chooser.path.value = path
             self.load(path)
@@ -137,8 +144,9 @@ class PredictWidget(QWidget):
         if self.model is None:
             return
         stem = Path(self.chooser.path.value).stem or "model"
-        path, _ = QFileDialog.getSaveFileName(self, "Export to bioimage.io",
-                                              f"{stem}.bioimageio.zip", "bioimage.io model (*.zip)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to bioimage.io", f"{stem}.bioimageio.zip", "bioimage.io model (*.zip)"
+        )
         if path:
             self.export_model(path if path.lower().endswith(".zip") else f"{path}.zip")
 
@@ -151,7 +159,7 @@ class PredictWidget(QWidget):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             result = self.model.export_bioimageio(path)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed silently
+        except Exception as exc:
             kind = "" if isinstance(exc, Pix2PixError) else f" ({type(exc).__name__})"
             show_error(f"Export failed{kind}: {exc}")
             self.controls.say(f"Error: {exc}")
@@ -174,16 +182,19 @@ class PredictWidget(QWidget):
         data = layer_array(layer)
         if not isinstance(data, np.ndarray):
             if options["uncertainty"]:
-                show_error(f"{layer.name} is a lazy (on-disk) layer; the confidence map is "
-                           "computed in memory. Untick Confidence map to stream the prediction.")
+                show_error(
+                    f"{layer.name} is a lazy (on-disk) layer; the confidence map is "
+                    "computed in memory. Untick Confidence map to stream the prediction."
+                )
                 return
             # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
         self.cancel_requested.clear()
         self.state.update(done=0, total=0)
-        self.worker = create_worker(self._job, data, options, _start_thread=False,
-                                    _ignore_errors=True)
+        self.worker = create_worker(
+            self._job, data, options, _start_thread=False, _ignore_errors=True
+        )
         self.worker.returned.connect(lambda result, lyr=layer: self._add_result(lyr, *result))
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
@@ -195,6 +206,7 @@ class PredictWidget(QWidget):
 
     def _job(self, data, options: dict):
         """In the worker thread: (prediction, output axes, spread or None)."""
+
         def report(done: int, total: int) -> None:
             self.state.update(done=done, total=total)
             if self.cancel_requested.is_set():
@@ -216,8 +228,10 @@ class PredictWidget(QWidget):
         self._add_layer(result, name, kwargs)
         if spread is not None:
             self._add_layer(spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
-        self.controls.say(f"Added {name} {tuple(result.shape)}"
-                          + (" and its spread." if spread is not None else "."))
+        self.controls.say(
+            f"Added {name} {tuple(result.shape)}"
+            + (" and its spread." if spread is not None else ".")
+        )
 
     def _add_layer(self, data, name: str, kwargs: dict, **extra) -> None:
         kwargs = {**kwargs, **extra}

@@ -40,9 +40,10 @@ def read_tiff_layers(path) -> list[tuple]:
 
             data = da.from_zarr(data)
         axes = image.axes or guess_axes(data.ndim)
-        meta: dict = {"name": Path(p).name.split(".")[0],
-                      "metadata": {"napari_pix2pix": {"axes": axes, "unit": image.unit,
-                                                      "path": str(p)}}}
+        meta: dict = {
+            "name": Path(p).name.split(".")[0],
+            "metadata": {"napari_pix2pix": {"axes": axes, "unit": image.unit, "path": str(p)}},
+        }
         spatial = [a for a in axes if a != "C"]
         if axes and len(axes) == data.ndim:
             meta["scale"] = [float(image.scale.get(a, 1.0)) for a in spatial]
@@ -59,21 +60,25 @@ def napari_write_image(path: str, data, meta: dict) -> list[str]:
     """Write one Image layer as OME-TIFF (BigTIFF when large) keeping its scale."""
     data = np.asarray(data)
     if meta.get("rgb"):
-        axes = "YXC" if data.ndim == 3 else "TYXC"[-data.ndim:]
+        axes = "YXC" if data.ndim == 3 else "TYXC"[-data.ndim :]
     else:
         axes = _axes_from_labels(meta.get("axis_labels"), data.ndim)
     spatial = [a for a in axes if a != "C"]
-    scale = {a: float(s) for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial)))
-             if a in "ZYX"}
+    scale = {
+        a: float(s) for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial))) if a in "ZYX"
+    }
     units = meta.get("units")
     unit = None
     if units:
         unit = str(units[-1])
-        unit = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "pixel": None}.get(unit, unit)
+        unit = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "pixel": None}.get(
+            unit, unit
+        )
     if not path.lower().endswith(TIFF_SUFFIXES):
         path = path + ".ome.tif"
-    write_image(path, data, axes, scale if unit or any(v != 1.0 for v in scale.values()) else {},
-                unit)
+    write_image(
+        path, data, axes, scale if unit or any(v != 1.0 for v in scale.values()) else {}, unit
+    )
     return [path]
 
 

@@ -74,7 +74,8 @@ class TrainWidget(QWidget):
     def _init_form(self) -> None:
         self.form = OptionsForm(Pix2PixConfig, TrainingRun)
         self.form["checkpoint_dir"].editor.native.setPlaceholderText(
-            str(Path.home() / "napari-pix2pix" / "run-<time>"))
+            str(Path.home() / "napari-pix2pix" / "run-<time>")
+        )
         self.form["checkpoint_dir"].widget.tooltip += "; the trained model is auto-saved there too"
         self.form.connect(self.check_pair)
 
@@ -116,8 +117,11 @@ class TrainWidget(QWidget):
     # ------------------------------------------------------------------ options
     def options(self) -> dict:
         """The train_iter keyword arguments the widget's fields describe."""
-        return {**self.form.values(), "axes": self.pair.source.axes_text(),
-                "target_axes": self.pair.target.axes_text()}
+        return {
+            **self.form.values(),
+            "axes": self.pair.source.axes_text(),
+            "target_axes": self.pair.target.axes_text(),
+        }
 
     def save_settings(self) -> None:
         self.settings.save(self.form.values())
@@ -192,8 +196,11 @@ class TrainWidget(QWidget):
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, WorkerFailed) and exc.__cause__ is not None:
             exc = exc.__cause__
-        hint = " Try a lower learning rate (Advanced) and check the inputs." \
-            if "diverged" in str(exc) else ""
+        hint = (
+            " Try a lower learning rate (Advanced) and check the inputs."
+            if "diverged" in str(exc)
+            else ""
+        )
         if isinstance(exc, Pix2PixError):
             show_error(f"Training stopped: {exc}{hint}")
         else:
@@ -208,8 +215,9 @@ class TrainWidget(QWidget):
             try:
                 self.model.save(path)
                 done = self.model.history["steps_done"]
-                self.controls.say(f"{self.controls.status.text()} Model ({done} steps) auto-saved "
-                                  f"to {path}.")
+                self.controls.say(
+                    f"{self.controls.status.text()} Model ({done} steps) auto-saved to {path}."
+                )
             except OSError as exc:
                 show_error(f"Could not auto-save the model to {path}: {exc}")
 
@@ -228,15 +236,16 @@ class TrainWidget(QWidget):
         return self.model.save(path)
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save pix2pix model", "model.safetensors",
-                                              "pix2pix model (*.safetensors)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save pix2pix model", "model.safetensors", "pix2pix model (*.safetensors)"
+        )
         if path:
             try:
                 show_info(f"Model saved to {self.save_model(path)}")
             except (OSError, Pix2PixError) as exc:
                 show_error(f"Could not save the model: {exc}")
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
 

@@ -47,5 +47,13 @@ class TrainingWorker(GeneratorWorker):
 
 def start_training(source, target, options: dict, stop: threading.Event) -> TrainingWorker:
     """A worker (not yet started) that trains on ``source``/``target`` with ``options``."""
-    return create_worker(training_events, source, target, options, stop, _start_thread=False,
-                         _ignore_errors=True, _worker_class=TrainingWorker)
+    return create_worker(
+        training_events,
+        source,
+        target,
+        options,
+        stop,
+        _start_thread=False,
+        _ignore_errors=True,
+        _worker_class=TrainingWorker,
+    )

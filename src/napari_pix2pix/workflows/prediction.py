@@ -20,8 +20,16 @@ from ..options import options_doc, split_options
 from ..run_options import PredictOptions
 
 
-def predict(model, image, axes: str | None = None, *, out=None, progress=None,
-            return_axes: bool = False, **options):
+def predict(
+    model,
+    image,
+    axes: str | None = None,
+    *,
+    out=None,
+    progress=None,
+    return_axes: bool = False,
+    **options,
+):
     """Translate ``image`` with a trained model, tile by tile.
 
     Args:
@@ -51,15 +59,25 @@ def predict(model, image, axes: str | None = None, *, out=None, progress=None,
     predictor = make_predictor(model, opts)
     if opts.uncertainty:
         if out is not None:
-            raise InputError("uncertainty=True returns the prediction and its spread in memory; "
-                             "leave out=None (or predict without uncertainty to stream).")
-        result = predict_with_spread(predictor, np.asarray(image.array), axes, out_axes,
-                                     cfg.out_channels, cfg.spatial_dims, progress)
+            raise InputError(
+                "uncertainty=True returns the prediction and its spread in memory; "
+                "leave out=None (or predict without uncertainty to stream)."
+            )
+        result = predict_with_spread(
+            predictor,
+            np.asarray(image.array),
+            axes,
+            out_axes,
+            cfg.out_channels,
+            cfg.spatial_dims,
+            progress,
+        )
         return (*result, out_axes) if return_axes else result
     if_exists = opts.if_exists
     while True:
-        output = open_output(out, layout, out_axes, cfg.out_channels, image.scale, image.unit,
-                             if_exists)
+        output = open_output(
+            out, layout, out_axes, cfg.out_channels, image.scale, image.unit, if_exists
+        )
         try:
             predictor.run(image.array, layout, output, progress)
             break
@@ -87,9 +105,13 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     """
     import dask.array as da
 
-    opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict_lazy")[0])
+    opts = PredictOptions(
+        axes=axes, **split_options(options, PredictOptions, what="predict_lazy")[0]
+    )
     if opts.uncertainty or opts.if_exists != "overwrite":
-        raise InputError("predict_lazy takes the tiling options only (no uncertainty, no if_exists).")
+        raise InputError(
+            "predict_lazy takes the tiling options only (no uncertainty, no if_exists)."
+        )
     model = as_model(model)
     cfg = model.config
     image = as_image(image, "image", lazy=True)
@@ -132,11 +154,15 @@ def _image_layout(model, array, axes: str | None, file_axes: str) -> tuple[str, 
         elif len(cfg.source_axes) == array.ndim:
             axes = cfg.source_axes
         else:
-            raise InputError(f"the image has {array.ndim} dimensions but the model was trained on "
-                             f"{cfg.source_axes!r}; pass axes=... (e.g. 'ZYX' for a stack).")
+            raise InputError(
+                f"the image has {array.ndim} dimensions but the model was trained on "
+                f"{cfg.source_axes!r}; pass axes=... (e.g. 'ZYX' for a stack)."
+            )
     axes = check_axes(axes, array.ndim, cfg.spatial_dims, "image")
     layout = AxesLayout(axes, array.shape, cfg.spatial_dims)
     if layout.channels != cfg.in_channels:
-        raise InputError(f"the image has {layout.channels} channel(s) (axes {axes!r}, shape "
-                         f"{tuple(array.shape)}) but the model expects {cfg.in_channels}.")
+        raise InputError(
+            f"the image has {layout.channels} channel(s) (axes {axes!r}, shape "
+            f"{tuple(array.shape)}) but the model expects {cfg.in_channels}."
+        )
     return axes, layout

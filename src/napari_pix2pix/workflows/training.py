@@ -27,8 +27,9 @@ from ..options import options_doc, split_options
 from ..run_options import TrainingRun
 
 
-def train_iter(source, target, axes: str | None = None, target_axes: str | None = None,
-               **options) -> Iterator[TrainingEvent]:
+def train_iter(
+    source, target, axes: str | None = None, target_axes: str | None = None, **options
+) -> Iterator[TrainingEvent]:
     """Train a pix2pix model, yielding an event after every step and validation.
 
     Arguments as for ``train``. The generator stops cleanly when the consumer stops
@@ -39,41 +40,70 @@ def train_iter(source, target, axes: str | None = None, target_axes: str | None 
     run = TrainingRun(**run_options)
     ckpt = load_checkpoint(run.resume) if run.resume is not None else None
     config = _config(ckpt, model_options, axes, target_axes)
-    checkpoint_dir = run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None \
-        else ckpt.path.parent
+    checkpoint_dir = (
+        run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None else ckpt.path.parent
+    )
     rank, world, dev = distributed.setup(resolve_device(run.device))
 
     pairs, s_axes, t_axes = prepare_pairs(
-        _images(source, "source"), _images(target, "target"),
+        _images(source, "source"),
+        _images(target, "target"),
         axes if ckpt is None else config.source_axes,
-        target_axes if ckpt is None else config.target_axes, config.spatial_dims)
+        target_axes if ckpt is None else config.target_axes,
+        config.spatial_dims,
+    )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
     if ckpt is None:
-        config = config.replace(source_axes=s_axes, target_axes=t_axes, in_channels=channels[0],
-                                out_channels=channels[1])
+        config = config.replace(
+            source_axes=s_axes,
+            target_axes=t_axes,
+            in_channels=channels[0],
+            out_channels=channels[1],
+        )
     elif channels != (config.in_channels, config.out_channels):
-        raise InputError(f"the images have {channels[0]} -> {channels[1]} channels but the "
-                         f"checkpoint's model has {config.in_channels} -> {config.out_channels}.")
+        raise InputError(
+            f"the images have {channels[0]} -> {channels[1]} channels but the "
+            f"checkpoint's model has {config.in_channels} -> {config.out_channels}."
+        )
     split = split_train_val(pairs, config.val_fraction)
     if not config.normalized:
         config = config.replace(
-            **Normalization.fit([s for s, _ in split.train], config.percentiles, "source")
-            .config_fields("source"),
-            **Normalization.fit([t for _, t in split.train], config.percentiles, "target")
-            .config_fields("target"))
-    source_norm, target_norm = Normalization.of(config, "source"), Normalization.of(config, "target")
-    train_pairs = [(source_norm.forward(s), np.clip(target_norm.forward(t), -1.0, 1.0))
-                   for s, t in split.train]
+            **Normalization.fit(
+                [s for s, _ in split.train], config.percentiles, "source"
+            ).config_fields("source"),
+            **Normalization.fit(
+                [t for _, t in split.train], config.percentiles, "target"
+            ).config_fields("target"),
+        )
+    source_norm, target_norm = (
+        Normalization.of(config, "source"),
+        Normalization.of(config, "target"),
+    )
+    train_pairs = [
+        (source_norm.forward(s), np.clip(target_norm.forward(t), -1.0, 1.0)) for s, t in split.train
+    ]
 
     if config.seed is not None:
         torch.manual_seed(config.seed)
     # every rank starts from the same weights but draws its own crops
-    sampler = PairedPatchSampler(train_pairs, config.patch_size,
-                                 seed=None if config.seed is None else config.seed + 1000 * rank,
-                                 foreground=config.foreground_crops)
-    history = ckpt.history if ckpt is not None else {
-        "steps_done": 0, "losses": {}, "validation": [], "split": split.description,
-        "train_seconds": 0.0, "device": str(dev)}
+    sampler = PairedPatchSampler(
+        train_pairs,
+        config.patch_size,
+        seed=None if config.seed is None else config.seed + 1000 * rank,
+        foreground=config.foreground_crops,
+    )
+    history = (
+        ckpt.history
+        if ckpt is not None
+        else {
+            "steps_done": 0,
+            "losses": {},
+            "validation": [],
+            "split": split.description,
+            "train_seconds": 0.0,
+            "device": str(dev),
+        }
+    )
     model = Pix2PixModel(config, history=history)
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
     if ckpt is not None:
@@ -82,22 +112,42 @@ def train_iter(source, target, axes: str | None = None, target_axes: str | None 
             sampler.set_state(ckpt.sampler)
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(checkpoint_dir, config=config, step=step, history=model.history,
-                        trainer_state=trainer.state(), sampler_state=sampler.state())
+        save_checkpoint(
+            checkpoint_dir,
+            config=config,
+            step=step,
+            history=model.history,
+            trainer_state=trainer.state(),
+            sampler_state=sampler.state(),
+        )
 
     try:
-        yield from train_loop(model, trainer, sampler, split, start=0 if ckpt is None else ckpt.step,
-                              val_every=run.val_every, checkpoint_every=run.checkpoint_every,
-                              checkpoint=checkpoint if checkpoint_dir is not None else None,
-                              rank=rank)
+        yield from train_loop(
+            model,
+            trainer,
+            sampler,
+            split,
+            start=0 if ckpt is None else ckpt.step,
+            val_every=run.val_every,
+            checkpoint_every=run.checkpoint_every,
+            checkpoint=checkpoint if checkpoint_dir is not None else None,
+            rank=rank,
+        )
     except TrainingError as exc:
         if checkpoint_dir is None:
             raise
         raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
 
 
-def train(source, target, axes: str | None = None, target_axes: str | None = None, *,
-          progress=None, **options) -> Pix2PixModel:
+def train(
+    source,
+    target,
+    axes: str | None = None,
+    target_axes: str | None = None,
+    *,
+    progress=None,
+    **options,
+) -> Pix2PixModel:
     """Train pix2pix on aligned (source, target) pairs and return the model.
 
     Args:
