@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny model trained once per session on the simulated pair."""
 
+import importlib.util
 import os
 import tempfile
 
@@ -13,6 +14,18 @@ import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix.engine.sample_data import make_pair
+
+
+def _has_gui() -> bool:
+    """napari and a Qt binding are installed (looked up without importing them)."""
+    bindings = ("PyQt6", "PyQt5", "PySide6", "PySide2")
+    return importlib.util.find_spec("napari") is not None and any(
+        importlib.util.find_spec(b) is not None for b in bindings
+    )
+
+
+# the napari side's tests need napari and a Qt binding; the rest runs headless without them
+collect_ignore = [] if _has_gui() else ["plugin"]
 
 # Tiny but real: a depth-4 U-Net and a 2-layer PatchGAN train in seconds on the CPU.
 TINY = dict(

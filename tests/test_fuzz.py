@@ -69,7 +69,7 @@ def images(draw, max_ndim=4):
     dtype = draw(st.one_of(st.sampled_from(DTYPES[:7]), st.sampled_from(DTYPES)))
     kind = draw(st.one_of(st.just("random"), st.sampled_from(["random", "constant", "nan"])))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    values = rng.random(shape) * 1000 if kind != "constant" else np.full(shape, 3.0)
+    values = np.asarray(rng.random(shape) * 1000) if kind != "constant" else np.full(shape, 3.0)
     if kind == "nan" and values.size:
         values.flat[0] = np.nan
     if dtype == "object":

@@ -1,0 +1,117 @@
+"""The Predict widget and the Layers menu command, in a real viewer."""
+
+import dask.array as da
+import numpy as np
+
+import napari_pix2pix as p2p
+from napari_pix2pix.engine.sample_data import make_pair
+
+
+def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, monkeypatch):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    path = trained.save(tmp_path / "m.safetensors")
+    source, _ = make_pair((128, 128), seed=5, nucleus_radius=5.0)
+    lazy = da.from_array(np.stack([source] * 4), chunks=(1, 64, 64))
+    viewer.add_image(lazy, name="lazy")
+    p = PredictWidget(viewer)
+    p.load(path)
+    p.select_layer("lazy")
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    result = viewer.layers["lazy [pix2pix]"].data
+    assert isinstance(result, da.Array) and result.shape == (4, 128, 128)  # streamed to zarr
+    assert list((tmp_path / "napari-pix2pix" / "predictions").glob("lazy-*.zarr"))
+    np.testing.assert_allclose(
+        viewer.layers["lazy [pix2pix]"].data[0],
+        p2p.predict(trained, source, device="cpu"),
+        atol=1e-3,
+    )
+    # cancel: tiny tiles make many batches; no layer is added
+    big = np.tile(source, (8, 8))
+    viewer.add_image(big, name="big")
+    p.select_layer("big")
+    p.form["tile_size"].value = 16
+    p.form["overlap"].value = 0.5
+    p.form["batch_size"].value = 1
+    p.run()
+    qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
+    p.controls["Cancel"].click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
+    assert "big [pix2pix]" not in viewer.layers and p.controls.status.text() == "Cancelled."
+    assert p.state["done"] < p.state["total"]
+
+
+def test_predict_errors_are_explained(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 64), seed=5, nucleus_radius=5.0)
+    viewer.add_image(np.stack([source] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("rgb")
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
+    status = p.controls.status.text()
+    assert "3 channel(s)" in status and "expects 1" in status
+    assert [layer.name for layer in viewer.layers] == ["rgb"]
+
+
+def test_confidence_layer(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 96), seed=5, nucleus_radius=5.0)
+    viewer.add_image(np.stack([source, source[::-1]]), name="stack", scale=(2.0, 0.5, 0.5))
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("stack")
+    p.form["uncertainty"].value = True
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    pred, spread = viewer.layers["stack [pix2pix]"], viewer.layers["stack [pix2pix spread]"]
+    assert spread.data.shape == pred.data.shape == (2, 64, 96)
+    assert list(spread.scale) == [2.0, 0.5, 0.5] and spread.colormap.name == "magma"
+    expected_pred, expected_spread = p2p.predict(
+        trained,
+        np.stack([source, source[::-1]]),
+        axes="ZYX",
+        uncertainty=True,
+        device="cpu",
+        tile_size=p.form["tile_size"].value,
+        overlap=p.form["overlap"].value,
+    )
+    np.testing.assert_allclose(spread.data, expected_spread, atol=1e-3)
+    np.testing.assert_allclose(pred.data, expected_pred, atol=1e-3)
+
+
+def test_bad_model_file_is_explained(viewer, tmp_path):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04not a model")
+    p = PredictWidget(viewer)
+    p.load(bad)
+    assert p.model is None and "not a safetensors" in p.chooser.info.value
+    assert not p.controls["Predict"].isEnabled()
+
+
+def test_layers_menu_command_opens_predict_on_the_layer(viewer):
+    from napari._app_model import get_app_model
+
+    viewer.add_image(np.zeros((32, 32)), name="a")
+    viewer.add_image(np.zeros((32, 32)), name="b")
+    viewer.layers.selection.active = viewer.layers["a"]
+    app = get_app_model()
+    menu_ids = {
+        item.command.id
+        for item in app.menus.get_menu("napari/layers/filter")
+        if hasattr(item, "command")
+    }
+    assert "napari-pix2pix.predict_layer" in menu_ids
+    app.commands.execute_command("napari-pix2pix.predict_layer").result()
+    widget = viewer.window.dock_widgets["Predict (napari-pix2pix)"]
+    assert widget.image.value.name == "a"

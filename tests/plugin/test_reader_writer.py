@@ -1,0 +1,64 @@
+"""The manifest, the reader and writer and the sample data, in a real viewer."""
+
+import subprocess
+import sys
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_pix2pix.plugin import reader as napari_io
+
+
+def test_manifest_validates():
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-pix2pix", "--imports"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reader_writer_round_trip_keeps_data_and_scale(viewer, tmp_path):
+    data = np.random.default_rng(0).integers(0, 4000, (3, 40, 50)).astype(np.uint16)
+    layer = viewer.add_image(
+        data,
+        name="x",
+        scale=(2.0, 0.25, 0.25),
+        axis_labels=("Z", "Y", "X"),
+        units=("micrometer",) * 3,
+    )
+    written = napari_io.napari_write_image(
+        str(tmp_path / "x.ome.tif"), layer.data, layer.as_layer_data_tuple()[1]
+    )
+    reader = napari_io.napari_get_reader(written[0])
+    ((back, meta, kind),) = reader(written[0])
+    assert kind == "image"
+    np.testing.assert_array_equal(np.asarray(back), data)
+    assert meta["scale"] == pytest.approx([2.0, 0.25, 0.25]) and meta["axis_labels"] == [
+        "Z",
+        "Y",
+        "X",
+    ]
+    opened = viewer.open(written[0], plugin="napari-pix2pix")[0]
+    np.testing.assert_allclose(opened.scale, (2.0, 0.25, 0.25))
+
+
+def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, monkeypatch):
+    from napari_pix2pix import write_image
+
+    data = np.random.default_rng(0).integers(0, 4000, (2, 3, 40, 50)).astype(np.uint16)
+    path = write_image(tmp_path / "c.ome.tif", data, "ZCYX", {"Z": 1.5, "Y": 0.5, "X": 0.5}, "µm")
+    monkeypatch.setattr(napari_io, "LAZY_BYTES", 1000)  # this file now counts as large
+    ((lazy, meta, _),) = napari_io.read_tiff_layers(str(path))
+    assert isinstance(lazy, da.Array)  # nothing read yet
+    assert meta["channel_axis"] == 1 and meta["scale"] == pytest.approx([1.5, 0.5, 0.5])
+    layers = viewer.open(str(path), plugin="napari-pix2pix")
+    assert len(layers) == 3 and layers[0].data.shape == (2, 40, 50)
+    np.testing.assert_array_equal(np.asarray(layers[2].data), data[:, 2])
+    assert napari_io.napari_get_reader(str(tmp_path / "x.png")) is None
+
+
+def test_sample_data_gives_a_pair(viewer):
+    layers = viewer.open_sample("napari-pix2pix", "paired_sample")
+    assert len(layers) == 2 and layers[0].data.shape == layers[1].data.shape == (512, 512)

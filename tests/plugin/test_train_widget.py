@@ -1,0 +1,182 @@
+"""The Train widget driven as a user would, in a real viewer."""
+
+import time
+
+import numpy as np
+import pytest
+from widget_helpers import set_fields
+
+import napari_pix2pix as p2p
+
+
+def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, tmp_path):
+    from qtpy.QtCore import QTimer
+
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    w = train_widget
+    assert w.pair.source.value.name == "phase contrast (source)"
+    assert w.pair.target.value.name == "nuclei fluorescence (target)"
+    assert w.pair.source.axes_text() == "YX" and w.pair.message.value == ""
+    set_fields(w, steps=150)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    # measure how long the Qt event loop is blocked while training runs
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    started = time.perf_counter()
+    w.controls["Start"].click()
+    assert w.worker is not None and not w.controls["Start"].isEnabled()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    duration = time.perf_counter() - started
+    timer.stop()
+    gaps = np.diff(ticks)
+    print(
+        f"\nGUI responsiveness: training {duration:.1f} s, {len(ticks)} event-loop ticks, "
+        f"largest gap {gaps.max() * 1000:.0f} ms, "
+        f"99th percentile {np.percentile(gaps, 99) * 1000:.0f} ms"
+    )
+    assert gaps.max() < duration / 3  # the GUI was never frozen for the run
+    assert w.plot.point_count() == 150
+    assert len(w.plot.val_steps) >= 1 and all(np.isfinite(w.plot.metrics["psnr"]))
+    assert "pix2pix preview" in viewer.layers
+    assert (tmp_path / "run" / "model.safetensors").is_file()  # auto-saved
+    saved = w.save_model(tmp_path / "mine.safetensors")
+    assert p2p.load_model(saved).history["steps_done"] == 150
+
+    # Predict widget: a stack with non-unit scale and translate
+    stack = np.stack([viewer.layers["phase contrast (source)"].data] * 3)
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(1.0, 10.0, 20.0))
+    p = PredictWidget(viewer)
+    viewer.window.add_dock_widget(p, name="Predict")
+    p.load(saved)
+    assert "steps trained: 150" in p.chooser.info.value
+    assert p.form["tile_size"].value is None  # the model's own patch size (32)
+    p.select_layer("stack")
+    assert p.image.axes_text() == "ZYX"
+    p.form["tile_size"].value = 64
+    p.controls["Predict"].click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    out = viewer.layers["stack [pix2pix]"]
+    assert out.data.shape == stack.shape and out.data.dtype == np.float32
+    np.testing.assert_allclose(out.scale, (2.0, 0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (1.0, 10.0, 20.0))
+    assert tuple(out.axis_labels) == ("Z", "Y", "X")
+    assert out.contrast_limits[1] > out.contrast_limits[0]
+    bar = p.controls.progress_bar
+    assert bar.value() == bar.maximum() > 0
+
+
+def test_pair_mismatch_is_explained_in_the_widget(train_widget, viewer):
+    viewer.add_image(np.zeros((40, 50), np.uint16), name="other")
+    w = train_widget
+    w.pair.target.value = "other"
+    assert "not aligned" in w.pair.message.value
+    assert not w.controls["Start"].isEnabled()
+    w.pair.target.value = w.pair.source.value
+    assert "same layer" in w.pair.message.value
+    w.pair.target.value = "nuclei fluorescence (target)"
+    w.pair.source.axes.value = "ZYX"
+    assert "has 3 letters" in w.pair.message.value
+
+
+def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
+    w = train_widget
+    set_fields(w, steps=60, checkpoint_every=None, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
+    t0 = time.perf_counter()
+    n0 = w.plot.point_count()
+    w.controls["Stop"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+    stop_seconds = time.perf_counter() - t0
+    done = w.model.history["steps_done"]
+    assert done < 60
+    assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
+    assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
+    print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
+    w.controls["Resume"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert w.model.history["steps_done"] == 60
+    assert w.plot.steps[-1] == 60 and w.plot.steps[n0 + (done - n0)] == done + 1
+
+
+def test_settings_persist_between_sessions(train_widget, viewer):
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    train_widget.form["steps"].value = 1234
+    train_widget.form["gan_mode"].value = "lsgan"
+    train_widget.form["gan_warmup"].value = 0.3
+    train_widget.save_settings()
+    again = TrainWidget(viewer)
+    assert again.form["steps"].value == 1234 and again.form["gan_mode"].value == "lsgan"
+    options = again.options()
+    assert options["gan_warmup"] == pytest.approx(0.3) and options["foreground_crops"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("patch size 40", "multiple of 2**depth"),  # InputError from the config
+        ("cuda without a GPU", "no usable CUDA GPU"),  # DeviceError: a RuntimeError
+        ("NaN in the source", "NaN or infinite"),
+        ("constant target", "constant"),
+    ],
+)
+def test_training_errors_are_notifications(problem, expected, train_widget, viewer, qtbot):
+    """Every kind of failure ends the worker with a message; the viewer keeps its data.
+    (superqt drops RuntimeErrors raised by generator workers: DeviceError and
+    TrainingError must still arrive.)"""
+    import torch
+
+    w = train_widget
+    set_fields(w, steps=5)
+    source = w.pair.source.value.data
+    if problem == "patch size 40":
+        w.form["patch_size"].value = 40
+    elif problem == "cuda without a GPU":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+        w.form["device"].value = "cuda"
+    elif problem == "NaN in the source":
+        bad = source.astype(np.float32)
+        bad[5, 5] = np.nan
+        viewer.add_image(bad, name="with NaN")
+        w.pair.source.value = "with NaN"
+    else:
+        viewer.add_image(np.full_like(source, 7), name="flat")
+        w.pair.target.value = "flat"
+    layers = [layer.name for layer in viewer.layers]
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+    status = w.controls.status.text()
+    assert "Error" in status and expected in status
+    assert [layer.name for layer in viewer.layers] == layers  # nothing lost or added
+    assert w.controls["Start"].isEnabled()  # ready for another try
+
+
+def test_closing_the_viewer_stops_training_cleanly(train_widget, viewer, qtbot, tmp_path):
+    w = train_widget
+    set_fields(w, steps=2000, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
+    worker = w.worker
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
+    from napari_pix2pix.io.checkpoint import load_checkpoint
+
+    step = load_checkpoint(tmp_path / "run").step
+    assert 5 <= step < 2000  # stopped after the step in flight, with a checkpoint of it
+
+
+def test_rgb_layer_is_a_three_channel_source(train_widget, viewer):
+    w = train_widget
+    gray = w.pair.source.value.data
+    viewer.add_image(np.stack([gray] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
+    w.pair.source.value = "rgb"
+    assert w.pair.source.axes_text() == "YXC"
+    assert w.check_pair() and w.pair.message.value == ""
