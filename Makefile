@@ -11,7 +11,7 @@ SYSTEM_PACKAGES = xvfb xauth libgl1-mesa-dri libgl1 libegl1 libxkbcommon-x11-0 \
 	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 	libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test lint install system-deps clean
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[testing,bioimageio]"
+	$(BIN)/python -m pip install --quiet -e ".[testing,bioimageio,lint]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,7 +32,12 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
-test: $(STAMP) system-deps
+# ruff (lint and format); the import-linter contracts run inside pytest (tests/test_architecture.py)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+
+test: lint system-deps
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(BIN)/python -m pytest
 
 clean:
