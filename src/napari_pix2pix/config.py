@@ -31,14 +31,18 @@ class Pix2PixConfig:
     # data layout
     source_axes: str = option(
         "YX",
-        "axes of the source image(s), letters T Z C Y X (default: from the file; YX for 2D arrays)",
+        "axes of the source image(s)",
         group="data",
         alias="axes",
+        allowed="letters T Z C Y X",
+        shown_default="from the file; YX for 2D",
     )
     target_axes: str = option(
         "YX",
-        "axes of the target image(s) (default: like the source, or from the file)",
+        "axes of the target image(s)",
         group="data",
+        allowed="letters T Z C Y X",
+        shown_default="like the source, or from the file",
     )
     spatial_dims: int = option(
         2,
@@ -57,6 +61,7 @@ class Pix2PixConfig:
         group="basic",
         high=65536,
         step=16,
+        allowed="a multiple of 2**depth, up to 65536",
     )
     # generator (U-Net) and discriminator (PatchGAN)
     depth: int = option(

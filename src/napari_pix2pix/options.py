@@ -65,6 +65,8 @@ class Spec:
     step: float | None = None
     surfaces: tuple[str, ...] = ("cli", "gui")
     alias: str = ""  # the keyword and CLI flag, where it differs from the field name
+    allowed: str = ""  # the docs' "allowed" text, where the range alone does not say it
+    shown_default: str = ""  # the docs' "default" text, where the library resolves it
 
 
 def option(default, help: str, **spec) -> Any:
@@ -106,21 +108,27 @@ class Option:
         return "--" + self.keyword.replace("_", "-")
 
     def default_text(self) -> str:
+        if self.spec.shown_default:
+            return self.spec.shown_default
         if self.default is None:
             return self.spec.none or "none"
+        if isinstance(self.default, bool):
+            return "yes" if self.default else "no"
         if isinstance(self.default, tuple):
-            return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in self.default)
-        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+            return " ".join(_number(v) for v in self.default)
+        return _number(self.default) if isinstance(self.default, float) else str(self.default)
 
     def allowed_text(self) -> str:
         s = self.spec
-        if s.choices:
+        if s.allowed:
+            text = s.allowed
+        elif s.choices:
             text = ", ".join(map(str, s.choices)) + (", ..." if s.open_choices else "")
         elif s.low is None and s.high is None:
             text = {"path": "a folder", "bool": "yes/no"}.get(self.kind, "")
         else:
-            low = "-inf" if s.low is None else f"{s.low:g}"
-            high = "inf" if s.high is None or math.isinf(s.high) else f"{s.high:g}"
+            low = "-inf" if s.low is None else _number(s.low)
+            high = "inf" if s.high is None or math.isinf(s.high) else _number(s.high)
             opening = "(" if s.low_open else "["
             closing = ")" if s.high_open or high == "inf" else "]"
             text = f"{opening}{low}, {high}{closing}"
@@ -157,15 +165,23 @@ class Option:
             and s.high is not None
             and all(s.low is None or v >= s.low for v in items)
         ):
-            return f"{name}={value} is beyond what napari-pix2pix supports (at most {s.high:g})."
+            return (
+                f"{name}={value} is beyond what napari-pix2pix supports "
+                f"(at most {_number(s.high)})."
+            )
         if self.kind == "int" and s.low == 1:
             return f"{name} must be a positive integer, got {value!r}."
         if self.kind == "size" and s.low == 1:
             return f"{name} must be a positive integer (or one per spatial axis), got {value!r}."
         if s.high is None or math.isinf(s.high):
             relation = ">" if s.low_open else ">="
-            return f"{name} must be a finite number {relation} {s.low:g}, got {value!r}."
+            return f"{name} must be a finite number {relation} {_number(s.low)}, got {value!r}."
         return f"{name} must be in {self.allowed_text()}, got {value!r}."
+
+
+def _number(v: float) -> str:
+    """1000000000 rather than 1e+09; 0.0002 rather than 0.000200."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _convert(opt: Option, value):

@@ -26,8 +26,8 @@ class TrainingRun:
     )
     val_every: int | None = option(
         None,
-        "steps between validations",
-        none="a tenth of the steps",
+        "steps between validations (auto: a tenth of the steps)",
+        none="auto",
         label="Validate every",
         low=1,
         high=10**9,
@@ -41,7 +41,7 @@ class TrainingRun:
     checkpoint_every: int | None = option(
         None,
         "steps between checkpoints (one is also written when the run ends or is stopped)",
-        none="with each validation",
+        none="at validations",
         low=1,
         high=10**9,
     )
@@ -59,15 +59,16 @@ class PredictOptions:
 
     axes: str | None = option(
         None,
-        "axes of the image, letters T Z C Y X",
+        "axes of the image",
         group="data",
-        none="from the file, else the model's source axes",
+        allowed="letters T Z C Y X",
+        shown_default="from the file, else the model's source axes",
     )
     tile_size: tuple[int, ...] | None = option(
         None,
         "tile side, or one per spatial axis; rounded up to a multiple of 2**depth",
         group="basic",
-        none="the training patch size",
+        none="patch size",
         low=1,
         high=65536,
         step=16,

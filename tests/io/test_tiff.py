@@ -27,3 +27,45 @@ def test_imagej_scale_is_read(tmp_path):
     )
     image = read_image(path)
     assert image.axes == "ZYX" and image.scale == pytest.approx({"Z": 3.0, "Y": 0.5, "X": 0.5})
+
+
+@pytest.mark.parametrize(
+    "resolution, unit, expected_um",
+    [
+        ((10000, 10000), "CENTIMETER", 1.0),  # 10,000 px/cm: 1 µm per pixel
+        ((25400, 12700), "INCH", (1.0, 2.0)),  # 25,400 px/inch in X, half that in Y
+        ((72, 72), "INCH", 25400 / 72),  # a "72 dpi" default is 352.8 µm per pixel, not 1/72
+        ((20000, 20000), "MILLIMETER", 0.05),  # tifffile's extension of the tag
+    ],
+)
+def test_resolution_unit_is_honoured(tmp_path, resolution, unit, expected_um):
+    path = tmp_path / "tagged.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), resolution=resolution, resolutionunit=unit)
+    image = read_image(path)
+    x, y = expected_um if isinstance(expected_um, tuple) else (expected_um, expected_um)
+    assert image.scale == pytest.approx({"X": x, "Y": y}) and image.unit == "µm"
+
+
+def test_no_resolution_unit_keeps_the_numbers_without_a_unit(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), resolution=(4, 4), resolutionunit="NONE")
+    image = read_image(path)
+    assert image.scale == pytest.approx({"X": 0.25, "Y": 0.25}) and image.unit is None
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16))  # tifffile writes 1/1 with unit NONE
+    assert read_image(path).scale == {}
+
+
+def test_ome_units_are_converted_to_micrometres(tmp_path):
+    path = tmp_path / "nm.ome.tif"
+    metadata = {
+        "axes": "ZYX",
+        "PhysicalSizeX": 650.0,
+        "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": 650.0,
+        "PhysicalSizeYUnit": "nm",
+        "PhysicalSizeZ": 2.0,
+        "PhysicalSizeZUnit": "µm",
+    }
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), ome=True, metadata=metadata)
+    image = read_image(path)
+    assert image.scale == pytest.approx({"X": 0.65, "Y": 0.65, "Z": 2.0}) and image.unit == "µm"

@@ -180,3 +180,35 @@ def test_rgb_layer_is_a_three_channel_source(train_widget, viewer):
     w.pair.source.value = "rgb"
     assert w.pair.source.axes_text() == "YXC"
     assert w.check_pair() and w.pair.message.value == ""
+
+
+def test_renamed_layers_train_and_predict(train_widget, viewer, qtbot, tmp_path):
+    """The pickers hold the layers themselves: renaming the chosen source and target
+    keeps them chosen (under their new names), and training and prediction run on them."""
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    w = train_widget
+    source, target = w.pair.source.value, w.pair.target.value
+    decoy = viewer.add_image(np.zeros_like(source.data), name="decoy")
+    viewer.layers.move(viewer.layers.index(decoy), 0)  # first in the list: a name-keyed
+    assert w.pair.source.value is source  # picker falls back to it after a rename
+    source.name, target.name = "phase, renamed", "dapi, renamed"
+    assert w.pair.source.value is source and w.pair.target.value is target
+    assert w.pair.source.layer.current_choice == "phase, renamed"
+    assert w.pair.message.value == "" and w.controls["Start"].isEnabled()
+    set_fields(w, steps=4, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert w.model is not None and w.model.history["steps_done"] == 4
+    model_path = w.save_model(tmp_path / "m.safetensors")
+
+    p = PredictWidget(viewer)
+    p.load(model_path)
+    p.select_layer("phase, renamed")
+    source.name = "phase, renamed again"
+    assert p.image.value is source
+    p.controls["Predict"].click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    assert "phase, renamed again [pix2pix]" in viewer.layers
+    assert viewer.layers["phase, renamed again [pix2pix]"].data.shape == source.data.shape

@@ -32,7 +32,9 @@ class OptionField:
     def __init__(self, option: Option) -> None:
         self.option = option
         self.editor = _editor(option)
-        self.none_box = CheckBox(text=option.spec.none or "none") if option.optional else None
+        # None is a tick box beside the number; an empty text for a folder
+        optional = option.optional and option.kind != "path"
+        self.none_box = CheckBox(text=option.spec.none or "none") if optional else None
         if self.none_box is not None:
             self.none_box.changed.connect(
                 lambda ticked: setattr(self.editor, "enabled", not ticked)
@@ -64,6 +66,8 @@ class OptionField:
             self.none_box.value = value is None
             self.editor.enabled = value is not None
         if value is None:
+            if self.option.kind == "path":
+                self.editor.value = ""
             return
         if self.option.kind == "size" and isinstance(value, (tuple, list)):
             value = value[0]

@@ -1,0 +1,71 @@
+"""Writes docs/options.md from the option declarations in src/napari_pix2pix/config.py
+and run_options.py, the one place where options are defined.
+
+    python docs/make_options.py          # rewrite docs/options.md
+    python docs/make_options.py --check  # exit 1 if docs/options.md is stale (CI)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.options import markdown_table
+from napari_pix2pix.run_options import PredictOptions, TrainingRun
+
+PATH = Path(__file__).with_name("options.md")
+SECTIONS = [
+    (
+        "Model and training recipe",
+        "Saved in the model file (`model.config`). Keywords of `train` / `train_iter`, "
+        "arguments of `napari-pix2pix train`, fields of the Train widget. A resumed run keeps "
+        "its checkpoint's recipe (only `steps` can grow).",
+        Pix2PixConfig,
+    ),
+    (
+        "Training run",
+        "How one run goes; not part of the model. Keywords of `train` / `train_iter`, "
+        "arguments of `napari-pix2pix train`, fields of the Train widget (the Resume button "
+        "for `resume`).",
+        TrainingRun,
+    ),
+    (
+        "Prediction",
+        "Keywords of `predict` (and `predict_lazy`), arguments of `napari-pix2pix predict`, "
+        "fields of the Predict widget.",
+        PredictOptions,
+    ),
+]
+
+
+def render() -> str:
+    parts = [
+        "# Options\n",
+        "Every option napari-pix2pix takes, with its default, its allowed values and where "
+        "it appears. This page is generated from the declarations in "
+        "`src/napari_pix2pix/config.py` and `run_options.py` by `python docs/make_options.py`; "
+        "the same declarations check the values, make the command line's arguments and the "
+        "napari widgets' fields, so they cannot disagree. In the GUI, *with the inputs* means "
+        "the axes fields beside the layer pickers (or a button); an option that may be None "
+        "shows a tick box with what None means.\n",
+    ]
+    for title, intro, cls in SECTIONS:
+        parts.append(f"## {title}\n\n{intro}\n\n{markdown_table(cls)}")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not PATH.exists() or PATH.read_text(encoding="utf-8") != text:
+            print(f"{PATH} is stale: run python docs/make_options.py", file=sys.stderr)
+            return 1
+        return 0
+    PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+"""The widgets' forms are made from the option declarations: every option that belongs
+in the GUI has a control, the values the forms give are accepted by train/predict, and
+both widgets remember them between sessions."""
+
+import pytest
+
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.options import options_of, split_options
+from napari_pix2pix.run_options import PredictOptions, TrainingRun
+
+
+def gui_options(*classes) -> set[str]:
+    return {
+        o.keyword
+        for cls in classes
+        for o in options_of(cls)
+        if o.spec.group != "internal" and "gui" in o.spec.surfaces
+    }
+
+
+@pytest.fixture
+def predict_widget(viewer, tmp_path, monkeypatch):
+    from qtpy.QtCore import QSettings
+
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    return PredictWidget(viewer)
+
+
+def test_every_training_option_has_a_control(train_widget):
+    w = train_widget
+    controls = {k: f.widget for k, f in w.form.fields.items()}
+    # the options that go with the inputs have their own controls
+    controls.update(axes=w.pair.source.axes, target_axes=w.pair.target.axes)
+    controls["resume"] = w.controls["Resume"]
+    assert set(controls) == gui_options(Pix2PixConfig, TrainingRun)
+    basic = {k for k, f in w.form.fields.items() if f.option.spec.group == "basic"}
+    assert {"steps", "patch_size", "depth", "device"} <= basic
+    assert "lr" in w.form.fields and "lr" not in basic  # advanced, in the collapsible part
+
+
+def test_every_prediction_option_has_a_control(predict_widget):
+    p = predict_widget
+    controls = {k: f.widget for k, f in p.form.fields.items()}
+    controls["axes"] = p.image.axes
+    assert set(controls) == gui_options(PredictOptions)
+
+
+def test_form_values_are_what_train_and_predict_take(train_widget, predict_widget):
+    model_options, run_options = split_options(train_widget.options(), Pix2PixConfig, TrainingRun)
+    assert Pix2PixConfig(**{k: v for k, v in model_options.items() if "axes" not in k})
+    assert TrainingRun(**run_options).checkpoint_every is None  # ticked "at validations"
+    (options,) = split_options(predict_widget.form.values(), PredictOptions)
+    assert PredictOptions(**options).tile_size is None  # ticked "patch size"
+
+
+def test_optional_numbers_are_a_tick_box_and_a_number(train_widget):
+    field = train_widget.form["val_every"]
+    assert field.value is None and not field.editor.enabled
+    field.value = 25
+    assert field.value == 25 and field.editor.enabled and not field.none_box.value
+    field.none_box.value = True
+    assert field.value is None
+
+
+def test_predict_widget_remembers_its_settings(predict_widget, viewer):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    predict_widget.form["overlap"].value = 0.4
+    predict_widget.form["tile_size"].value = 128
+    predict_widget.settings.save(predict_widget.form.values())
+    again = PredictWidget(viewer)
+    assert again.form["overlap"].value == pytest.approx(0.4)
+    assert again.form["tile_size"].value == 128

@@ -1,0 +1,86 @@
+"""Options are declared once (config.py, run_options.py): every one reaches the command
+line and the docs, its default passes its own checks, and a mistyped keyword is named.
+(The widgets' forms: tests/plugin/test_option_forms.py.)"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_pix2pix as p2p
+from napari_pix2pix.cli import build_parser
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.options import options_of
+from napari_pix2pix.run_options import PredictOptions, TrainingRun
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = [Pix2PixConfig, TrainingRun, PredictOptions]
+
+
+def user_options(*classes, surface=None):
+    return {
+        o.keyword
+        for cls in classes
+        for o in options_of(cls)
+        if o.spec.group != "internal" and (surface is None or surface in o.spec.surfaces)
+    }
+
+
+def cli_flags(command: str) -> set[str]:
+    parser, _ = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return {a.dest for a in sub._actions}
+
+
+def test_every_option_is_on_the_command_line():
+    assert user_options(Pix2PixConfig, TrainingRun, surface="cli") <= cli_flags("train")
+    assert user_options(PredictOptions, surface="cli") <= cli_flags("predict")
+    # options kept off the command line say why in their declaration (surfaces)
+    assert user_options(PredictOptions) - user_options(PredictOptions, surface="cli") == {
+        "uncertainty"
+    }
+
+
+def test_docs_options_page_is_generated_from_the_declarations():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_options.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
+    for keyword in user_options(*ALL):
+        assert f"| `{keyword}` |" in page
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_defaults_pass_their_own_checks(cls):
+    for o in options_of(cls):
+        assert o.check(o.default) == o.default or o.kind == "size"
+    cls()  # and together
+
+
+def test_numpy_scalars_are_numbers_and_bad_values_are_named():
+    config = Pix2PixConfig(steps=np.int64(5), lr=np.float32(1e-3), patch_size=np.int16(64), depth=6)
+    assert config.steps == 5 and isinstance(config.steps, int) and config.patch_size == (64, 64)
+    with pytest.raises(p2p.InputError, match="dropout must be in \\[0, 1\\), got 1.5"):
+        Pix2PixConfig(dropout=1.5)
+    with pytest.raises(p2p.InputError, match="overlap has an invalid value 'a'"):
+        PredictOptions(overlap="a")
+
+
+def test_a_mistyped_keyword_is_named_with_the_fix(pair):
+    source, target = pair
+    with pytest.raises(p2p.InputError, match="train\\(\\) has no option 'step'.*'steps'"):
+        p2p.train(source, target, step=5)
+    with pytest.raises(p2p.InputError, match="predict\\(\\) has no option 'tile'"):
+        p2p.predict("model.safetensors", source, tile=64)
+
+
+def test_help_lists_the_options():
+    for keyword in user_options(Pix2PixConfig, TrainingRun):
+        assert f"    {keyword} (" in p2p.train.__doc__
+    for keyword in user_options(PredictOptions):
+        assert f"    {keyword} (" in p2p.predict.__doc__
