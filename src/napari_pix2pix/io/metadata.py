@@ -6,39 +6,31 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-MICROMETRES = {
-    "m": 1e6,
-    "meter": 1e6,
-    "cm": 1e4,
-    "centimeter": 1e4,
-    "mm": 1e3,
-    "millimeter": 1e3,
-    "µm": 1.0,
-    "um": 1.0,
-    "micron": 1.0,
-    "micrometer": 1.0,
-    "nm": 1e-3,
-    "nanometer": 1e-3,
-    "Å": 1e-4,
-    "angstrom": 1e-4,
-    "pm": 1e-6,
-    "inch": 25400.0,
-    "in": 25400.0,
+# length units by their spellings (OME, ImageJ, napari/pint): (symbol, micrometres)
+UNITS = {
+    **dict.fromkeys(("m", "meter", "metre"), ("m", 1e6)),
+    **dict.fromkeys(("cm", "centimeter", "centimetre"), ("cm", 1e4)),
+    **dict.fromkeys(("mm", "millimeter", "millimetre"), ("mm", 1e3)),
+    **dict.fromkeys(("µm", "um", "micron", "micrometer", "micrometre"), ("µm", 1.0)),
+    **dict.fromkeys(("nm", "nanometer", "nanometre"), ("nm", 1e-3)),
+    **dict.fromkeys(("å", "angstrom"), ("Å", 1e-4)),
+    **dict.fromkeys(("pm", "picometer", "picometre"), ("pm", 1e-6)),
+    **dict.fromkeys(("inch", "in"), ("inch", 25400.0)),
 }
 # TIFF ResolutionUnit: 1 none (ImageJ's unit applies), 2 inch (the default), 3 cm
 RESOLUTION_UNITS = {2: "inch", 3: "cm", 4: "mm", 5: "µm"}
 
 
+def _key(unit) -> str:
+    return str(unit).strip().replace("\\u00B5", "µ").replace("μ", "µ").lower()
+
+
 def normalize_unit(unit) -> str | None:
-    """'micron', 'um', '\\u00B5m', 'μm' (Greek mu) -> 'µm'; other names unchanged."""
-    if not unit:
+    """The symbol of a length unit ('micron', 'um', 'micrometer' -> 'µm'); None for no
+    unit or 'pixel'; other names unchanged."""
+    if not unit or _key(unit) in ("pixel", "pixels", "px"):
         return None
-    text = str(unit).strip().replace("\\u00B5", "µ").replace("μ", "µ")
-    key = text.lower()
-    for name, factor in MICROMETRES.items():
-        if key == name.lower() and factor == 1.0:
-            return "µm"
-    return text or None
+    return UNITS.get(_key(unit), (str(unit).strip(), None))[0]
 
 
 def to_micrometres(
@@ -46,14 +38,10 @@ def to_micrometres(
 ) -> tuple[dict, str | None]:
     """Sizes with known length units in µm; if any unit is unknown, the sizes as given
     with the unit of X (or of whichever axis has one)."""
-    names = {a: normalize_unit(u) for a, u in units.items()}
-    if scale and all(
-        names.get(a) and names[a].lower() in {k.lower() for k in MICROMETRES} for a in scale
-    ):
-        factors = {k.lower(): v for k, v in MICROMETRES.items()}
-        return {a: s * factors[names[a].lower()] for a, s in scale.items()}, "µm"
-    unit = names.get("X") or next((u for u in names.values() if u), None)
-    return dict(scale), unit
+    if scale and all(units.get(a) and _key(units[a]) in UNITS for a in scale):
+        return {a: s * UNITS[_key(units[a])][1] for a, s in scale.items()}, "µm"
+    names = [normalize_unit(units.get(a)) for a in ("X", *units)]
+    return dict(scale), next((u for u in names if u), None)
 
 
 def read_scale(tif) -> tuple[dict[str, float], str | None]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine.axes import guess_axes
 from ..io.images import read_image, write_image
+from ..io.metadata import normalize_unit
 from ..io.tiff import TIFF_SUFFIXES
 
 LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
@@ -68,12 +69,7 @@ def napari_write_image(path: str, data, meta: dict) -> list[str]:
         a: float(s) for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial))) if a in "ZYX"
     }
     units = meta.get("units")
-    unit = None
-    if units:
-        unit = str(units[-1])
-        unit = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "pixel": None}.get(
-            unit, unit
-        )
+    unit = normalize_unit(units[-1]) if units else None
     if not path.lower().endswith(TIFF_SUFFIXES):
         path = path + ".ome.tif"
     write_image(
