@@ -22,9 +22,9 @@ from monai.inferers import sliding_window_inference
 
 import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
-from napari_pix2pix.device import autocast
-from napari_pix2pix.model import Pix2PixModel
-from napari_pix2pix.prediction import tile_starts
+from napari_pix2pix.engine.device import autocast
+from napari_pix2pix.engine.tiling import tile_starts
+from napari_pix2pix.io.model_file import Pix2PixModel
 
 MODELS = {
     "default (depth 8, ngf 64, tile 256)": dict(depth=8, base_channels=64, patch_size=256),

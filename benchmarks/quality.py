@@ -45,7 +45,8 @@ import tifffile
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix.metrics import image_metrics, pearson_r, spectral_distance
+from napari_pix2pix.engine.metrics import image_metrics, pearson_r, spectral_distance
+from napari_pix2pix.engine.normalization import Normalization
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isl_phase_to_dapi"
 SPLIT = 768  # columns >= SPLIT are held out
@@ -118,8 +119,9 @@ def calibrate(phase, dapi, steps: int = 15) -> float:
     return float(np.median(np.diff(times[3 : steps + 3])))
 
 
-def scores(pred: np.ndarray, target: np.ndarray, low: float, high: float) -> dict:
-    out = image_metrics(pred[None, None], target[None, None].astype(np.float32), [low], [high])
+def scores(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> dict:
+    """The metrics of a 2D prediction; PSNR and SSIM over ``norm``'s target range."""
+    out = image_metrics(pred[None, None], target[None, None].astype(np.float32), norm)
     out["spectral"] = spectral_distance(pred, target)
     return out
 
@@ -158,7 +160,6 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
     pred, spread = p2p.predict(model, test_src, axes=axes, device="cpu", uncertainty=True)
     np.save(out / f"{name}_pred.npy", pred)
     target = dapi[:, SPLIT:]
-    cfg = model.config
     result = {
         "name": name,
         "description": description,
@@ -166,7 +167,7 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "warnings": warnings,
-        **scores(pred, target, cfg.target_low[0], cfg.target_high[0]),
+        **scores(pred, target, Normalization.of(model.config, "target")),
         "std_ratio": float(pred.std() / target.std()),
         "spread_error_r": pearson_r(spread, np.abs(pred - target)),
         "val_history": model.history.get("validation", []),
@@ -178,6 +179,7 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
 def baselines(phase, dapi) -> list[dict]:
     target = dapi[:, SPLIT:].astype(np.float64)
     low, high = np.percentile(dapi[:, :SPLIT], [0.5, 99.5])
+    norm = Normalization((float(low),), (float(high),))
     constant = np.full(target.shape, dapi[:, :SPLIT].mean())
     plane = phase[MIDDLE_PLANE].astype(np.float64)
     a, b = np.polyfit(plane[:, :SPLIT].ravel(), dapi[:, :SPLIT].ravel().astype(np.float64), 1)
@@ -189,7 +191,7 @@ def baselines(phase, dapi) -> list[dict]:
                 "name": name,
                 "description": f"baseline: {name}",
                 "steps": 0,
-                **scores(pred.astype(np.float32), target, low, high),
+                **scores(pred.astype(np.float32), target, norm),
                 "std_ratio": float(pred.std() / target.std()),
                 "spread_error_r": float("nan"),
             }

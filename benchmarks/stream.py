@@ -20,7 +20,7 @@ import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
-from napari_pix2pix.model import Pix2PixModel
+from napari_pix2pix.io.model_file import Pix2PixModel
 
 
 def rss_mb() -> float:

@@ -13,8 +13,8 @@ import time
 import torch
 
 from napari_pix2pix.config import Pix2PixConfig
-from napari_pix2pix.networks import build_discriminator, build_generator
-from napari_pix2pix.training import _train_step
+from napari_pix2pix.engine.networks import build_generator
+from napari_pix2pix.engine.trainer import Trainer
 
 
 def main() -> None:
@@ -30,16 +30,15 @@ def main() -> None:
         for precision in args.precisions.split(","):
             dtype = None if precision == "fp32" else torch.bfloat16
             torch.manual_seed(0)
-            g, d = build_generator(cfg), build_discriminator(cfg)
-            opt_g = torch.optim.Adam(g.parameters(), cfg.lr, betas=cfg.betas)
-            opt_d = torch.optim.Adam(d.parameters(), cfg.lr, betas=cfg.betas)
-            scaler = torch.amp.GradScaler("cpu", enabled=False)
+            # both networks, both Adam optimizers and the scaler; ``_update`` is the bare
+            # update (D, then G) at a fixed learning rate and full adversarial weight
+            trainer = Trainer(cfg, build_generator(cfg), dev, dtype)
             x = torch.rand(args.batch, 1, patch, patch) * 2 - 1
             y = torch.rand(args.batch, 1, patch, patch) * 2 - 1
-            _train_step(g, d, opt_g, opt_d, scaler, x, y, cfg, dev, dtype, cfg.lr)  # warm-up
+            trainer._update(x, y, cfg.lr, 1.0)  # warm-up
             start = time.perf_counter()
             for _ in range(args.steps):
-                _train_step(g, d, opt_g, opt_d, scaler, x, y, cfg, dev, dtype, cfg.lr)
+                trainer._update(x, y, cfg.lr, 1.0)
             per_step = (time.perf_counter() - start) / args.steps
             results.append((patch, depth, precision, 1 / per_step, args.batch / per_step))
             print(f"  patch {patch} depth {depth} {precision}: {per_step:.2f} s/step", flush=True)

@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 # start from the widgets' defaults, whatever this user's saved napari-pix2pix settings are
+# (both widgets remember their options in Qt's settings, which live under this folder)
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screenshots-")
 
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_pix2pix.sample_data import make_stack
+from napari_pix2pix.engine.sample_data import make_stack
 
 OUT = Path(__file__).parent / "images"
 
@@ -40,6 +41,13 @@ def shot(viewer, name: str) -> None:
     print(f"wrote {OUT / name}")
 
 
+def grid(viewer, enabled: bool) -> None:
+    """Layers side by side, or on top of each other (napari 0.9 moved the grid to
+    ``viewer.canvas``)."""
+    owner = viewer.canvas if hasattr(viewer, "canvas") else viewer
+    owner.grid.enabled = enabled
+
+
 def show_only(viewer, *names: str) -> None:
     for layer in viewer.layers:
         layer.visible = layer.name in names
@@ -51,41 +59,41 @@ def main(steps: int = 300) -> None:
     viewer.window.resize(1500, 1000)
     viewer.open_sample("napari-pix2pix", "paired_sample")
     _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Train")
-    for name, value in (
+    # the form's fields are made from the option declarations, one per keyword of train()
+    for keyword, value in (
         ("steps", steps),
         ("patch_size", 64),
         ("depth", 5),
         ("base_channels", 16),
         ("batch_size", 4),
         ("disc_channels", 16),
-        ("checkpoint_every", 0),
+        ("val_fraction", 0.2),
+        ("checkpoint_dir", str(OUT.parent / "_screenshot_run")),
     ):
-        getattr(train, name).setValue(value)
-    train.val_fraction.setValue(0.2)
-    train.autosave.setText(str(OUT.parent / "_screenshot_run"))
-    viewer.grid.enabled = True
+        train.form[keyword].value = value
+    grid(viewer, True)
     shot(viewer, "guide_1_pair.png")
 
-    train.start_button.click()
+    train.controls["Start"].click()
     wait(lambda: train.worker is None)
-    viewer.grid.enabled = False
+    grid(viewer, False)
     show_only(viewer, "pix2pix preview")
     shot(viewer, "guide_2_training.png")
 
     _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
     predict.load(OUT.parent / "_screenshot_run" / "model.safetensors")
     predict.select_layer("phase contrast (source)")
-    predict.run_button.click()
+    predict.controls["Predict"].click()
     wait(lambda: predict.worker is None)
     show_only(viewer, "phase contrast (source) [pix2pix]", "nuclei fluorescence (target)")
-    viewer.grid.enabled = True
+    grid(viewer, True)
     shot(viewer, "napari_train_predict.png")  # the README picture
 
     stack, _ = make_stack(n_slices=5, shape=(256, 256), seed=40)
     viewer.add_image(stack, name="unseen stack", scale=(2.0, 1.0, 1.0))
     predict.select_layer("unseen stack")
-    predict.confidence.setChecked(True)
-    predict.run_button.click()
+    predict.form["uncertainty"].value = True  # the Confidence map box
+    predict.controls["Predict"].click()
     wait(lambda: predict.worker is None)
     show_only(viewer, "unseen stack", "unseen stack [pix2pix]")
     viewer.dims.set_current_step(0, 2)
