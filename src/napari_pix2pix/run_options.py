@@ -31,6 +31,7 @@ class TrainingRun:
         label="Validate every",
         low=1,
         high=10**9,
+        step=100,
     )
     checkpoint_dir: Path | None = option(
         None,
@@ -44,6 +45,7 @@ class TrainingRun:
         none="at validations",
         low=1,
         high=10**9,
+        step=100,
     )
     resume: Path | None = option(
         None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"

@@ -77,10 +77,12 @@ class Message(Label):
     def __init__(self) -> None:
         super().__init__(value="")
         self.native.setWordWrap(True)
+        self.native.setHidden(True)
 
     def say(self, text: str) -> None:
         self.value = text
         self.native.setStyleSheet("color: #e05050;" if text else "")
+        self.native.setHidden(not text)
 
 
 class PairPicker(Container):

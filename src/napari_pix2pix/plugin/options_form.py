@@ -26,19 +26,18 @@ MAX_FLOAT = 1e6
 
 
 class OptionField:
-    """One option's widget: its value in the option's own terms (None included, shown
-    as a ticked box next to the number)."""
+    """One option's widget: its value in the option's own terms. None is a tick box
+    that hides the number beside it (an empty text for a folder)."""
 
     def __init__(self, option: Option) -> None:
         self.option = option
         self.editor = _editor(option)
-        # None is a tick box beside the number; an empty text for a folder
         optional = option.optional and option.kind != "path"
         self.none_box = CheckBox(text=option.spec.none or "none") if optional else None
         if self.none_box is not None:
-            self.none_box.changed.connect(
-                lambda ticked: setattr(self.editor, "enabled", not ticked)
-            )
+            self.none_box.changed.connect(self._show_editor)
+            if option.spec.step and option.kind in ("int", "size"):
+                self.suggest(int(option.spec.step))  # what unticking starts from
             self.widget: Widget = Container(
                 widgets=[self.none_box, self.editor],
                 layout="horizontal",
@@ -64,7 +63,7 @@ class OptionField:
     def value(self, value) -> None:
         if self.none_box is not None:
             self.none_box.value = value is None
-            self.editor.enabled = value is not None
+            self._show_editor(value is None)
         if value is None:
             if self.option.kind == "path":
                 self.editor.value = ""
@@ -72,6 +71,14 @@ class OptionField:
         if self.option.kind == "size" and isinstance(value, (tuple, list)):
             value = value[0]
         self.editor.value = str(value) if self.option.kind == "path" else value
+
+    def suggest(self, number) -> None:
+        """The number shown when None is unticked (None stays ticked)."""
+        self.editor.value = number
+
+    def _show_editor(self, none: bool) -> None:
+        self.editor.enabled = not none
+        self.editor.native.setHidden(none)
 
     @property
     def changed(self):
@@ -84,7 +91,7 @@ def _editor(option: Option) -> Widget:
     if s.choices:
         return ComboBox(choices=list(s.choices), **common)
     if kind == "bool":
-        return CheckBox(text=option.label, **common)
+        return CheckBox(text=option.label, tooltip=s.help)
     if kind in ("int", "size"):
         low = int(s.low) if s.low is not None else 1
         high = int(min(s.high, MAX_INT)) if s.high is not None else MAX_INT

@@ -101,7 +101,9 @@ class PredictWidget(QWidget):
             lambda: self.controls.progress(self.state["done"], self.state["total"])
         )
         layout = QVBoxLayout(self)
-        for part in (self.chooser.native, self.image.native, self.form, self.controls):
+        image_row = Container(widgets=[self.image])  # shows the picker's label
+        image_row.margins = (0, 0, 0, 0)
+        for part in (self.chooser.native, image_row.native, self.form, self.controls):
             layout.addWidget(part)
         layout.addStretch()
 
@@ -138,6 +140,7 @@ class PredictWidget(QWidget):
         if metrics:
             lines.append("validation: " + json.dumps({k: round(v, 3) for k, v in metrics.items()}))
         self.chooser.info.value = "\n".join(lines)
+        self.form["tile_size"].suggest(int(self.model.config.patch_size[-1]))
         self._set_running(False)
 
     def _export_dialog(self, *_) -> None:

@@ -4,7 +4,15 @@ indicator repainted the whole window many times a second)."""
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class RunControls(QWidget):
@@ -16,6 +24,7 @@ class RunControls(QWidget):
         self.progress_bar = QProgressBar()
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         row = QHBoxLayout()
         for button in self.buttons.values():
             row.addWidget(button)
