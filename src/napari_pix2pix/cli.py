@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import Pix2PixConfig
 from .errors import InputError, Pix2PixError
+from .io.output_paths import reason
 from .options import Option, options_of
 from .run_options import PredictOptions, TrainingRun
 
@@ -98,6 +99,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         required=True,
         help="model path (.safetensors: one file; otherwise a folder)",
     )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model file that napari-pix2pix wrote",
+    )
     declared["train"] = add_options(t, Pix2PixConfig, "model and recipe") + add_options(
         t, TrainingRun, "run"
     )
@@ -114,7 +120,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted .zarr output (the same as --if-exists resume)",
+        help="continue an interrupted .zarr output of the same work "
+        "(the same as --if-exists resume)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output that napari-pix2pix wrote "
+        "(the same as --if-exists overwrite)",
+    )
+    p.add_argument(
+        "--series",
+        type=int,
+        metavar="N",
+        help="the image (series) to predict in a file that holds several",
     )
     declared["predict"] = add_options(p, PredictOptions, "prediction")
 
@@ -164,13 +183,24 @@ def main(argv: list[str] | None = None) -> int:
     except Pix2PixError as exc:
         print(f"napari-pix2pix: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file system error no check foresaw: still one clear line
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"napari-pix2pix: error: {reason(exc)}{where}.", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "napari-pix2pix: error: out of memory; use smaller tiles or batches "
+            "(--tile-size, --batch-size) or a machine with more memory.",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def cmd_train(args, options: dict) -> int:
     from tqdm import tqdm
 
     from .engine.events import StepEvent, ValidationEvent
-    from .io.output_paths import check_output_path
+    from .io.model_file import check_model_output, save_or_rescue
     from .workflows.training import train_iter
 
     sources, targets = args.source, args.target
@@ -182,10 +212,9 @@ def cmd_train(args, options: dict) -> int:
             )
             return 2
         sources, targets = sources[:1], sources[1:]
-    check_output_path(args.output)
-    events = train_iter(
-        sources, targets, options.pop("axes", None), options.pop("target_axes", None), **options
-    )
+    check_model_output(args.output, args.overwrite)  # before training, not after
+    axes, target_axes = options.pop("axes", None), options.pop("target_axes", None)
+    events = train_iter(sources, targets, axes, target_axes, **options)
     model, bar, metrics = None, None, {}
     try:
         for event in events:
@@ -205,36 +234,45 @@ def cmd_train(args, options: dict) -> int:
         if bar:
             bar.close()
         if model is not None:
-            model.save(args.output)
+            path, note = save_or_rescue(model, args.output, args.overwrite)
             print(
-                f"interrupted: the model trained so far ({model.history.get('steps_done')} steps) "
-                f"was saved to {args.output}",
+                f"interrupted: the model trained so far ({model.history.get('steps_done')} "
+                f"steps) was saved to {path}. {note}".rstrip(),
                 file=sys.stderr,
             )
         return 130
     if bar:
         bar.close()
-    model.save(args.output)
-    print(f"model saved to {args.output}")
-    if model.history.get("final_metrics"):
-        print(
-            "validation: "
-            + ", ".join(f"{k} {v:.4g}" for k, v in model.history["final_metrics"].items())
-        )
-    return 0
+    path, note = save_or_rescue(model, args.output, args.overwrite)
+    if note:
+        print(f"napari-pix2pix: {note}", file=sys.stderr)
+    print(f"model saved to {path}")
+    metrics = model.history.get("final_metrics")
+    if isinstance(metrics, dict) and metrics:
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0 if not note else 3
 
 
 def cmd_predict(args, options: dict) -> int:
     from tqdm import tqdm
 
-    from .io.model_file import load_model
-    from .io.output_paths import check_output_path
+    from .io.images import read_image
+    from .io.outputs import check_output
     from .workflows.prediction import predict
 
-    check_output_path(args.output, folder_ok=args.output.endswith(".zarr"))
-    model = load_model(args.model)
     if args.resume:
         options["if_exists"] = "resume"
+    elif args.overwrite:
+        options["if_exists"] = "overwrite"
+    # the output is checked before the model is loaded or the input read
+    check_output(
+        args.output, None, "", options.get("if_exists", "error"), inputs=(args.model, args.input)
+    )
+    image = (
+        read_image(args.input, lazy=True, series=args.series)
+        if args.series is not None
+        else args.input
+    )
     with tqdm(unit="tile", desc="predicting") as bar:
 
         def progress(done: int, total: int) -> None:
@@ -244,8 +282,8 @@ def cmd_predict(args, options: dict) -> int:
 
         try:
             _, out_axes = predict(
-                model,
-                args.input,
+                args.model,
+                image,
                 options.pop("axes", None),
                 progress=progress,
                 out=args.output,

@@ -14,6 +14,7 @@ from .engine.events import StepEvent, ValidationEvent
 from .engine.metrics import image_metrics
 from .engine.normalization import Normalization
 from .engine.sample_data import make_pair, make_stack
+from .errors import InputError
 from .io.images import write_image
 from .workflows.prediction import predict
 from .workflows.training import train_iter
@@ -43,17 +44,37 @@ def save_preview(
     canvas.save(path)
 
 
-def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 0) -> dict:
-    out_dir = Path(out_dir)
+MARKER = "napari-pix2pix-demo.txt"
+
+
+def demo_folder(out_dir: Path) -> Path:
+    """The demo's own folder: new, empty, or an earlier demo's (marked), whose files it
+    replaces; any other folder is left alone."""
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{str(out_dir)!r} is a file; give the demo a folder of its own.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+        raise InputError(
+            f"{str(out_dir)!r} already holds files that the demo did not write; "
+            "give the demo a new folder (--output)."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).write_text(
+        "Written by `napari-pix2pix demo`, which may replace the files here when it runs again.\n"
+    )
+    return out_dir
+
+
+def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 0) -> dict:
+    out_dir = demo_folder(out_dir)
     print(f"napari-pix2pix demo -> {out_dir}/")
     source, target = make_pair((768, 768), seed=seed)
     scale = {"Y": PIXEL_SIZE_UM, "X": PIXEL_SIZE_UM}
-    write_image(out_dir / "train_source.ome.tif", source, "YX", scale, "µm")
-    write_image(out_dir / "train_target.ome.tif", target, "YX", scale, "µm")
+    write_image(out_dir / "train_source.ome.tif", source, "YX", scale, "µm", overwrite=True)
+    write_image(out_dir / "train_target.ome.tif", target, "YX", scale, "µm", overwrite=True)
     stack_source, stack_target = make_stack(6, (384, 512), seed=seed + 1000)
-    write_image(out_dir / "stack_source.ome.tif", stack_source, "TYX", scale, "µm")
-    write_image(out_dir / "stack_target.ome.tif", stack_target, "TYX", scale, "µm")
+    write_image(out_dir / "stack_source.ome.tif", stack_source, "TYX", scale, "µm", overwrite=True)
+    write_image(out_dir / "stack_target.ome.tif", stack_target, "TYX", scale, "µm", overwrite=True)
 
     started = time.perf_counter()
     print(f"training {steps} steps on a 768x768 simulated pair (phase contrast -> nuclei)")
@@ -78,7 +99,7 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
         elif isinstance(event, ValidationEvent):
             print("  validation  " + "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items()))
     train_seconds = time.perf_counter() - started
-    model.save(out_dir / "model.safetensors")
+    model.save(out_dir / "model.safetensors", overwrite=True)
 
     print("predicting the unseen 6-slice stack tile-wise (stack_source.ome.tif)")
     started = time.perf_counter()
@@ -91,7 +112,7 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
         return_axes=True,
     )
     predict_seconds = time.perf_counter() - started
-    write_image(out_dir / "stack_prediction.ome.tif", prediction, axes, scale, "µm")
+    write_image(out_dir / "stack_prediction.ome.tif", prediction, axes, scale, "µm", overwrite=True)
 
     cfg = model.config
     target_norm = Normalization.of(cfg, "target")

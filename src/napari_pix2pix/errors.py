@@ -24,3 +24,12 @@ class DeviceError(Pix2PixError, RuntimeError):
 
 class TrainingError(Pix2PixError, RuntimeError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class OutputError(Pix2PixError, OSError):
+    """A result could not be written (disk full, permission denied, the path appeared
+    meanwhile); the message names the path, and nothing the user owned was replaced."""
+
+
+class PredictionError(Pix2PixError, RuntimeError):
+    """A prediction came out wrong (NaN or infinite values) and was not handed back."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from .options import check_fields, option
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-IF_EXISTS = ("overwrite", "resume", "error")
+IF_EXISTS = ("error", "overwrite", "resume")
 
 
 @dataclass
@@ -107,9 +107,10 @@ class PredictOptions:
         surfaces=("gui",),
     )
     if_exists: str = option(
-        "overwrite",
-        "what to do with an existing output path (resume: "
-        "a .zarr output skips the slices it holds)",
+        "error",
+        "an existing output path: error (it is never touched), overwrite (only a result "
+        "napari-pix2pix wrote), resume (a .zarr output of the same work: skip the slices it "
+        "holds)",
         choices=IF_EXISTS,
         surfaces=("cli",),
     )

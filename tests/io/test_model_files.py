@@ -87,6 +87,6 @@ def test_save_is_atomic_and_keeps_the_previous_file(trained, tmp_path, monkeypat
 
     monkeypatch.setattr("os.replace", crash)
     with pytest.raises(OSError):
-        trained.save(path)
+        trained.save(path, overwrite=True)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left

@@ -5,17 +5,23 @@ import pytest
 from napari_pix2pix.plugin.sample import napari_sample
 
 
+@pytest.fixture(autouse=True)
+def own_home_and_settings(tmp_path, monkeypatch):
+    """Every test gets its own home folder (runs, predictions) and its own widget
+    settings: what one test's widgets remember never reaches another's."""
+    from qtpy.QtCore import QSettings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
 
 
 @pytest.fixture
-def train_widget(viewer, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # keep settings and runs out of the real home
-    from qtpy.QtCore import QSettings
-
-    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+def train_widget(viewer):
     from napari_pix2pix.plugin.train_widget import TrainWidget
 
     for data, kwargs in napari_sample():

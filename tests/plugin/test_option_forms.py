@@ -19,13 +19,9 @@ def gui_options(*classes) -> set[str]:
 
 
 @pytest.fixture
-def predict_widget(viewer, tmp_path, monkeypatch):
-    from qtpy.QtCore import QSettings
-
+def predict_widget(viewer):
     from napari_pix2pix.plugin.predict_widget import PredictWidget
 
-    monkeypatch.setenv("HOME", str(tmp_path))
-    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
     return PredictWidget(viewer)
 
 

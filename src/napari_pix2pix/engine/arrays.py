@@ -3,6 +3,8 @@ can convert) of a numeric dtype, not empty, with finite values."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import InputError
@@ -22,16 +24,27 @@ SUPPORTED_DTYPES = (
 
 
 def as_array(image, what: str):
-    """A numpy-like array for ``image``; zarr arrays become dask arrays, which (unlike
-    zarr) transpose and reshape lazily."""
-    if type(image).__module__.startswith("zarr"):
+    """A numpy-like array for ``image``: zarr arrays become dask arrays, which (unlike
+    zarr) transpose and reshape lazily; torch tensors and big-endian arrays become
+    native numpy arrays."""
+    module = type(image).__module__
+    if module.startswith("zarr"):
         import dask.array as da
 
         return da.from_zarr(image)
+    if module.startswith("torch"):
+        image = image.detach().cpu().numpy()
+    if module.startswith("dask") and any(math.isnan(c) for c in image.shape):
+        raise InputError(
+            f"the {what} is a dask array of unknown size {image.shape}; call "
+            ".compute_chunk_sizes() on it first."
+        )
+    if isinstance(image, np.ndarray) and not image.dtype.isnative:
+        return image.astype(image.dtype.newbyteorder("="))
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         try:
             image = np.asarray(image)
-        except Exception as exc:
+        except Exception as exc:  # anything unconvertible is a user error
             raise InputError(
                 f"the {what} must be an array or an image path, got {type(image).__name__}."
             ) from exc

@@ -14,9 +14,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """ "auto" picks cuda, then mps, then cpu; an explicit device must exist here."""
     if isinstance(device, torch.device):
         device = str(device)
-    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+    kind, _, index = device.partition(":") if isinstance(device, str) else ("", "", "")
+    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
         raise InputError(f"device must be one of {DEVICES} (or 'cuda:N'), got {device!r}.")
-    kind = device.split(":")[0]
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -27,6 +27,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceError(
             "device 'cuda' was asked for but this machine has no usable CUDA GPU "
             "(or torch was installed without CUDA); use device='auto' or 'cpu'."
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device {device!r} was asked for but this machine has "
+            f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)."
         )
     if kind == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import DeviceError, InputError
+from ..errors import DeviceError, InputError, PredictionError
 from ..run_options import PredictOptions
 from .axes import AxesLayout
 from .device import amp_dtype, autocast, resolve_device
-from .memory import free_memory, is_out_of_memory, smaller
+from .memory import free_memory, gib, is_out_of_memory, smaller, unet_bytes
 from .normalization import Normalization
 from .tiling import Geometry, TileMerger, cut_tiles
 
@@ -99,13 +99,20 @@ class TiledPredictor:
             )
             with closing(batches):
                 for batch in batches:
-                    tiles = np.stack([t.data for t in batch])
-                    if tiles.dtype.kind == "f" and not np.isfinite(tiles).all():
+                    tiles = self.source_norm.forward(np.stack([t.data for t in batch]), 1)
+                    if not np.isfinite(tiles).all():
                         raise InputError(
-                            "the image contains NaN or infinite values; replace them "
-                            "(e.g. numpy.nan_to_num) before prediction."
+                            "the image contains NaN or infinite values (or values too large "
+                            "to normalise); replace them (e.g. numpy.nan_to_num) before prediction."
                         )
-                    merger.add(batch, self.forward(self.source_norm.forward(tiles, 1)))
+                    predictions = self.forward(tiles)
+                    if not np.isfinite(predictions).all():
+                        raise PredictionError(
+                            f"the model gave NaN or infinite values for sample {batch[0].n}; "
+                            "nothing is handed back. The model may be damaged, or the image far "
+                            "from what it was trained on."
+                        )
+                    merger.add(batch, predictions)
                     done += len(batch)
                     if progress is not None:
                         progress(done, total)
@@ -167,6 +174,61 @@ class TiledPredictor:
         return replace(self, tile=fallback[1], batch_size=1)
 
 
+def check_values(source, layout: AxesLayout, norm: Normalization) -> None:
+    """Before any tile runs: a float image must hold no NaN or infinite value, and no
+    value that normalisation cannot represent (a float64 1e300 would turn to inf). Read
+    band by band, so a stack larger than memory is checked too; integer images need no
+    check."""
+    if np.dtype(source.dtype).kind != "f":
+        return
+    low, high, rows = np.inf, -np.inf, max(1, 2**22 // max(1, math.prod(layout.shape[1:])))
+    for n in range(layout.n_samples):
+        for start in range(0, layout.spatial_shape[0], rows):
+            block = layout.read(source, n, slice(start, start + rows))
+            finite = np.isfinite(block)
+            if not finite.all():
+                raise InputError(
+                    f"the image contains {int((~finite).sum())} NaN or infinite values (the "
+                    f"first in sample {n}); replace them (e.g. numpy.nan_to_num) before "
+                    "prediction."
+                )
+            low, high = min(low, float(block.min())), max(high, float(block.max()))
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = norm.forward(np.array([[low, high]] * len(norm.low)))
+    if not np.isfinite(scaled).all():
+        raise InputError(
+            f"the image holds values from {low:g} to {high:g}, which cannot be represented "
+            f"after normalisation (the model was trained on {norm.low[0]:g}..{norm.high[0]:g}); "
+            "rescale the image to the range of the training data."
+        )
+
+
+def fit_to_memory(predictor: TiledPredictor, config, available: int | None) -> TiledPredictor:
+    """Shrink the batch, then the tiles (the out-of-memory order), until one call fits
+    in half the available memory; refuse a model whose smallest tile cannot fit (a model
+    of absurd depth would otherwise allocate tens of GiB)."""
+    if available is None:
+        return predictor
+    batch, tile = predictor.batch_size, predictor.tile
+    while unet_bytes(config, batch, tile) > available // 2:
+        fallback = smaller(batch, tile, predictor.multiple, predictor.multiple)
+        if fallback is None:
+            raise DeviceError(
+                f"this model needs about {gib(unet_bytes(config, 1, tile))} for even its "
+                f"smallest tile {tile} (2**depth = {predictor.multiple} px per side), more than "
+                f"the {gib(available)} available on {predictor.device}: it cannot be applied "
+                "here."
+            )
+        batch, tile = fallback
+    if (batch, tile) != (predictor.batch_size, predictor.tile):
+        warnings.warn(
+            f"tile {predictor.tile} x batch {predictor.batch_size} would need more memory than "
+            f"the {gib(available)} available; using tile {tile} x batch {batch}.",
+            stacklevel=3,
+        )
+    return replace(predictor, batch_size=batch, tile=tile)
+
+
 def make_predictor(model, options: PredictOptions) -> TiledPredictor:
     """The predictor for ``model`` (config and generator) with checked tiling options."""
     cfg = model.config
@@ -188,6 +250,7 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
                 stacklevel=3,
             )
         tile = rounded
+    _check_overlap(options.overlap, cfg.spatial_dims)
     dev = resolve_device(options.device)
     return TiledPredictor(
         model.generator.to(dev),
@@ -200,6 +263,26 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         dev,
         amp_dtype(dev, options.amp),
     )
+
+
+MAX_WORK = 100  # each pixel computed at most this many times (overlap 0.9 in 2D)
+
+
+def _check_overlap(overlap: float, dims: int) -> None:
+    """Overlap multiplies the work by about (1 / (1 - overlap)) ** dims: refuse absurd
+    amounts, warn about large ones."""
+    work = (1.0 / (1.0 - overlap)) ** dims
+    if work > MAX_WORK:
+        raise InputError(
+            f"overlap={overlap} would compute every pixel about {work:,.0f} times; use at "
+            f"most {1 - MAX_WORK ** (-1 / dims):.2f} (0.25 to 0.5 is usual)."
+        )
+    if work > 16:
+        warnings.warn(
+            f"overlap={overlap} computes every pixel about {work:.0f} times; 0.25 to "
+            "0.5 is usually enough.",
+            stacklevel=4,
+        )
 
 
 def dihedral_transforms(axes: str):

@@ -5,6 +5,8 @@ so that the user's next run does not fail again."""
 from __future__ import annotations
 
 import gc
+import math
+import os
 
 import torch
 
@@ -46,3 +48,46 @@ def fallbacks(
         found.append(current)
         current = smaller(*current, multiple, min_side)
     return found
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get without swapping (Linux MemAvailable,
+    else free pages), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Free bytes on ``device`` (free CUDA memory, else the machine's available memory)."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0]
+        except RuntimeError:
+            return None
+    return available_memory()
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def unet_bytes(config, batch: int, spatial: tuple[int, ...], training: bool = False) -> int:
+    """A rough upper estimate of the memory one U-Net call on ``batch`` crops of
+    ``spatial`` takes: the encoder's outputs (kept for the skips), the decoder's, the
+    input and output, and for training their gradients and the discriminator's share.
+    Used to refuse or shrink absurd sizes before allocating, not to plan exactly."""
+    n = batch * math.prod(spatial)
+    dims = len(spatial)
+    chans = [config.base_channels * min(2**i, 8) for i in range(config.depth)]
+    levels = sum(c / 2 ** (dims * (i + 1)) for i, c in enumerate(chans))
+    per_pixel = config.in_channels + config.out_channels + 6 * levels  # encoder, decoder, cat
+    return int(4 * n * per_pixel * (4 if training else 2))

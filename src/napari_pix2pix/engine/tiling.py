@@ -157,7 +157,7 @@ def _read_bands(
                     band = layout.read(source, n, slice(lo, hi))
                 except Pix2PixError:
                     raise
-                except Exception as exc:
+                except Exception as exc:  # a file that breaks mid-way
                     raise ImageFileError(
                         f"reading the input failed at sample {n}, rows "
                         f"{lo}-{hi} ({type(exc).__name__}: {exc})."
@@ -169,7 +169,7 @@ def _read_bands(
                 if not put((n, k, band)):
                     return
         put(None)
-    except BaseException as exc:
+    except BaseException as exc:  # handed to the consumer to raise
         put(exc)
 
 

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Pix2PixConfig
-from ..errors import TrainingError
+from ..errors import InputError, TrainingError
 from . import distributed
 from .device import autocast
 from .losses import gan_loss
-from .memory import fallbacks, free_memory, is_out_of_memory
+from .memory import fallbacks, free_memory, gib, is_out_of_memory, unet_bytes
 from .networks import build_discriminator
 
 
@@ -169,7 +169,7 @@ class Trainer:
                     loss = loss + self.net_d(src, fake).float().mean()
             loss.backward()
             return True
-        except Exception as exc:
+        except Exception as exc:  # only out-of-memory means "try smaller"
             if not is_out_of_memory(exc):
                 raise
             return False
@@ -203,3 +203,41 @@ class Trainer:
         torch.set_rng_state(state["rng_torch"])
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+
+def check_training_memory(
+    config: Pix2PixConfig, shapes: list[tuple], available: int | None
+) -> None:
+    """Refuse, before anything is allocated, a run whose crops, padded images or network
+    cannot fit in the available memory (``depth=16, patch_size=65536`` would otherwise
+    allocate tens of GiB in the padding alone), naming a batch and patch that fit."""
+    if available is None:
+        return
+
+    def need(batch: int, patch: tuple[int, ...]) -> int:
+        padded = sum(math.prod(max(n, p) for n, p in zip(s[1:], patch)) for s in shapes)
+        channels = config.in_channels + config.out_channels
+        return 8 * channels * padded + unet_bytes(config, batch, patch, training=True)
+
+    if need(config.batch_size, config.patch_size) <= 0.8 * available:
+        return
+    disc_min = 3 * 2**config.disc_layers if config.gan_mode != "none" else 1
+    min_side = config.multiple * math.ceil(disc_min / config.multiple)
+    fits = next(
+        (
+            (b, p)
+            for b, p in fallbacks(config.batch_size, config.patch_size, config.multiple, min_side)
+            if need(b, p) <= 0.8 * available
+        ),
+        None,
+    )
+    advice = (
+        f"batch_size={fits[0]} with patch_size={fits[1]} would fit"
+        if fits
+        else "even the smallest batch and patch do not fit: choose a smaller depth or base_channels"
+    )
+    raise InputError(
+        f"training with batch_size={config.batch_size} and patch_size={config.patch_size} "
+        f"(depth {config.depth}) needs about {gib(need(config.batch_size, config.patch_size))}, "
+        f"more than the {gib(available)} of memory available; {advice}."
+    )

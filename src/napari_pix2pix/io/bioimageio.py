@@ -31,7 +31,7 @@ from ..engine.networks import UNetGenerator
 from ..engine.normalization import Normalization
 from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
-from .bioimageio_readme import finite_metrics, readme
+from .bioimageio_readme import finite_metrics, readme, steps_done
 from .images import as_image
 from .output_paths import AtomicFile, check_output_path
 
@@ -455,7 +455,7 @@ def _build_description(
                 napari_pix2pix={
                     "config": c.to_dict(),
                     "version": __version__,
-                    "steps_trained": int(model.history.get("steps_done", 0)),
+                    "steps_trained": steps_done(model.history),
                     "final_metrics": finite_metrics(model.history.get("final_metrics", {})),
                 },
             ),

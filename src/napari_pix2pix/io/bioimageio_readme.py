@@ -12,12 +12,20 @@ from .._version import __version__
 from ..engine.normalization import Normalization
 
 
-def finite_metrics(mapping: dict) -> dict:
+def finite_metrics(mapping) -> dict:
+    """The finite numbers of a metrics dict (a history from elsewhere may hold anything)."""
+    if not isinstance(mapping, dict):
+        return {}
     return {
         str(k): float(v)
-        for k, v in (mapping or {}).items()
-        if isinstance(v, (int, float)) and math.isfinite(v)
+        for k, v in mapping.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     }
+
+
+def steps_done(history) -> int:
+    value = history.get("steps_done", 0) if isinstance(history, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
@@ -72,7 +80,7 @@ post-processing):
 
 `napari_pix2pix.engine.networks.UNetGenerator` with depth {c.depth}, {c.base_channels} base
 channels, {c.norm} normalization, dropout {c.dropout} (inactive at inference);
-{model.history.get("steps_done", 0)} training steps, batch size {c.batch_size}, lambda_L1
+{steps_done(model.history)} training steps, batch size {c.batch_size}, lambda_L1
 {c.lambda_l1}, GAN loss {c.gan_mode!r}. The TorchScript weights run without
 napari-pix2pix; the state-dict weights need `pip install napari-pix2pix`.
 

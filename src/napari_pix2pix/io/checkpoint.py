@@ -5,15 +5,17 @@ previous checkpoint."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..config import Pix2PixConfig
-from ..errors import ModelFileError
-from .model_file import check_format_version, parse_config
-from .output_paths import atomic_write
+from ..errors import InputError, ModelFileError
+from .checkpoint_schema import check_document
+from .model_file import check_finite_weights, check_format_version, parse_config
+from .output_paths import atomic_write, check_input_path, check_output_path, reason
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -35,8 +37,36 @@ class Checkpoint:
 
 
 def checkpoint_path(location) -> Path:
-    location = Path(location)
-    return location / CHECKPOINT_NAME if location.is_dir() or not location.suffix else location
+    """The checkpoint file of a run folder (a path to the file itself is taken as is)."""
+    location = Path(location).expanduser()
+    return location if location.name.endswith(".safetensors") else location / CHECKPOINT_NAME
+
+
+def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
+    """A run's checkpoint folder, checked before training: a folder (made if missing),
+    writable, and not holding another run's checkpoint (except the one being resumed),
+    which would be overwritten."""
+    folder = Path(location).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(
+            f"checkpoint_dir {str(folder)!r} is a file, not a folder; give a folder "
+            "for the run's checkpoint (it is created if missing)."
+        )
+    target = folder / CHECKPOINT_NAME
+    if target.exists() or target.is_symlink():
+        same = resumed is not None and resumed.exists() and os.path.samefile(target, resumed)
+        if not same:
+            raise InputError(
+                f"{str(folder)!r} already holds a checkpoint of another run; resume="
+                f"{str(folder)!r} continues that run, or choose another folder."
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the checkpoint folder {str(folder)!r} ({reason(exc)})."
+        ) from exc
+    return check_output_path(target, if_exists="overwrite", ours=lambda p: p == resumed)
 
 
 def save_checkpoint(
@@ -68,22 +98,28 @@ def save_checkpoint(
         "opt_d": None if s["opt_d"] is None else _flatten_optimizer("opt_d", s["opt_d"], tensors),
         "scaler": s["scaler"],
     }
-    return atomic_write(path, to_bytes(tensors, doc))
+    return atomic_write(path, to_bytes(tensors, doc), replace=True)
 
 
 def load_checkpoint(location) -> Checkpoint:
-    """Read a checkpoint written by ``save_checkpoint``."""
+    """Read a checkpoint written by ``save_checkpoint``, checked like a model file (its
+    document's schema, every tensor's shape against the config, finite weights) before
+    anything uses it: a damaged one is refused with a message, never half-loaded."""
     path = checkpoint_path(location)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(
             f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an earlier run to resume."
         )
-    doc = header_document(read_header(path), path, what="checkpoint")
+    check_input_path(path, ModelFileError, "checkpoint")
+    header = read_header(path)
+    doc = header_document(header, path, what="checkpoint")
     if doc.get("format") != KIND:
         raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix checkpoint.")
     check_format_version(doc, path, FORMAT_VERSION)
     config = parse_config(doc.get("config"), path, "checkpoint")
+    check_document(doc, header, config, path)
     tensors = read_tensors(path)
+    check_finite_weights({k: v for k, v in tensors.items() if not k.startswith("rng.")}, path)
 
     def part(prefix):
         return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

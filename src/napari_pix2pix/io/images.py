@@ -11,32 +11,32 @@ import numpy as np
 
 from ..engine.arrays import as_array
 from ..errors import ImageFileError
+from .output_paths import check_input_path
 from .tiff import TIFF_SUFFIXES, read_tiff, write_tiff
 
 
 @dataclass
 class ImageData:
-    """An image with its axes ('' when unknown) and physical pixel size per spatial axis
-    (e.g. {'X': 0.65}) in ``unit``."""
+    """An image with its axes ('' when unknown), physical pixel size per spatial axis
+    (e.g. {'X': 0.65}) in ``unit``, and the file it came from (None for arrays; a zarr
+    array's store folder), so that no output is ever written over it."""
 
     array: object
     axes: str = ""
     scale: dict[str, float] = field(default_factory=dict)
     unit: str | None = None
+    source: Path | None = None
 
 
-def read_image(path, lazy: bool = False) -> ImageData:
+def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData:
     """Read an image file with its axes and physical pixel sizes.
 
-    ``lazy`` returns an array backed by the file instead of reading it whole."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageFileError(f"image file {str(path)!r} does not exist.")
-    if path.is_dir():
-        raise ImageFileError(f"{str(path)!r} is a directory, not an image file.")
+    ``lazy`` returns an array backed by the file instead of reading it whole; ``series``
+    picks one image of a file that holds several (OME-TIFF positions)."""
+    path = check_input_path(path, ImageFileError, "image file")
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ImageFileError(f"{str(path)!r} is not a TIFF file (.tif/.tiff expected).")
-    return ImageData(*read_tiff(path, lazy))
+    return ImageData(*read_tiff(path, lazy, series), source=path)
 
 
 def write_image(
@@ -45,11 +45,13 @@ def write_image(
     axes: str,
     scale: dict[str, float] | None = None,
     unit: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write an OME-TIFF (BigTIFF when large) carrying axes and physical pixel sizes.
     Written to a temporary name and renamed, so an interrupted write never leaves a
-    file that looks complete."""
-    return write_tiff(path, array, axes, scale, unit)
+    file that looks complete; an existing file is replaced only with ``overwrite`` and
+    only if napari-pix2pix wrote it."""
+    return write_tiff(path, array, axes, scale, unit, overwrite)
 
 
 def as_image(image, what: str, lazy: bool = False) -> ImageData:
@@ -57,5 +59,15 @@ def as_image(image, what: str, lazy: bool = False) -> ImageData:
     if isinstance(image, (str, os.PathLike)):
         image = read_image(image, lazy=lazy)
     if not isinstance(image, ImageData):
-        image = ImageData(image)
-    return ImageData(as_array(image.array, what), image.axes, image.scale, image.unit)
+        image = ImageData(image, source=store_path(image))
+    return ImageData(as_array(image.array, what), image.axes, image.scale, image.unit, image.source)
+
+
+def store_path(array) -> Path | None:
+    """The folder or file behind a zarr (or dask-of-zarr) array, if it has one."""
+    store = getattr(array, "store", None)
+    for attribute in ("root", "path", "dir_path"):
+        value = getattr(store, attribute, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return Path(value)
+    return None

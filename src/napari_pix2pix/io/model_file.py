@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import time
 from pathlib import Path
 
 import torch
 
 from .._version import __version__
 from ..config import Pix2PixConfig
+from ..engine.device import resolve_device
 from ..engine.networks import build_generator
-from ..errors import InputError, ModelFileError
+from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio
-from .output_paths import atomic_write
+from .output_paths import atomic_write, check_input_path, check_output_path
 from .safetensors_file import (
     MAX_JSON_BYTES,
     header_document,
@@ -94,15 +97,22 @@ class Pix2PixModel:
         """The single-file model format in memory (to ship to dask workers)."""
         return to_bytes(self.generator.state_dict(), self.document())
 
-    def save(self, path) -> Path:
-        """Write the model atomically (a crash mid-write leaves any previous file intact)."""
-        path = Path(path)
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Write the model atomically: a crash mid-write leaves any previous file intact.
+        An existing path is replaced only with ``overwrite``, and only when it holds a
+        napari-pix2pix model."""
+        path = check_model_output(path, overwrite)
         if path.suffix == ".safetensors":
-            atomic_write(path, self.to_bytes())
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            atomic_write(path / "weights.safetensors", to_bytes(self.generator.state_dict()))
-            atomic_write(path / "config.json", json.dumps(self.document(), indent=1).encode())
+            atomic_write(path, self.to_bytes(), replace=overwrite)
+            return path
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the model folder {str(path)!r} ({exc.strerror})."
+            ) from exc
+        atomic_write(path / "weights.safetensors", to_bytes(self.generator.state_dict()), True)
+        atomic_write(path / "config.json", json.dumps(self.document(), indent=1).encode(), True)
         return path
 
     def export_bioimageio(self, path, **kwargs) -> Path:
@@ -111,11 +121,63 @@ class Pix2PixModel:
         return bioimageio.export_bioimageio(self, path, **kwargs)
 
 
+def check_model_output(path, overwrite: bool = False) -> Path:
+    """Where a model may be saved (before training, so that a finished run can be saved):
+    a .safetensors file, or a folder; an existing one only with ``overwrite`` and only if
+    it holds a napari-pix2pix model (an empty folder is free)."""
+    path = Path(path).expanduser()
+    single = path.suffix == ".safetensors"
+    if not single and path.is_dir() and not any(path.iterdir()):
+        return check_output_path(path, folder_ok=True, if_exists="overwrite")
+    if not single and path.is_file():
+        raise InputError(
+            f"{str(path)!r} is a file; a model path without .safetensors is a "
+            "folder. Name the model 'model.safetensors' or choose a new folder."
+        )
+    return check_output_path(
+        path,
+        folder_ok=not single,
+        ours=is_model_path,
+        if_exists="overwrite" if overwrite else "error",
+        overwrite_hint="overwrite=True",
+    )
+
+
+def is_model_path(path: Path) -> bool:
+    """Whether ``path`` holds a napari-pix2pix model (only those may be replaced)."""
+    try:
+        if path.is_dir():
+            doc = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        else:
+            doc = header_document(read_header(path), path)
+        return isinstance(doc, dict) and doc.get("format") == FORMAT
+    except (OSError, ValueError, ModelFileError):
+        return False
+
+
+def save_or_rescue(model: Pix2PixModel, path, overwrite: bool = False) -> tuple[Path, str]:
+    """Save ``model`` to ``path``; if that fails (disk full, the path taken meanwhile,
+    permissions), save it where it can be saved instead: a trained model is never lost.
+    Returns where it went and what to tell the user ('' when all went as asked)."""
+    try:
+        return model.save(path, overwrite=overwrite), ""
+    except (InputError, OutputError) as exc:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for folder in (Path.home() / "napari-pix2pix" / "rescued", Path(tempfile.gettempdir())):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                rescued = model.save(folder / f"{Path(path).stem}-{stamp}.safetensors")
+            except (OSError, Pix2PixError):
+                continue
+            return rescued, f"{exc} The model was saved to {str(rescued)!r} instead."
+        raise
+
+
 def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
-    """Load a model file or folder written by ``Pix2PixModel.save``; no code is executed."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"model path {str(path)!r} does not exist.")
+    """Load a model file or folder written by ``Pix2PixModel.save``; no code is executed.
+    A model with NaN or infinite weights is refused."""
+    path = check_input_path(path, ModelFileError, "model path", folder_ok=True)
+    device = resolve_device(device)
     if path.is_dir():
         weights, config_file = path / "weights.safetensors", path / "config.json"
         if not weights.is_file() or not config_file.is_file():
@@ -136,7 +198,12 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
         doc = header_document(header, path)
     config, history = parse_document(doc, path)
     check_weights(config, header, weights)
-    model = _build(config, history, read_tensors(weights), weights)
+    model = _build(
+        config,
+        history,
+        read_tensors(check_input_path(weights, ModelFileError, "weights file")),
+        weights,
+    )
     model.generator.to(device)
     return model
 
@@ -165,6 +232,7 @@ def as_model(model) -> Pix2PixModel:
 
 
 def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2PixModel:
+    check_finite_weights(state, source)
     model = Pix2PixModel(config, history=history)
     try:
         model.generator.load_state_dict(state, strict=True)
@@ -175,6 +243,23 @@ def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2Pix
         ) from exc
     model.generator.eval()
     return model
+
+
+def check_finite_weights(state: dict, source) -> None:
+    """NaN or infinite weights, or negative BatchNorm variances, make every prediction
+    NaN: such a model (diverged, or damaged) is refused instead of giving NaN images."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    negative = [k for k, v in state.items() if k.endswith("running_var") and bool((v < 0).any())]
+    if bad or negative:
+        what = (
+            f"NaN or infinite values in {bad[:3]}"
+            if bad
+            else f"negative BatchNorm variances in {negative[:3]}"
+        )
+        raise ModelFileError(
+            f"the weights in {str(source)!r} hold {what}: the model is damaged "
+            "or its training diverged, and it cannot give valid predictions."
+        )
 
 
 def check_weights(config: Pix2PixConfig, header: dict, source, prefix: str = "") -> None:

@@ -4,6 +4,7 @@ stacks larger than RAM stream through. (An in-memory array is the engine's Array
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
@@ -13,59 +14,74 @@ import numpy as np
 
 from ..engine.axes import AxesLayout
 from ..engine.inference import ArrayOutput
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .metadata import ome_metadata
-from .output_paths import AtomicFile, check_output_path
+from .output_paths import AtomicFile, check_output_path, reason
+from .tiff import SOFTWARE, tiff_is_ours
 
 ZARR_ATTR = "napari_pix2pix"
 
 
 class ZarrOutput(ArrayOutput):
-    """A zarr store marked incomplete until the last sample is written; a rerun with
-    ``if_exists="resume"`` skips the samples it already holds."""
+    """A zarr store marked incomplete until the last sample is written. It records what
+    identifies the work (the model, the input, the tiling); a rerun with
+    ``if_exists="resume"`` skips the samples it already holds, and only for the same
+    work."""
 
     def __init__(
-        self, path: Path, layout: AxesLayout, scale: dict, unit: str | None, if_exists: str
+        self,
+        path: Path,
+        layout: AxesLayout,
+        scale: dict,
+        unit: str | None,
+        if_exists: str,
+        identity: dict | None = None,
     ) -> None:
         import zarr
 
-        shape, out_axes = tuple(layout.shape), layout.axes
-        existing = None
-        if path.exists():
-            if if_exists == "error":
-                raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite' or 'resume'.")
-            try:
-                existing = zarr.open_array(str(path), mode="r+")
-            except Exception:
-                existing = None
-        info = dict(existing.attrs.get(ZARR_ATTR, {})) if existing is not None else {}
-        if (
-            if_exists == "resume"
-            and info.get("axes") == out_axes
-            and tuple(existing.shape) == shape
-        ):
-            array = existing
+        identity = identity or {}
+        if path.exists() and if_exists == "resume":
+            array, info = _resumable(path, layout, identity)
             done = layout.n_samples if info.get("complete") else int(info.get("done_samples", 0))
         else:
             chunks = tuple(
                 1 if a not in layout.spatial + "C" else (s if a == "C" else min(s, 512))
-                for a, s in zip(out_axes, shape)
+                for a, s in zip(layout.axes, layout.shape)
             )
-            array = zarr.open_array(
-                str(path), mode="w", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan
-            )
+            try:  # "w" replaces a store of ours (checked by open_output); "w-" never replaces
+                array = zarr.open_array(
+                    str(path),
+                    mode="w" if path.exists() else "w-",
+                    shape=layout.shape,
+                    chunks=chunks,
+                    dtype="float32",
+                    fill_value=np.nan,
+                )
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot create the zarr store {str(path)!r} ({exc.strerror or exc})."
+                ) from exc
             info = {
-                "axes": out_axes,
+                "axes": layout.axes,
                 "scale": scale,
                 "unit": unit,
                 "complete": False,
                 "done_samples": 0,
+                "identity": identity,
             }
             array.attrs[ZARR_ATTR] = info
             done = 0
         super().__init__(array, layout)
-        self.info = info
-        self.done_samples = done
+        self.path, self.info, self.done_samples = path, info, done
+
+    def write(self, n: int, rows: slice, block: np.ndarray) -> None:
+        try:
+            super().write(n, rows, block)
+        except OSError as exc:
+            raise OutputError(
+                f"writing {str(self.path)!r} failed ({exc.strerror or exc}); the "
+                "slices finished so far are kept: free space, then resume."
+            ) from exc
 
     def sample_done(self, n: int) -> None:
         super().sample_done(n)
@@ -75,6 +91,52 @@ class ZarrOutput(ArrayOutput):
     def finish(self) -> None:
         self.info.update(complete=True, done_samples=self.layout.n_samples)
         self.array.attrs[ZARR_ATTR] = self.info
+
+
+def _resumable(path: Path, layout: AxesLayout, identity: dict):
+    """The existing store and its record, if it holds this very work (else say what
+    differs)."""
+    import zarr
+
+    try:
+        array = zarr.open_array(str(path), mode="r+")
+        info = dict(array.attrs.get(ZARR_ATTR, {}))
+    except Exception as exc:  # not a zarr array at all
+        raise InputError(
+            f"{str(path)!r} is not a prediction store of napari-pix2pix; it is "
+            "left alone. Choose another output name."
+        ) from exc
+    if info.get("axes") != layout.axes or tuple(array.shape) != tuple(layout.shape):
+        raise InputError(
+            f"{str(path)!r} holds a prediction of another shape ({tuple(array.shape)}"
+            f", axes {info.get('axes')!r}; this one is {tuple(layout.shape)}, "
+            f"{layout.axes!r}): it cannot be resumed. Choose another output name."
+        )
+    stored = info.get("identity") or {}
+    for part, what in (
+        ("model", "another model"),
+        ("input", "another input"),
+        ("tiling", "other tiling options"),
+    ):
+        if stored.get(part) != identity.get(part):
+            raise InputError(
+                f"{str(path)!r} was written by {what} ({part}: {stored.get(part)} "
+                f"there, {identity.get(part)} now); resuming would mix two results. "
+                "Use the same inputs and options, or another output name."
+            )
+    return array, info
+
+
+def store_is_ours(path: Path) -> bool:
+    """Whether napari-pix2pix made this zarr store (only those may be replaced)."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        try:  # zarr format 2
+            attrs = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+    return isinstance(attrs, dict) and ZARR_ATTR in attrs
 
 
 class TiffOutput:
@@ -92,10 +154,11 @@ class TiffOutput:
         has_c: bool,
         scale: dict,
         unit: str | None,
+        replace: bool = False,
     ) -> None:
         import tifffile
 
-        self.file = AtomicFile(path, partial=True)
+        self.file = AtomicFile(path, partial=True, replace=replace)
         self.partial = self.file.temp
         self.dims = in_layout.spatial_dims
         self.has_c = has_c
@@ -130,8 +193,9 @@ class TiffOutput:
                     bigtiff=nbytes > 2**31 - 2**25,
                     metadata=ome_metadata(axes, scale, unit),
                     photometric="minisblack",
+                    software=SOFTWARE,
                 )
-            except BaseException as exc:
+            except BaseException as exc:  # reported to the caller in finish()
                 self.error = exc
                 while True:  # free a producer blocked on a full queue; _put then raises
                     try:
@@ -144,8 +208,17 @@ class TiffOutput:
 
     def _put(self, page: np.ndarray) -> None:
         if self.error is not None:
-            raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
+            raise self._failed()
         self.pages.put(np.ascontiguousarray(page, dtype=np.float32))
+
+    def _failed(self) -> Exception:
+        why = reason(self.error) if isinstance(self.error, OSError) else str(self.error)
+        error = OutputError(
+            f"writing {str(self.file.path)!r} failed ({why}); what was "
+            f"written is kept as {str(self.partial)!r}."
+        )
+        error.__cause__ = self.error
+        return error
 
     def write(self, n: int, rows: slice, block: np.ndarray) -> None:
         if self.dims == 3:  # rows are Z planes: each is complete for every channel
@@ -170,7 +243,7 @@ class TiffOutput:
         self.pages.put(None)
         self.thread.join()
         if self.error is not None:
-            raise OSError(f"writing {self.partial} failed: {self.error}") from self.error
+            raise self._failed()
         self.file.commit()
 
     def abort(self) -> None:
@@ -180,6 +253,34 @@ class TiffOutput:
         self.thread.join(timeout=60)
 
 
+def check_output(
+    out, shape: tuple | None, out_axes: str, if_exists: str = "error", inputs=()
+) -> None:
+    """Everything about ``out`` that can be checked before any work: an array's dtype,
+    shape and writability, a path's type, folder, name and existence (see
+    check_output_path)."""
+    if out is None:
+        return
+    if not isinstance(out, (str, os.PathLike)):
+        _checked_array(out, shape, out_axes)
+        return
+    path = Path(out).expanduser()
+    name = path.name.lower()
+    if name.endswith(".zarr"):
+        check_output_path(
+            path, inputs=inputs, folder_ok=True, ours=store_is_ours, if_exists=if_exists
+        )
+    elif name.endswith((".tif", ".tiff")):
+        if if_exists == "resume":
+            raise InputError(
+                "resuming needs a .zarr output; a TIFF is written in one go "
+                "(use out='result.zarr' to be able to resume)."
+            )
+        check_output_path(path, inputs=inputs, ours=tiff_is_ours, if_exists=if_exists)
+    else:
+        raise InputError(f"out must end in .tif, .tiff, .ome.tif or .zarr, got {str(path)!r}.")
+
+
 def open_output(
     out,
     in_layout: AxesLayout,
@@ -187,33 +288,48 @@ def open_output(
     out_channels: int,
     scale: dict | None = None,
     unit: str | None = None,
-    if_exists: str = "overwrite",
+    if_exists: str = "error",
+    inputs=(),
+    identity: dict | None = None,
 ):
-    """An output for ``out``: None (a new numpy array), an array, or a .tif/.zarr path."""
+    """An output for ``out``: None (a new numpy array), an array of floats, or a .tif or
+    .zarr path, checked (check_output) before anything is created."""
     out_layout = in_layout.with_channels(out_axes, out_channels)
-    shape = out_layout.shape
+    check_output(out, out_layout.shape, out_axes, if_exists, inputs)
     if out is None:
-        return ArrayOutput(np.empty(shape, np.float32), out_layout)
+        return ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
     if not isinstance(out, (str, os.PathLike)):
-        if tuple(out.shape) != shape:
-            raise InputError(
-                f"out has shape {tuple(out.shape)} but the prediction needs {shape} "
-                f"(axes {out_axes!r})."
-            )
         return ArrayOutput(out, out_layout)
-    path = Path(out)
-    name = path.name.lower()
-    if name.endswith(".zarr"):
-        check_output_path(path, folder_ok=True)
-        return ZarrOutput(path, out_layout, scale or {}, unit, if_exists)
-    if name.endswith((".tif", ".tiff")):
-        check_output_path(path)
-        if if_exists == "resume":
-            raise InputError(
-                "resuming needs a .zarr output; a TIFF is written in one go "
-                "(use out='result.zarr' to be able to resume)."
-            )
-        if if_exists == "error" and path.exists():
-            raise InputError(f"{str(path)!r} exists; choose if_exists='overwrite'.")
-        return TiffOutput(path, in_layout, out_channels, "C" in out_axes, scale or {}, unit)
-    raise InputError(f"out must end in .tif, .tiff, .ome.tif or .zarr, got {str(path)!r}.")
+    path = Path(out).expanduser()
+    if path.name.lower().endswith(".zarr"):
+        return ZarrOutput(path, out_layout, scale or {}, unit, if_exists, identity)
+    return TiffOutput(
+        path,
+        in_layout,
+        out_channels,
+        "C" in out_axes,
+        scale or {},
+        unit,
+        replace=if_exists == "overwrite",
+    )
+
+
+def _checked_array(out, shape: tuple, out_axes: str):
+    """An ``out`` array must take the prediction as it is: floats, the right shape,
+    writable."""
+    if tuple(out.shape) != shape:
+        raise InputError(
+            f"out has shape {tuple(out.shape)} but the prediction needs {shape} "
+            f"(axes {out_axes!r})."
+        )
+    if np.dtype(out.dtype).kind != "f":
+        raise InputError(
+            f"out has dtype {out.dtype}; predictions are floats in the target's "
+            "units and would be cut or wrapped. Give a float32 (or float64) array, "
+            "or convert the result yourself."
+        )
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise InputError("out is a read-only array; give a writable one (or out=None).")
+    if getattr(out, "read_only", False):
+        raise InputError("out is a read-only zarr array; open it with mode='r+'.")
+    return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.axes import AXES_LETTERS
+from ..engine.memory import available_memory, gib
 from ..errors import ImageFileError
 from .metadata import ome_metadata, read_scale
 from .output_paths import AtomicFile, check_output_path
@@ -17,28 +18,57 @@ from .output_paths import AtomicFile, check_output_path
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def read_tiff(path: Path, lazy: bool = False):
-    """(array, axes, scale, unit) of the first series; ``lazy`` gives a zarr array backed
-    by the file instead of reading it whole."""
+SOFTWARE = "napari-pix2pix"  # the TIFF Software tag of what we write: ours to replace
+
+
+def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
+    """(array, axes, scale, unit) of one series (position) of a TIFF: the only one, or
+    ``series``. ``lazy`` gives a zarr array backed by the file instead of reading it
+    whole; a whole read is refused when it would not fit in the available memory."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            _check_complete(tif, series, path)
-            axes = _tifffile_axes(series.axes)
+            index = _series_index(tif, series, path)
+            s = tif.series[index]
+            if 0 in s.shape:
+                raise ImageFileError(
+                    f"{str(path)!r} holds an image with an empty axis (shape "
+                    f"{tuple(s.shape)}): there is nothing to read."
+                )
+            _check_complete(tif, s, path)
+            axes = _tifffile_axes(s.axes)
             scale, unit = read_scale(tif)
-            array = None if lazy else series.asarray()
+            if not lazy:
+                _check_fits(s, path)
+            array = None if lazy else s.asarray()
         if lazy:
             import zarr
 
             # the store owns its own file handle, so the array stays readable
-            array = zarr.open(tifffile.imread(path, aszarr=True, series=0), mode="r")
+            array = zarr.open(tifffile.imread(path, aszarr=True, series=index), mode="r")
             if not hasattr(array, "shape"):  # a pyramid: take full resolution
                 array = array["0"]
     except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as exc:
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
-    return array, axes, {a: s for a, s in scale.items() if a in axes}, unit
+    except MemoryError as exc:
+        raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
+    except OSError as exc:
+        if isinstance(exc, ImageFileError):
+            raise
+        raise ImageFileError(f"reading {str(path)!r} failed ({exc.strerror or exc}).") from exc
+    return array, axes, {a: v for a, v in scale.items() if a in axes}, unit
+
+
+def tiff_is_ours(path: Path) -> bool:
+    """Whether napari-pix2pix wrote this TIFF (only those may be replaced)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return str(tif.pages.first.software or "").startswith(SOFTWARE)
+    except Exception:  # unreadable, or not a TIFF: not ours
+        return False
 
 
 def write_tiff(
@@ -47,13 +77,21 @@ def write_tiff(
     axes: str,
     scale: dict[str, float] | None = None,
     unit: str | None = None,
+    overwrite: bool = False,
+    inputs=(),
 ) -> Path:
-    """Write an OME-TIFF carrying axes and physical pixel sizes, atomically."""
+    """Write an OME-TIFF carrying axes and physical pixel sizes, atomically; an existing
+    file only with ``overwrite`` and only if napari-pix2pix wrote it."""
     import tifffile
 
-    path = Path(path)
-    check_output_path(path)
-    with AtomicFile(path) as f:
+    path = check_output_path(
+        path,
+        inputs=inputs,
+        ours=tiff_is_ours,
+        if_exists="overwrite" if overwrite else "error",
+        overwrite_hint="overwrite=True",
+    )
+    with AtomicFile(path, replace=overwrite) as f:
         tifffile.imwrite(
             f.temp,
             array,
@@ -61,8 +99,37 @@ def write_tiff(
             bigtiff=array.nbytes > 2**31,
             metadata=ome_metadata(axes, scale, unit),
             photometric="minisblack",
+            software=SOFTWARE,
         )
     return path
+
+
+def _series_index(tif, series: int | None, path: Path) -> int:
+    """One series: several (an OME-TIFF of several positions) need ``series``."""
+    count = len(tif.series)
+    if series is None:
+        if count > 1:
+            raise ImageFileError(
+                f"{str(path)!r} holds {count} images (series, e.g. stage positions) of shapes "
+                f"{[tuple(s.shape) for s in tif.series[:4]]}; choose one with series=N: "
+                "napari_pix2pix.read_image(path, series=N), or --series N on the command line."
+            )
+        return 0
+    if not 0 <= series < count:
+        raise ImageFileError(f"{str(path)!r} has {count} series; series={series} does not exist.")
+    return series
+
+
+def _check_fits(series, path: Path) -> None:
+    """A compressed file can decode to far more than its size: refuse a whole read
+    that the machine's memory cannot hold, before it starts."""
+    free = available_memory()
+    if free is not None and series.nbytes > 0.8 * free:
+        raise ImageFileError(
+            f"{str(path)!r} decodes to {gib(series.nbytes)} ({tuple(series.shape)} "
+            f"{series.dtype}), more than the {gib(free)} of memory available: crop it, or "
+            "predict from the path (read lazily, band by band)."
+        )
 
 
 def _tifffile_axes(axes: str) -> str:

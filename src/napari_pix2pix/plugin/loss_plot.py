@@ -50,7 +50,7 @@ class LossPlot(QWidget):
     def point_count(self) -> int:
         return len(self.steps)
 
-    def paintEvent(self, event) -> None:
+    def paintEvent(self, event) -> None:  # Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()

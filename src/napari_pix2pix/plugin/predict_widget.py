@@ -162,7 +162,7 @@ class PredictWidget(QWidget):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             result = self.model.export_bioimageio(path)
-        except Exception as exc:
+        except Exception as exc:  # shown to the user, not swallowed silently
             kind = "" if isinstance(exc, Pix2PixError) else f" ({type(exc).__name__})"
             show_error(f"Export failed{kind}: {exc}")
             self.controls.say(f"Error: {exc}")

@@ -18,6 +18,7 @@ from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEv
 from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
+from ..io.model_file import save_or_rescue
 from ..run_options import TrainingRun
 from .layer_picker import PairPicker
 from .layers import layer_array
@@ -211,15 +212,17 @@ class TrainWidget(QWidget):
         self.worker = None
         self._set_running(False)
         if self.model is not None and self.model.history.get("steps_done"):
-            path = self.run_folder / "model.safetensors"
-            try:
-                self.model.save(path)
-                done = self.model.history["steps_done"]
-                self.controls.say(
-                    f"{self.controls.status.text()} Model ({done} steps) auto-saved to {path}."
-                )
-            except OSError as exc:
-                show_error(f"Could not auto-save the model to {path}: {exc}")
+            try:  # the run folder's own model, replaced as the run goes on
+                path, note = save_or_rescue(self.model, self.run_folder / "model.safetensors", True)
+            except (OSError, Pix2PixError) as exc:
+                show_error(f"Could not save the model anywhere: {exc}")
+                return
+            if note:
+                show_warning(note)
+            done = self.model.history["steps_done"]
+            self.controls.say(
+                f"{self.controls.status.text()} Model ({done} steps) auto-saved to {path}."
+            )
 
     def _set_running(self, running: bool) -> None:
         self.controls["Start"].setEnabled(not running)
@@ -230,10 +233,10 @@ class TrainWidget(QWidget):
             self.check_pair()
 
     # ------------------------------------------------------------------ saving
-    def save_model(self, path) -> Path:
+    def save_model(self, path, overwrite: bool = False) -> Path:
         if self.model is None:
             raise RuntimeError("no model trained yet")
-        return self.model.save(path)
+        return self.model.save(path, overwrite=overwrite)
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -241,11 +244,12 @@ class TrainWidget(QWidget):
         )
         if path:
             try:
-                show_info(f"Model saved to {self.save_model(path)}")
+                # the dialog has asked before choosing an existing file
+                show_info(f"Model saved to {self.save_model(path, overwrite=True)}")
             except (OSError, Pix2PixError) as exc:
                 show_error(f"Could not save the model: {exc}")
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event) -> None:  # Qt's name
         self.shutdown()
         super().closeEvent(event)
 

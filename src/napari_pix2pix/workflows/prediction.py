@@ -4,6 +4,8 @@ array, a streamed file, or a dask graph for a cluster."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -11,11 +13,18 @@ import numpy as np
 
 from ..engine.arrays import check_array
 from ..engine.axes import AxesLayout, check_axes, output_axes
-from ..engine.inference import TileTooLarge, make_predictor, predict_with_spread
+from ..engine.inference import (
+    TileTooLarge,
+    check_values,
+    fit_to_memory,
+    make_predictor,
+    predict_with_spread,
+)
+from ..engine.memory import device_memory
 from ..errors import InputError
 from ..io.images import as_image
 from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
-from ..io.outputs import ZarrOutput, open_output
+from ..io.outputs import check_output, open_output
 from ..options import options_doc, split_options
 from ..run_options import PredictOptions
 
@@ -51,18 +60,25 @@ def predict(
         ``uncertainty``; the output axes appended with ``return_axes``.
     """
     opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
+    model_path = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     model = as_model(model)
     cfg = model.config
     image = as_image(image, "image", lazy=True)
     axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     predictor = make_predictor(model, opts)
+    predictor = fit_to_memory(predictor, cfg, device_memory(predictor.device))
+    # everything a user can get wrong is found before the first tile runs
+    inputs = (model_path, image.source)
+    if opts.uncertainty and out is not None:
+        raise InputError(
+            "uncertainty=True returns the prediction and its spread in memory; "
+            "leave out=None (or predict without uncertainty to stream)."
+        )
+    out_shape = layout.with_channels(out_axes, cfg.out_channels).shape
+    check_output(out, out_shape, out_axes, opts.if_exists, inputs)
+    check_values(image.array, layout, predictor.source_norm)
     if opts.uncertainty:
-        if out is not None:
-            raise InputError(
-                "uncertainty=True returns the prediction and its spread in memory; "
-                "leave out=None (or predict without uncertainty to stream)."
-            )
         result = predict_with_spread(
             predictor,
             np.asarray(image.array),
@@ -73,10 +89,20 @@ def predict(
             progress,
         )
         return (*result, out_axes) if return_axes else result
+    zarr_out = isinstance(out, (str, os.PathLike)) and str(out).lower().endswith(".zarr")
+    identity = _identity(model, image, layout, opts) if zarr_out else None
     if_exists = opts.if_exists
     while True:
         output = open_output(
-            out, layout, out_axes, cfg.out_channels, image.scale, image.unit, if_exists
+            out,
+            layout,
+            out_axes,
+            cfg.out_channels,
+            image.scale,
+            image.unit,
+            if_exists,
+            inputs,
+            identity,
         )
         try:
             predictor.run(image.array, layout, output, progress)
@@ -84,7 +110,7 @@ def predict(
         except TileTooLarge as exc:
             predictor = predictor.with_smaller_tiles(exc)
             # start again; a zarr store keeps the slices already finished
-            if_exists = "resume" if isinstance(output, ZarrOutput) else "overwrite"
+            if_exists = "resume" if zarr_out else if_exists
     result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
     return (result, out_axes) if return_axes else result
 
@@ -108,7 +134,7 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     opts = PredictOptions(
         axes=axes, **split_options(options, PredictOptions, what="predict_lazy")[0]
     )
-    if opts.uncertainty or opts.if_exists != "overwrite":
+    if opts.uncertainty or "if_exists" in options:
         raise InputError(
             "predict_lazy takes the tiling options only (no uncertainty, no if_exists)."
         )
@@ -141,6 +167,30 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     if "C" in out_axes:
         chunks.insert(out_axes.index("C"), (cfg.out_channels,))
     return da.map_blocks(block, x, chunks=tuple(chunks), **kwargs)
+
+
+def _identity(model, image, layout: AxesLayout, opts: PredictOptions) -> dict:
+    """What identifies a prediction, recorded in a zarr output so that ``resume`` only
+    ever continues the same work: the model (a hash of its file form), the input (its
+    file's path, size and time, or a hash of sampled rows of an array) and the tiling."""
+    model_hash = hashlib.sha256(model.to_bytes()).hexdigest()[:16]
+    if image.source is not None and image.source.is_file():
+        info = image.source.stat()
+        source = {
+            "path": str(image.source.resolve()),
+            "size": info.st_size,
+            "mtime_ns": info.st_mtime_ns,
+        }
+    else:
+        digest = hashlib.sha256(str((tuple(image.array.shape), str(image.array.dtype))).encode())
+        rows = slice(0, min(16, layout.spatial_shape[0]))
+        for n in sorted({0, layout.n_samples // 2, layout.n_samples - 1}):
+            digest.update(np.ascontiguousarray(layout.read(image.array, n, rows)).tobytes())
+        source = {"shape": list(image.array.shape), "sampled_hash": digest.hexdigest()[:16]}
+        if image.source is not None:
+            source["path"] = str(image.source.resolve())
+    tiling = {"tile_size": opts.tile_size, "overlap": opts.overlap, "amp": opts.amp}
+    return {"model": model_hash, "input": source, "tiling": json.loads(json.dumps(tiling))}
 
 
 def _image_layout(model, array, axes: str | None, file_axes: str) -> tuple[str, AxesLayout]:

@@ -15,12 +15,13 @@ from ..engine import distributed
 from ..engine.device import amp_dtype, resolve_device
 from ..engine.events import TrainingEvent
 from ..engine.loop import train_loop
+from ..engine.memory import device_memory
 from ..engine.normalization import Normalization
 from ..engine.pairs import prepare_pairs
 from ..engine.sampling import PairedPatchSampler, split_train_val
-from ..engine.trainer import Trainer
-from ..errors import InputError, TrainingError
-from ..io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..engine.trainer import Trainer, check_training_memory
+from ..errors import InputError, ModelFileError, TrainingError
+from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint, save_checkpoint
 from ..io.images import as_image
 from ..io.model_file import Pix2PixModel
 from ..options import options_doc, split_options
@@ -43,8 +44,62 @@ def train_iter(
     checkpoint_dir = (
         run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None else ckpt.path.parent
     )
+    if checkpoint_dir is not None:  # checked now, not when the first checkpoint is due
+        check_checkpoint_dir(checkpoint_dir, ckpt.path if ckpt is not None else None)
     rank, world, dev = distributed.setup(resolve_device(run.device))
+    config, split = _data(source, target, axes, target_axes, config, ckpt)
+    check_training_memory(config, [s.shape for s, _ in split.train], device_memory(dev))
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    sampler = _sampler(split, config, rank)
+    history = (
+        ckpt.history
+        if ckpt is not None
+        else {
+            "steps_done": 0,
+            "losses": {},
+            "validation": [],
+            "split": split.description,
+            "train_seconds": 0.0,
+            "device": str(dev),
+        }
+    )
+    model = Pix2PixModel(config, history=history)
+    trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
+    if ckpt is not None:
+        _restore(trainer, sampler, ckpt, rank)
 
+    def checkpoint(step: int) -> None:
+        save_checkpoint(
+            checkpoint_dir,
+            config=config,
+            step=step,
+            history=model.history,
+            trainer_state=trainer.state(),
+            sampler_state=sampler.state(),
+        )
+
+    try:
+        yield from train_loop(
+            model,
+            trainer,
+            sampler,
+            split,
+            start=0 if ckpt is None else ckpt.step,
+            val_every=run.val_every,
+            checkpoint_every=run.checkpoint_every,
+            checkpoint=checkpoint if checkpoint_dir is not None else None,
+            rank=rank,
+        )
+    except TrainingError as exc:
+        if checkpoint_dir is None:
+            raise
+        raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
+
+
+def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt):
+    """The checked pairs, split, with the config's channels, axes and normalization
+    filled in (a resumed run keeps its own)."""
     pairs, s_axes, t_axes = prepare_pairs(
         _images(source, "source"),
         _images(target, "target"),
@@ -75,68 +130,38 @@ def train_iter(
                 [t for _, t in split.train], config.percentiles, "target"
             ).config_fields("target"),
         )
+    return config, split
+
+
+def _sampler(split, config: Pix2PixConfig, rank: int) -> PairedPatchSampler:
+    """Crops of the normalized training part; every rank draws its own (same weights,
+    other crops)."""
     source_norm, target_norm = (
         Normalization.of(config, "source"),
         Normalization.of(config, "target"),
     )
-    train_pairs = [
+    pairs = [
         (source_norm.forward(s), np.clip(target_norm.forward(t), -1.0, 1.0)) for s, t in split.train
     ]
-
-    if config.seed is not None:
-        torch.manual_seed(config.seed)
-    # every rank starts from the same weights but draws its own crops
-    sampler = PairedPatchSampler(
-        train_pairs,
+    return PairedPatchSampler(
+        pairs,
         config.patch_size,
         seed=None if config.seed is None else config.seed + 1000 * rank,
         foreground=config.foreground_crops,
     )
-    history = (
-        ckpt.history
-        if ckpt is not None
-        else {
-            "steps_done": 0,
-            "losses": {},
-            "validation": [],
-            "split": split.description,
-            "train_seconds": 0.0,
-            "device": str(dev),
-        }
-    )
-    model = Pix2PixModel(config, history=history)
-    trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
-    if ckpt is not None:
+
+
+def _restore(trainer: Trainer, sampler: PairedPatchSampler, ckpt, rank: int) -> None:
+    """A checkpoint's states into the new run (its schema was checked when read)."""
+    try:
         trainer.load_state(ckpt.trainer)
         if rank == 0:  # other ranks keep their own crop stream
             sampler.set_state(ckpt.sampler)
-
-    def checkpoint(step: int) -> None:
-        save_checkpoint(
-            checkpoint_dir,
-            config=config,
-            step=step,
-            history=model.history,
-            trainer_state=trainer.state(),
-            sampler_state=sampler.state(),
-        )
-
-    try:
-        yield from train_loop(
-            model,
-            trainer,
-            sampler,
-            split,
-            start=0 if ckpt is None else ckpt.step,
-            val_every=run.val_every,
-            checkpoint_every=run.checkpoint_every,
-            checkpoint=checkpoint if checkpoint_dir is not None else None,
-            rank=rank,
-        )
-    except TrainingError as exc:
-        if checkpoint_dir is None:
-            raise
-        raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ModelFileError(
+            f"the checkpoint {str(ckpt.path)!r} cannot be restored ({exc}); "
+            "resume from an earlier copy, or start a new run."
+        ) from exc
 
 
 def train(
