@@ -4,6 +4,7 @@ widget's cases are in test_napari_plugin.py). The table doubles as the list of b
 inputs reported for the reliability issue."""
 
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -77,6 +78,14 @@ def files(tmp_path_factory, pair):
     (tmp / "corrupt" / "config.json").write_text("{not json")
     (tmp / "empty_folder").mkdir()
     (tmp / "dir.tif").mkdir()
+    f["plain"] = tmp / "plain"
+    f["plain"].write_text("a plain file where a model folder would go")
+    f["empty_axis"] = tmp / "empty_axis.tif"
+    tifffile.imwrite(f["empty_axis"], np.zeros((0, 8, 8), np.uint16))
+    f["positions"] = tmp / "positions.ome.tif"
+    with tifffile.TiffWriter(f["positions"], ome=True) as writer:
+        writer.write(source[:64, :64], metadata={"axes": "YX"})
+        writer.write(source[64:, 64:], metadata={"axes": "YX"})
     return f
 
 
@@ -391,7 +400,93 @@ CASES = [
         p2p.InputError,
         "out must end in .tif",
     ),
+    # found by trying hostile inputs (the trust issue): each once raised a raw error
+    (
+        "device 'cpu:abc'",
+        lambda s, t, f: p2p.predict(f["model"], s, device="cpu:abc"),
+        p2p.InputError,
+        "device must be one of",
+    ),
+    (
+        "seed -1",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "seed": -1}),
+        p2p.InputError,
+        "seed must be in \\[0, 2147483647\\]",
+    ),
+    (
+        "seed 2**64",
+        lambda s, t, f: p2p.train(s, t, **{**FAST, "seed": 2**64}),
+        p2p.InputError,
+        "seed=18446744073709551616 is beyond",
+    ),
+    (
+        "dask array of unknown size",
+        lambda s, t, f: p2p.predict(f["model"], unknown_chunks(s), axes="YX"),
+        p2p.InputError,
+        "unknown size .*compute_chunk_sizes",
+    ),
+    (
+        "read-only out array",
+        lambda s, t, f: p2p.predict(f["model"], s, out=read_only(s)),
+        p2p.InputError,
+        "read-only",
+    ),
+    (
+        "output name too long",
+        lambda s, t, f: p2p.predict(f["model"], s, out=f["tmp"] / ("a" * 300 + ".tif")),
+        p2p.InputError,
+        "too long",
+    ),
+    (
+        "save into a missing folder",
+        lambda s, t, f: f["model"].save(f["tmp"] / "no" / "m.safetensors"),
+        p2p.InputError,
+        "output folder .* does not exist",
+    ),
+    (
+        "save onto a directory",
+        lambda s, t, f: f["model"].save(f["tmp"] / "dir.tif" / ".."),
+        p2p.InputError,
+        "exists|directory",
+    ),
+    (
+        "save a folder model onto a file",
+        lambda s, t, f: f["model"].save(f["plain"]),
+        p2p.InputError,
+        "exists|is a file",
+    ),
+    (
+        "TIFF with an empty axis",
+        lambda s, t, f: p2p.read_image(f["empty_axis"]),
+        p2p.ImageFileError,
+        "empty axis",
+    ),
+    (
+        "TIFF of several positions",
+        lambda s, t, f: p2p.predict(f["model"], f["positions"]),
+        p2p.ImageFileError,
+        "holds 2 images .* series=N",
+    ),
+    (
+        "series that does not exist",
+        lambda s, t, f: p2p.read_image(f["positions"], series=5),
+        p2p.ImageFileError,
+        "series=5 does not exist",
+    ),
 ]
+
+
+def unknown_chunks(image):
+    import dask.array as da
+
+    x = da.from_array(image, chunks=32)
+    return x[x[:, 0] >= 0]  # boolean indexing: dask cannot know the rows
+
+
+def read_only(image):
+    out = np.zeros(image.shape, np.float32)
+    out.flags.writeable = False
+    return out
 
 
 @pytest.mark.parametrize("case, call, error, message", CASES, ids=[c[0] for c in CASES])
@@ -408,6 +503,8 @@ def test_cuda_without_a_gpu(pair, files):
         p2p.train(source, target, **{**FAST, "device": "cuda"})
     with pytest.raises(p2p.DeviceError, match="no usable CUDA GPU"):
         p2p.predict(files["model"], source, device="cuda")
+    with pytest.raises(p2p.DeviceError, match="no usable CUDA GPU"):
+        p2p.load_model(files["tmp"] / "model.safetensors", device="cuda")
 
 
 def test_errors_come_before_long_work(pair, files, monkeypatch):
@@ -535,3 +632,36 @@ def test_cli_refuses_non_positive_numbers(capsys):
         main(["train", "a.tif", "b.tif", "-o", "m.safetensors", "--steps", "0"])
     assert exit_info.value.code == 2
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_arrays_of_every_kind_are_taken(files, pair):
+    """Big-endian arrays, torch tensors, numpy scalars for numbers: what once read as a
+    contradictory error ("dtype >u2; use ... uint16") now just works."""
+    source = pair[0]
+    expected = p2p.predict(files["model"], source, device="cpu")
+    for image in (source.astype(">u2"), torch.from_numpy(source.astype(np.float32))):
+        np.testing.assert_allclose(
+            p2p.predict(files["model"], image, device="cpu"), expected, rtol=1e-5
+        )
+    for size in (64.0, np.int64(64), np.float32(64)):
+        assert (
+            p2p.predict(files["model"], source, tile_size=size, device="cpu").shape == source.shape
+        )
+
+
+def test_one_position_of_a_multi_position_file(files):
+    image = p2p.read_image(files["positions"], series=1)
+    assert image.array.shape == (64, 64)
+    assert p2p.predict(files["model"], image, device="cpu").shape == (64, 64)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_follow_the_umask(files, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = files["model"].save(tmp_path / "m.safetensors")
+        written = p2p.write_image(tmp_path / "x.ome.tif", np.zeros((8, 8), np.uint16), "YX")
+    finally:
+        os.umask(old)
+    for p in (path, written):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -20,7 +20,9 @@ from .errors import (
     ImageFileError,
     InputError,
     ModelFileError,
+    OutputError,
     Pix2PixError,
+    PredictionError,
     TrainingError,
 )
 from .io.images import read_image, write_image
@@ -35,9 +37,11 @@ __all__ = [
     "ImageFileError",
     "InputError",
     "ModelFileError",
+    "OutputError",
     "Pix2PixConfig",
     "Pix2PixError",
     "Pix2PixModel",
+    "PredictionError",
     "StepEvent",
     "TrainingError",
     "TrainingEvent",

@@ -16,6 +16,7 @@ from .engine.normalization import Normalization
 from .engine.sample_data import make_pair, make_stack
 from .errors import InputError
 from .io.images import write_image
+from .options import user_path
 from .workflows.prediction import predict
 from .workflows.training import train_iter
 
@@ -50,7 +51,7 @@ MARKER = "napari-pix2pix-demo.txt"
 def demo_folder(out_dir: Path) -> Path:
     """The demo's own folder: new, empty, or an earlier demo's (marked), whose files it
     replaces; any other folder is left alone."""
-    out_dir = Path(out_dir).expanduser()
+    out_dir = user_path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{str(out_dir)!r} is a file; give the demo a folder of its own.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():

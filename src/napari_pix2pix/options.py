@@ -233,8 +233,14 @@ def _convert(opt: Option, value):
     if kind == "path":
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             fail()
-        return Path(value).expanduser()
+        return user_path(value)
     raise AssertionError(kind)
+
+
+def user_path(value) -> Path:
+    """A path as the user typed it, ``~`` expanded. Not Path.expanduser: that raises for
+    a name that merely starts with a tilde ('~notes.tif') when no such user exists."""
+    return Path(os.path.expanduser(os.fspath(value)))
 
 
 def options_of(cls) -> list[Option]:

@@ -141,3 +141,12 @@ def test_predict_widget_export(exported, tmp_path, request, monkeypatch):
     )
     widget.chooser.export.native.click()
     assert zipfile.is_zipfile(tmp_path / "chosen.zip")
+
+
+def test_a_history_from_elsewhere_does_not_break_the_export(exported, tmp_path):
+    model, _, _ = exported
+    odd = p2p.Pix2PixModel(
+        model.config, model.generator, {"final_metrics": [1, 2], "steps_done": "many"}
+    )
+    path = odd.export_bioimageio(tmp_path / "odd.zip", name="odd history test")
+    assert zipfile.is_zipfile(path)

@@ -13,9 +13,16 @@ import torch
 
 from ..config import Pix2PixConfig
 from ..errors import InputError, ModelFileError
+from ..options import user_path
 from .checkpoint_schema import check_document
 from .model_file import check_finite_weights, check_format_version, parse_config
-from .output_paths import atomic_write, check_input_path, check_output_path, reason
+from .output_paths import (
+    atomic_write,
+    check_input_path,
+    check_name_lengths,
+    check_output_path,
+    reason,
+)
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -38,7 +45,7 @@ class Checkpoint:
 
 def checkpoint_path(location) -> Path:
     """The checkpoint file of a run folder (a path to the file itself is taken as is)."""
-    location = Path(location).expanduser()
+    location = user_path(location)
     return location if location.name.endswith(".safetensors") else location / CHECKPOINT_NAME
 
 
@@ -46,7 +53,7 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
     """A run's checkpoint folder, checked before training: a folder (made if missing),
     writable, and not holding another run's checkpoint (except the one being resumed),
     which would be overwritten."""
-    folder = Path(location).expanduser()
+    folder = check_name_lengths(location)
     if folder.exists() and not folder.is_dir():
         raise InputError(
             f"checkpoint_dir {str(folder)!r} is a file, not a folder; give a folder "

@@ -48,14 +48,8 @@ def check_document(doc: dict, header: dict, config: Pix2PixConfig, path) -> None
         for key, value in net.state_dict().items():
             if declared.get(f"{name}.{key}") != list(value.shape):
                 raise damaged(f"{name} weight {key!r} is missing or has the wrong shape")
-        params = [list(p.shape) for p in net.parameters()]
-        _check_optimizer(
-            doc["opt_g" if name == "generator" else "opt_d"],
-            "opt_g" if name == "generator" else "opt_d",
-            params,
-            declared,
-            damaged,
-        )
+        prefix = "opt_g" if name == "generator" else "opt_d"
+        _check_optimizer(doc[prefix], prefix, net, config, declared, damaged)
     if declared.get("rng.torch") is None:
         raise damaged("the random generator state is missing")
 
@@ -75,22 +69,45 @@ def _check_sampler(state: dict, damaged) -> None:
             raise damaged("a random state of the crop sampler is malformed")
 
 
-def _check_optimizer(plain: dict, prefix: str, params: list, declared: dict, damaged) -> None:
-    """One Adam parameter group over the network's parameters; moment tensors of the
-    parameters' shapes."""
+def _check_optimizer(
+    plain: dict, prefix: str, net: torch.nn.Module, config: Pix2PixConfig, declared: dict, damaged
+) -> None:
+    """Exactly what the run's own Adam would hold: one group over the network's
+    parameters with the config's settings (only the scheduled lr may differ), and for
+    each parameter a step and two moments of its shape, nothing else."""
+    params = [list(p.shape) for p in net.parameters()]
+    reference = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas)
+    expected = reference.state_dict()["param_groups"][0]
     groups = plain.get("param_groups")
-    if not (
-        isinstance(groups, list)
-        and len(groups) == 1
-        and isinstance(groups[0], dict)
-        and groups[0].get("params") == list(range(len(params)))
-    ):
+    if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict)):
         raise damaged(f"{prefix}'s parameter groups do not match the network")
+    group = groups[0]
+    if set(group) != set(expected) or group.get("params") != expected["params"]:
+        raise damaged(f"{prefix}'s parameter groups do not match the network")
+    lr = group["lr"]
+    if type(lr) not in (int, float) or not 0 <= lr <= config.lr:
+        raise damaged(f"{prefix}'s learning rate {lr!r} is not in 0..{config.lr}")
+    for key, value in expected.items():
+        if key in ("params", "lr"):
+            continue
+        want = list(value) if isinstance(value, tuple) else value
+        if group[key] != want or type(group[key]) is not type(want):
+            raise damaged(f"{prefix}'s {key!r} is {group[key]!r}, not {want!r} as configured")
     if not isinstance(plain.get("state"), dict):
         raise damaged(f"{prefix}'s state is malformed")
     for pid, values in plain["state"].items():
-        if not (str(pid).isdigit() and int(pid) < len(params) and isinstance(values, dict)):
+        if not (str(pid).isdigit() and int(pid) < len(params) and values == {}):
             raise damaged(f"{prefix} has state for an unknown parameter {pid!r}")
-        for name in ("exp_avg", "exp_avg_sq"):
-            if declared.get(f"{prefix}.{pid}.{name}") != params[int(pid)]:
-                raise damaged(f"{prefix}'s {name} for parameter {pid} is missing or misshapen")
+    moments = {"step": [], "exp_avg": None, "exp_avg_sq": None}
+    for key, shape in declared.items():
+        if not key.startswith(prefix + "."):
+            continue
+        pid, _, name = key[len(prefix) + 1 :].partition(".")
+        if not (pid.isdigit() and int(pid) < len(params) and name in moments):
+            raise damaged(f"{prefix} holds an unknown tensor {key!r}")
+        if shape != (moments[name] if name == "step" else params[int(pid)]):
+            raise damaged(f"{prefix}'s {name} for parameter {pid} is misshapen")
+    for pid in plain["state"]:
+        for name in moments:
+            if f"{prefix}.{pid}.{name}" not in declared:
+                raise damaged(f"{prefix}'s {name} for parameter {pid} is missing")

@@ -22,7 +22,7 @@ from ..engine.device import resolve_device
 from ..engine.networks import build_generator
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio
-from .output_paths import atomic_write, check_input_path, check_output_path
+from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
 from .safetensors_file import (
     MAX_JSON_BYTES,
     header_document,
@@ -125,7 +125,7 @@ def check_model_output(path, overwrite: bool = False) -> Path:
     """Where a model may be saved (before training, so that a finished run can be saved):
     a .safetensors file, or a folder; an existing one only with ``overwrite`` and only if
     it holds a napari-pix2pix model (an empty folder is free)."""
-    path = Path(path).expanduser()
+    path = check_name_lengths(path)
     single = path.suffix == ".safetensors"
     if not single and path.is_dir() and not any(path.iterdir()):
         return check_output_path(path, folder_ok=True, if_exists="overwrite")
@@ -247,14 +247,16 @@ def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2Pix
 
 def check_finite_weights(state: dict, source) -> None:
     """NaN or infinite weights, or negative BatchNorm variances, make every prediction
-    NaN: such a model (diverged, or damaged) is refused instead of giving NaN images."""
+    NaN: such a model (diverged, or damaged) is refused instead of giving NaN images.
+    (Also Adam's steps and second moments in a checkpoint: negative, they make NaN.)"""
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
-    negative = [k for k, v in state.items() if k.endswith("running_var") and bool((v < 0).any())]
+    never_negative = ("running_var", "exp_avg_sq", ".step")
+    negative = [k for k, v in state.items() if k.endswith(never_negative) and bool((v < 0).any())]
     if bad or negative:
         what = (
             f"NaN or infinite values in {bad[:3]}"
             if bad
-            else f"negative BatchNorm variances in {negative[:3]}"
+            else f"negative variances or steps in {negative[:3]}"
         )
         raise ModelFileError(
             f"the weights in {str(source)!r} hold {what}: the model is damaged "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -16,16 +17,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import InputError, OutputError, Pix2PixError
+from ..options import user_path
 
 IF_EXISTS = ("error", "overwrite", "resume")
 TEMP_EXTRA = len(".12345678.partial")  # what a temporary name adds to the output's
+PATH_MAX = 4096  # Linux's limit for a whole path, in bytes
 
 
 def check_input_path(path, error: type[Pix2PixError], what: str, folder_ok: bool = False) -> Path:
     """A path to read: it exists, is a regular file (or a folder where ``folder_ok``),
     and can be read. A named pipe or a device is refused before anything opens it (an
     open would wait forever)."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -63,7 +66,7 @@ def check_output_path(
     is itself a folder (a zarr store)."""
     if if_exists not in IF_EXISTS:
         raise InputError(f"if_exists must be one of {IF_EXISTS}, got {if_exists!r}.")
-    path = Path(path).expanduser()
+    path = check_name_lengths(path)
     folder = path.parent if str(path.parent) else Path(".")
     if len(path.name.encode()) + TEMP_EXTRA > _name_max(folder):
         raise InputError(
@@ -111,6 +114,34 @@ def _check_existing(path: Path, folder_ok: bool, if_exists: str, ours, hint: str
             f"{str(path)!r} exists and was not written by napari-pix2pix, so it is "
             "never replaced; choose another name (or move it away yourself)."
         )
+
+
+def check_name_lengths(path) -> Path:
+    """Refuse a path with a name the file system cannot hold, before anything looks at
+    it: Path.exists() raises (rather than answers) for a folder name over the limit."""
+    path = user_path(path)
+    ancestor = next((p for p in path.absolute().parents if _is_dir(p)), Path("/"))
+    limit = _name_max(ancestor)
+    for part in path.parts:
+        if len(part.encode()) > limit:
+            raise InputError(
+                f"the name {part[:40]!r}... in {str(path)[:120]!r} is too long for this "
+                f"file system ({len(part.encode())} bytes, at most {limit}); choose a "
+                "shorter name."
+            )
+    if len(os.fsencode(path.absolute())) >= PATH_MAX:
+        raise InputError(
+            f"the path {str(path)[:120]!r}... is too long ({len(os.fsencode(path))} "
+            f"bytes, at most {PATH_MAX - 1}); choose a shorter path."
+        )
+    return path
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _name_max(folder: Path) -> int:
@@ -244,4 +275,7 @@ def reason(exc: OSError) -> str:
         errno.EISDIR: "it is a directory",
         errno.ENOTDIR: "a part of the path is a file, not a folder",
     }
-    return fixes.get(getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc))
+    code = getattr(exc, "errno", None)
+    if code is None and re.search(r"\d+ requested and \d+ written", str(exc)):
+        code = errno.ENOSPC  # numpy's short write (tofile) carries no errno
+    return fixes.get(code, getattr(exc, "strerror", None) or str(exc))

@@ -15,6 +15,7 @@ import numpy as np
 from ..engine.axes import AxesLayout
 from ..engine.inference import ArrayOutput
 from ..errors import InputError, OutputError
+from ..options import user_path
 from .metadata import ome_metadata
 from .output_paths import AtomicFile, check_output_path, reason
 from .tiff import SOFTWARE, tiff_is_ours
@@ -264,19 +265,24 @@ def check_output(
     if not isinstance(out, (str, os.PathLike)):
         _checked_array(out, shape, out_axes)
         return
-    path = Path(out).expanduser()
+    path = user_path(out)
     name = path.name.lower()
     if name.endswith(".zarr"):
         check_output_path(
             path, inputs=inputs, folder_ok=True, ours=store_is_ours, if_exists=if_exists
         )
     elif name.endswith((".tif", ".tiff")):
+        check_output_path(
+            path,
+            inputs=inputs,
+            ours=tiff_is_ours,
+            if_exists="error" if if_exists == "resume" else if_exists,
+        )
         if if_exists == "resume":
             raise InputError(
                 "resuming needs a .zarr output; a TIFF is written in one go "
                 "(use out='result.zarr' to be able to resume)."
             )
-        check_output_path(path, inputs=inputs, ours=tiff_is_ours, if_exists=if_exists)
     else:
         raise InputError(f"out must end in .tif, .tiff, .ome.tif or .zarr, got {str(path)!r}.")
 
@@ -300,7 +306,7 @@ def open_output(
         return ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
     if not isinstance(out, (str, os.PathLike)):
         return ArrayOutput(out, out_layout)
-    path = Path(out).expanduser()
+    path = user_path(out)
     if path.name.lower().endswith(".zarr"):
         return ZarrOutput(path, out_layout, scale or {}, unit, if_exists, identity)
     return TiffOutput(

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QVBoxLayout, QWidget
 
 from ..errors import Pix2PixError
 from ..io.model_file import load_model
+from ..options import user_path
 from ..run_options import PredictOptions
 from ..workflows.prediction import predict
 from .layer_picker import LayerPicker
@@ -127,7 +128,7 @@ class PredictWidget(QWidget):
         if not str(path):
             return
         try:
-            self.model = load_model(Path(str(path)).expanduser())
+            self.model = load_model(user_path(str(path)))
         except Pix2PixError as exc:
             self.model = None
             self.chooser.info.value = f"<span style='color:#e05050'>{exc}</span>"

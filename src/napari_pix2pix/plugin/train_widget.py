@@ -19,6 +19,7 @@ from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
 from ..io.model_file import save_or_rescue
+from ..options import user_path
 from ..run_options import TrainingRun
 from .layer_picker import PairPicker
 from .layers import layer_array
@@ -141,7 +142,7 @@ class TrainWidget(QWidget):
             options["resume"] = self.run_folder
         else:
             folder = options["checkpoint_dir"]
-            self.run_folder = Path(folder).expanduser() if folder else default_run_folder()
+            self.run_folder = user_path(folder) if folder else default_run_folder()
             self.plot.clear()
         try:
             self.run_folder.mkdir(parents=True, exist_ok=True)

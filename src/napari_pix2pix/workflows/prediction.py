@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..io.images import as_image
 from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
 from ..io.outputs import check_output, open_output
-from ..options import options_doc, split_options
+from ..options import options_doc, split_options, user_path
 from ..run_options import PredictOptions
 
 
@@ -60,7 +60,7 @@ def predict(
         ``uncertainty``; the output axes appended with ``return_axes``.
     """
     opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
-    model_path = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
+    model_path = user_path(model) if isinstance(model, (str, os.PathLike)) else None
     model = as_model(model)
     cfg = model.config
     image = as_image(image, "image", lazy=True)
