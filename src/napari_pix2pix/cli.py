@@ -29,12 +29,14 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str) -> list[Option
             "default": argparse.SUPPRESS,
             "help": f"{o.spec.help} (default: {o.default_text()})",
         }
+        if o.spec.human_unit:
+            kwargs["help"] = f"in {o.spec.human_unit[0]}: " + kwargs["help"]
         item = {"int": int, "size": int, "float": float, "pair": float}.get(o.kind, str)
         if o.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = _parse(o, item)
-            kwargs["metavar"] = o.keyword.upper()
+            kwargs["metavar"] = (o.spec.human_unit or (o.keyword,))[0].upper()
             if o.kind == "size":
                 kwargs["nargs"] = "+"
             elif o.kind == "pair":
@@ -73,7 +75,8 @@ def given_options(args: argparse.Namespace, options: list[Option]) -> dict:
     for o in options:
         if hasattr(args, o.keyword):
             value = getattr(args, o.keyword)
-            given[o.keyword] = value[0] if o.kind == "size" and len(value) == 1 else value
+            value = value[0] if o.kind == "size" and len(value) == 1 else value
+            given[o.keyword] = o.from_human(value)
     return given
 
 

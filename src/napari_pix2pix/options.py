@@ -26,6 +26,7 @@ KINDS = {
     "int": "int",
     "int | None": "int",
     "float": "float",
+    "float | None": "float",
     "str": "str",
     "str | None": "str",
     "bool": "bool",
@@ -67,6 +68,7 @@ class Spec:
     alias: str = ""  # the keyword and CLI flag, where it differs from the field name
     allowed: str = ""  # the docs' "allowed" text, where the range alone does not say it
     shown_default: str = ""  # the docs' "default" text, where the library resolves it
+    human_unit: tuple[str, float] = ()  # (name, size): the CLI and GUI count in this unit
 
 
 def option(default, help: str, **spec) -> Any:
@@ -101,11 +103,21 @@ class Option:
 
     @property
     def label(self) -> str:
-        return self.spec.label or self.keyword.replace("_", " ").capitalize()
+        label = self.spec.label or self.keyword.replace("_", " ").capitalize()
+        return f"{label} ({self.spec.human_unit[0]})" if self.spec.human_unit else label
 
     @property
     def flag(self) -> str:
         return "--" + self.keyword.replace("_", "-")
+
+    def from_human(self, value):
+        """A number typed in the CLI or GUI (e.g. minutes) in the library's unit."""
+        unit = self.spec.human_unit
+        return value * unit[1] if unit and value is not None else value
+
+    def to_human(self, value):
+        unit = self.spec.human_unit
+        return value / unit[1] if unit and value is not None else value
 
     def default_text(self) -> str:
         if self.spec.shown_default:

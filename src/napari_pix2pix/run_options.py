@@ -11,6 +11,8 @@ from .options import check_fields, option
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 IF_EXISTS = ("error", "overwrite", "resume")
+KEEP = ("best", "last")
+VAL_METRICS = ("mae", "pearson_r", "ssim", "psnr")
 
 
 @dataclass
@@ -49,6 +51,38 @@ class TrainingRun:
     )
     resume: Path | None = option(
         None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"
+    )
+    time_budget: float | None = option(
+        None,
+        "seconds the run may take, validation included; the learning-rate decay and GAN "
+        "warm-up are spread over it (steps then only caps the run)",
+        group="basic",
+        none="no limit",
+        low=1.0,
+        high=10.0**8,
+        step=1.0,
+        human_unit=("minutes", 60.0),
+    )
+    keep: str = option(
+        "best",
+        "the model a run ends with: best (its best validation score; the last stays in "
+        "the checkpoint) or last",
+        choices=KEEP,
+    )
+    val_metric: str = option(
+        "mae",
+        "the validation score that picks the best model: mae (lower is better), "
+        "pearson_r, ssim or psnr (higher is better)",
+        choices=VAL_METRICS,
+        label="Best by",
+    )
+    patience: int | None = option(
+        None,
+        "stop after this many validations without a better score",
+        none="never stop early",
+        low=1,
+        high=10**6,
+        step=5,
     )
 
     def __post_init__(self) -> None:

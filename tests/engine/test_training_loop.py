@@ -177,12 +177,12 @@ def test_warning_events_for_small_images(pair, tiny):
 
 
 def test_adversarial_warm_up_schedule():
-    from napari_pix2pix.engine.trainer import adversarial_weight
+    from napari_pix2pix.engine.schedule import adversarial_weight
 
     config = p2p.Pix2PixConfig(gan_warmup=0.1, steps=1000)
-    weights = [adversarial_weight(s, 1000, config) for s in (1, 100, 150, 200, 1000)]
-    assert weights == [0.0, 0.0, 0.5, 1.0, 1.0]
-    assert adversarial_weight(1, 1000, config.replace(gan_warmup=0.0)) == 1.0
+    weights = [adversarial_weight(s / 1000, config.gan_warmup) for s in (1, 100, 150, 200, 1000)]
+    assert weights == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert adversarial_weight(0.001, 0.0) == 1.0
 
 
 def test_foreground_crops_find_sparse_structures():

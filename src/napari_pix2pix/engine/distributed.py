@@ -46,3 +46,15 @@ def sync_buffers(module: torch.nn.Module) -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         for buffer in unwrap(module).buffers():
             dist.broadcast(buffer, src=0)
+
+
+def agree(value: float) -> float:
+    """Rank 0's ``value`` on every rank (decisions such as 'time is up' must be the
+    same everywhere, or the ranks would wait for each other forever)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())

@@ -32,6 +32,7 @@ class ValidationEvent(TrainingEvent):
     channel, target units) of the prediction, the target and the source."""
 
     metrics: dict[str, float]
+    best: bool = False  # the best validation of the run so far
     preview: np.ndarray = field(repr=False)
     preview_target: np.ndarray = field(repr=False)
     preview_source: np.ndarray = field(repr=False)
@@ -46,4 +47,5 @@ class WarningEvent(TrainingEvent):
 
 @dataclass(kw_only=True)
 class FinishedEvent(TrainingEvent):
-    """Last event: training reached ``total`` steps; ``model`` is final."""
+    """Last event: the run ended (its steps or time spent, or early stopping);
+    ``model`` is final: the best validation's weights with ``keep="best"``."""

@@ -10,12 +10,16 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..errors import TrainingError
 from . import distributed
+from .best_model import BestKeeper
 from .events import FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent
 from .inference import TiledPredictor
 from .metrics import image_metrics
+from .networks import invalid_weights
 from .normalization import Normalization
 from .sampling import PairedPatchSampler, Split
+from .schedule import Budget
 from .trainer import Trainer
 
 COLLAPSE_RATIO = 0.25  # prediction std below this fraction of the target's: collapse
@@ -28,80 +32,124 @@ def train_loop(
     split: Split,
     *,
     start: int = 0,
-    val_every: int | None = None,
+    budget: Budget | None = None,
+    keeper: BestKeeper | None = None,
+    keep: str = "best",
     checkpoint_every: int | None = None,
     checkpoint: Callable[[int], None] | None = None,
     rank: int = 0,
 ) -> Iterator[TrainingEvent]:
-    """Train ``model`` (config, generator, history) from step ``start`` to
-    ``config.steps``, yielding an event after every step and validation.
+    """Train ``model`` (config, generator, history) from step ``start`` until the
+    ``budget`` (steps, and time if given) is spent or ``keeper`` says validation has
+    stopped improving, yielding an event after every step and validation. With
+    ``keep="best"`` the model ends with the weights of its best validation.
 
     ``checkpoint(step)`` is called every ``checkpoint_every`` steps (default: with each
     validation), at the end, and when the consumer stops iterating early (closing the
     generator), so that the run can be resumed from where it stopped."""
     config, history = model.config, model.history
-    total = config.steps
-    val_every = val_every or max(1, total // 10)
-    checkpoint_every = checkpoint_every or val_every
-    log_every = max(1, total // 1000)
+    budget = budget or Budget(config.steps, None, None)
+    keeper = keeper or BestKeeper("mae", None, history)
+    log_every = max(1, config.steps // 1000) if not budget.seconds else 1
     validator = _Validator(model, trainer, split)
-    save = checkpoint if checkpoint is not None and rank == 0 else (lambda step: None)
-    for note in _notes(config, split):
-        yield WarningEvent(step=start, total=total, model=model, message=note)
+    write = checkpoint if checkpoint is not None and rank == 0 else (lambda step: None)
 
-    started = time.perf_counter()
-    base_seconds = history.get("train_seconds", 0.0)
+    def save(step: int) -> None:
+        """A checkpoint, once the weights are known to be valid (a diverged network can
+        keep finite losses while its BatchNorm statistics overflow)."""
+        what = invalid_weights(model.generator.state_dict())
+        if what:
+            raise TrainingError(
+                f"training diverged by step {step}: the generator's weights hold {what}. "
+                "Check the inputs for extreme values, or lower the learning rate (lr=...)."
+            )
+        write(step)
+
+    for note in _notes(config, split):
+        yield WarningEvent(step=start, total=budget.steps, model=model, message=note)
+
     step, finished, collapse_said = start, False, False
     window: dict[str, list[float]] = {}
+
+    def validate(step: int) -> Iterator[TrainingEvent]:
+        nonlocal collapse_said
+        began = time.perf_counter()
+        event = validator(step, budget.expected_total(step))
+        event.best = keeper.update(step, event.metrics, model.generator)
+        budget.validated(time.perf_counter() - began)
+        yield event
+        ratio = event.metrics["std_ratio"]
+        late = budget.progress(step) >= 0.25 and step >= 50
+        if ratio < COLLAPSE_RATIO and late and not collapse_said:
+            collapse_said = True
+            yield WarningEvent(
+                step=step,
+                total=event.total,
+                model=model,
+                message=_collapse_message(config, step, ratio),
+            )
+
     try:
         model.generator.train()
-        for step in range(start + 1, total + 1):
+        validated = False
+        for step in range(start + 1, budget.steps + 1):
+            if step > start + 1 and budget.time_is_up():
+                step -= 1
+                break
             src, tgt = (
                 t.to(trainer.device, non_blocking=True) for t in sampler.batch(config.batch_size)
             )
-            losses = trainer.step(src, tgt, step)
+            losses = trainer.step(src, tgt, step, budget.progress(step))
+            budget.stepped()
             history["steps_done"] = step
-            history["train_seconds"] = base_seconds + time.perf_counter() - started
+            history["train_seconds"] = budget.elapsed()
             for k, v in losses.items():
                 window.setdefault(k, []).append(v)
-            if step % log_every == 0 or step == total:
+            if step % log_every == 0 or step == budget.steps:
                 history["losses"].setdefault("step", []).append(step)
                 for k, vs in window.items():
                     history["losses"].setdefault(k, []).append(float(np.mean(vs)))
                 window.clear()
+            total = budget.expected_total(step)
             yield StepEvent(
                 step=step,
                 total=total,
                 model=model,
                 losses=losses,
-                lr=trainer.lr(step),
-                elapsed=time.perf_counter() - started,
+                lr=trainer.lr(budget.progress(step)),
+                elapsed=budget.elapsed() - budget.spent,
             )
-            validating = step % val_every == 0 or step == total
-            if validating or step % checkpoint_every == 0:
+            validated = budget.validation_due(step) or step == budget.steps
+            every = checkpoint_every or budget.val_every
+            if validated or (every and step % every == 0):
                 distributed.sync_buffers(model.generator)
-            if validating and rank == 0 and split.val:
-                event = validator(step)
-                yield event
-                ratio = event.metrics["std_ratio"]
-                if ratio < COLLAPSE_RATIO and step >= max(total // 4, 50) and not collapse_said:
-                    collapse_said = True
-                    yield WarningEvent(
-                        step=step,
-                        total=total,
-                        model=model,
-                        message=_collapse_message(config, step, ratio),
+            if validated and rank == 0 and split.val:
+                yield from validate(step)
+                if keeper.exhausted:
+                    history["stopped"] = (
+                        f"no better {keeper.metric} in {keeper.patience} validations"
                     )
-            if step % checkpoint_every == 0 and step < total:
+                    break
+            if step < budget.steps and (
+                (checkpoint_every and step % checkpoint_every == 0)
+                or (not checkpoint_every and validated)
+            ):
                 save(step)
-        save(total)
+        if step > start and not validated and rank == 0 and split.val:
+            distributed.sync_buffers(model.generator)
+            yield from validate(step)  # the run's last state is always scored
+        save(step)
         finished = True
+        history["kept"] = "best" if keep == "best" and keeper.keep_best(model.generator) else "last"
         model.generator.eval()
-        yield FinishedEvent(step=total, total=total, model=model)
+        yield FinishedEvent(step=step, total=step, model=model)
     except GeneratorExit:
         # The consumer stopped early: keep what was trained, resumable from a checkpoint.
         if not finished and step > start and history["steps_done"] == step:
-            save(step)
+            if not invalid_weights(model.generator.state_dict()):
+                write(step)
+            if keep == "best" and keeper.keep_best(model.generator):
+                history["kept"] = "best"
         raise
     finally:
         model.generator.eval()
@@ -126,7 +174,7 @@ class _Validator:
             trainer.dtype,
         )
 
-    def __call__(self, step: int) -> ValidationEvent:
+    def __call__(self, step: int, total: int) -> ValidationEvent:
         preds = [self.predictor.predict_sample(src) for src, _ in self.split.val]
         targets = [tgt.astype(np.float32) for _, tgt in self.split.val]
         scores = [image_metrics(p[None], t[None], self.target_norm) for p, t in zip(preds, targets)]
@@ -139,7 +187,6 @@ class _Validator:
         )
         self.history["validation"].append({"step": step, **metrics})
         self.history["final_metrics"] = metrics
-        total = self.model.config.steps
         return ValidationEvent(
             step=step,
             total=total,

@@ -176,3 +176,14 @@ def build_discriminator(config: Pix2PixConfig) -> ConditionalDiscriminator:
         channels=config.disc_channels,
         norm=config.norm,
     )
+
+
+def invalid_weights(state: dict) -> str:
+    """What makes a state dict unusable ('' if nothing): NaN or infinite values, or
+    negative variances (BatchNorm's running_var; Adam's steps and second moments)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    never_negative = ("running_var", "exp_avg_sq", ".step")
+    negative = [k for k, v in state.items() if k.endswith(never_negative) and bool((v < 0).any())]
+    if bad:
+        return f"NaN or infinite values in {bad[:3]}"
+    return f"negative variances or steps in {negative[:3]}" if negative else ""

@@ -17,23 +17,7 @@ from .device import autocast
 from .losses import gan_loss
 from .memory import fallbacks, free_memory, gib, is_out_of_memory, unet_bytes
 from .networks import build_discriminator
-
-
-def lr_factor(step: int, total: int) -> float:
-    """Constant learning rate for the first half of the steps, then linear decay to 0."""
-    half = total // 2
-    if step < half:
-        return 1.0
-    return max(0.0, 1.0 - (step - half) / max(1, total - half))
-
-
-def adversarial_weight(step: int, total: int, config: Pix2PixConfig) -> float:
-    """0 during the L1 warm-up (``gan_warmup`` of the steps), then a linear ramp to 1
-    over as many steps."""
-    warm = config.gan_warmup * total
-    if warm <= 0:
-        return 1.0
-    return float(min(1.0, max(0.0, (step - warm) / warm)))
+from .schedule import adversarial_weight, lr_factor
 
 
 class Trainer:
@@ -66,15 +50,18 @@ class Trainer:
         self.net_g = wrap(self.generator)
         self.net_d = wrap(self.discriminator) if use_gan else None
 
-    def lr(self, step: int) -> float:
-        return self.config.lr * lr_factor(step - 1, self.config.steps)
+    def lr(self, progress: float) -> float:
+        return self.config.lr * lr_factor(progress)
 
-    def step(self, src: torch.Tensor, tgt: torch.Tensor, step: int) -> dict[str, float]:
-        """One update; losses as floats. Out of memory, the error names a batch and
-        patch size that fit; a NaN/inf loss stops the run."""
+    def step(
+        self, src: torch.Tensor, tgt: torch.Tensor, step: int, progress: float
+    ) -> dict[str, float]:
+        """One update at the schedule's values for ``progress`` (the fraction of the run
+        done); losses as floats. Out of memory, the error names a batch and patch size
+        that fit; a NaN/inf loss stops the run."""
         try:
             losses = self._update(
-                src, tgt, self.lr(step), adversarial_weight(step, self.config.steps, self.config)
+                src, tgt, self.lr(progress), adversarial_weight(progress, self.config.gan_warmup)
             )
         except Exception as exc:
             if not is_out_of_memory(exc):

@@ -19,7 +19,7 @@ import torch
 from .._version import __version__
 from ..config import Pix2PixConfig
 from ..engine.device import resolve_device
-from ..engine.networks import build_generator
+from ..engine.networks import build_generator, invalid_weights
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio
 from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
@@ -249,15 +249,8 @@ def check_finite_weights(state: dict, source) -> None:
     """NaN or infinite weights, or negative BatchNorm variances, make every prediction
     NaN: such a model (diverged, or damaged) is refused instead of giving NaN images.
     (Also Adam's steps and second moments in a checkpoint: negative, they make NaN.)"""
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
-    never_negative = ("running_var", "exp_avg_sq", ".step")
-    negative = [k for k, v in state.items() if k.endswith(never_negative) and bool((v < 0).any())]
-    if bad or negative:
-        what = (
-            f"NaN or infinite values in {bad[:3]}"
-            if bad
-            else f"negative variances or steps in {negative[:3]}"
-        )
+    what = invalid_weights(state)
+    if what:
         raise ModelFileError(
             f"the weights in {str(source)!r} hold {what}: the model is damaged "
             "or its training diverged, and it cannot give valid predictions."

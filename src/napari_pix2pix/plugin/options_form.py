@@ -57,7 +57,7 @@ class OptionField:
         value = self.editor.value
         if self.option.kind == "path":
             return value.strip() or None
-        return tuple(value) if self.option.kind == "pair" else value
+        return tuple(value) if self.option.kind == "pair" else self.option.from_human(value)
 
     @value.setter
     def value(self, value) -> None:
@@ -70,6 +70,7 @@ class OptionField:
             return
         if self.option.kind == "size" and isinstance(value, (tuple, list)):
             value = value[0]
+        value = self.option.to_human(value)
         self.editor.value = str(value) if self.option.kind == "path" else value
 
     def suggest(self, number) -> None:
@@ -100,6 +101,7 @@ def _editor(option: Option) -> Widget:
         step = s.step or 0.1
         low = (s.low + step if s.low_open else s.low) if s.low is not None else -MAX_FLOAT
         high = s.high if s.high is not None and math.isfinite(s.high) else MAX_FLOAT
+        low, high = option.to_human(low), option.to_human(high)
         return FloatSpinBox(min=low, max=high - step if s.high_open else high, step=step, **common)
     if kind == "pair":
         step = s.step or 0.01

@@ -5,27 +5,35 @@ and write its checkpoints."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import Pix2PixConfig
 from ..engine import distributed
+from ..engine.best_model import BestKeeper
 from ..engine.device import amp_dtype, resolve_device
-from ..engine.events import TrainingEvent
+from ..engine.events import TrainingEvent, ValidationEvent
 from ..engine.loop import train_loop
 from ..engine.memory import device_memory
 from ..engine.normalization import Normalization
 from ..engine.pairs import prepare_pairs
 from ..engine.sampling import PairedPatchSampler, split_train_val
+from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
 from ..errors import InputError, ModelFileError, TrainingError
 from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint, save_checkpoint
 from ..io.images import as_image
-from ..io.model_file import Pix2PixModel
+from ..io.model_file import Pix2PixModel, load_model
+from ..io.run_log import RunLog
 from ..options import options_doc, split_options
 from ..run_options import TrainingRun
+
+BEST_NAME = "best.safetensors"  # the best model so far, in the run folder
+BUDGET_STEPS = 10**7  # the step cap of a run limited by time
 
 
 def train_iter(
@@ -39,6 +47,8 @@ def train_iter(
     """
     model_options, run_options = split_options(options, Pix2PixConfig, TrainingRun)
     run = TrainingRun(**run_options)
+    if run.time_budget is not None:  # the budget ends the run; steps only caps it
+        model_options.setdefault("steps", BUDGET_STEPS)
     ckpt = load_checkpoint(run.resume) if run.resume is not None else None
     config = _config(ckpt, model_options, axes, target_axes)
     checkpoint_dir = (
@@ -66,8 +76,11 @@ def train_iter(
     )
     model = Pix2PixModel(config, history=history)
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
+    keeper = BestKeeper(run.val_metric, run.patience, history)
     if ckpt is not None:
         _restore(trainer, sampler, ckpt, rank)
+        keeper.restore(history.get("best"), _best_weights(checkpoint_dir))
+    budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
 
     def checkpoint(step: int) -> None:
         save_checkpoint(
@@ -79,22 +92,54 @@ def train_iter(
             sampler_state=sampler.state(),
         )
 
+    log = None
+    if checkpoint_dir is not None and rank == 0:
+        log = RunLog(checkpoint_dir, None if ckpt is None else ckpt.step)
     try:
-        yield from train_loop(
+        for event in train_loop(
             model,
             trainer,
             sampler,
             split,
             start=0 if ckpt is None else ckpt.step,
-            val_every=run.val_every,
+            budget=budget,
+            keeper=keeper,
+            keep=run.keep,
             checkpoint_every=run.checkpoint_every,
             checkpoint=checkpoint if checkpoint_dir is not None else None,
             rank=rank,
-        )
+        ):
+            if log is not None:
+                log.write(event)
+                if isinstance(event, ValidationEvent) and event.best:
+                    _save_best(checkpoint_dir, config, model.history, keeper.weights)
+            yield event
     except TrainingError as exc:
         if checkpoint_dir is None:
             raise
         raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _save_best(folder, config: Pix2PixConfig, history: dict, weights: dict) -> None:
+    """The best model so far as a model file beside the checkpoint (Predict opens it).
+    Its network is built without drawing from the run's random numbers."""
+    with torch.random.fork_rng(devices=[]):
+        best = Pix2PixModel(config, history=copy.deepcopy(history))
+    best.generator.load_state_dict(weights)
+    best.history["kept"] = "best"
+    best.save(Path(folder) / BEST_NAME, overwrite=True)
+
+
+def _best_weights(folder) -> dict | None:
+    """A resumed run's best weights so far, from its run folder (None if absent)."""
+    path = Path(folder) / BEST_NAME if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    with torch.random.fork_rng(devices=[]):  # the resumed run's random state is set
+        return load_model(path, device="cpu").generator.state_dict()
 
 
 def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt):
@@ -157,7 +202,7 @@ def _restore(trainer: Trainer, sampler: PairedPatchSampler, ckpt, rank: int) -> 
         trainer.load_state(ckpt.trainer)
         if rank == 0:  # other ranks keep their own crop stream
             sampler.set_state(ckpt.sampler)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
         raise ModelFileError(
             f"the checkpoint {str(ckpt.path)!r} cannot be restored ({exc}); "
             "resume from an earlier copy, or start a new run."

@@ -1,0 +1,86 @@
+"""When a run validates and ends, and how far along it is: the learning-rate decay and
+the GAN warm-up follow the run's progress (a fraction), so that a run limited by time
+gets the same shape of schedule as one limited by steps."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from . import distributed
+
+VALIDATIONS = 10  # validations per run when val_every is not given
+
+
+def lr_factor(progress: float) -> float:
+    """Constant learning rate for the first half of the run, then linear decay to 0."""
+    return 1.0 if progress < 0.5 else max(0.0, 1.0 - (progress - 0.5) / 0.5)
+
+
+def adversarial_weight(progress: float, warmup: float) -> float:
+    """0 during the L1 warm-up (the first ``warmup`` of the run), then a linear ramp to
+    1 over as long again."""
+    if warmup <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, (progress - warmup) / warmup)))
+
+
+class Budget:
+    """A run of at most ``steps`` steps and, with ``seconds``, at most that much time,
+    validation included. Progress is whichever limit is nearer; the run ends before a
+    step that would not finish (with its closing validation) in time. ``spent``: the
+    seconds of earlier sessions of a resumed run. Under torchrun every rank uses rank
+    0's clock, so all ranks take the same number of steps."""
+
+    def __init__(
+        self, steps: int, seconds: float | None, val_every: int | None, spent: float = 0.0
+    ) -> None:
+        self.steps, self.seconds, self.spent = steps, seconds, spent
+        self.val_every = val_every or (None if seconds else max(1, steps // VALIDATIONS))
+        self.started = time.perf_counter()
+        self.step_seconds = 0.0  # a running estimate of one step
+        self.val_seconds = 0.0  # the last validation's duration
+        self.next_val_time = (seconds or 0) / VALIDATIONS
+        self._last = self.started
+
+    def elapsed(self) -> float:
+        """Seconds of the run so far (rank 0's under torchrun)."""
+        return distributed.agree(self.spent + time.perf_counter() - self.started)
+
+    def progress(self, step: int) -> float:
+        """Fraction of the run done before ``step``."""
+        done = (step - 1) / self.steps
+        if self.seconds:
+            done = max(done, self.elapsed() / self.seconds)
+        return min(1.0, done)
+
+    def expected_total(self, step: int) -> int:
+        """The number of steps the run will probably take (for progress bars and ETAs)."""
+        if not self.seconds:
+            return self.steps
+        fraction = self.elapsed() / self.seconds
+        return max(step, min(self.steps, math.ceil(step / max(fraction, 1e-9))))
+
+    def stepped(self) -> None:
+        now = time.perf_counter()
+        took, self._last = now - self._last, now
+        self.step_seconds = took if not self.step_seconds else 0.8 * self.step_seconds + 0.2 * took
+
+    def validated(self, seconds: float) -> None:
+        self.val_seconds = seconds
+        self._last = time.perf_counter()
+
+    def time_is_up(self) -> bool:
+        """Whether the next step (and the closing validation) would overrun the budget."""
+        if not self.seconds:
+            return False
+        return self.elapsed() + self.step_seconds + self.val_seconds >= self.seconds
+
+    def validation_due(self, step: int) -> bool:
+        if self.val_every is not None:
+            return step % self.val_every == 0
+        if self.elapsed() >= self.next_val_time:
+            while self.next_val_time <= self.elapsed():
+                self.next_val_time += self.seconds / VALIDATIONS
+            return True
+        return False

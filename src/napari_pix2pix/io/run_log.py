@@ -1,0 +1,78 @@
+"""A run's record in its run folder: ``log.csv`` (a row per step and per validation,
+readable by any spreadsheet) and, when the ``tensorboard`` package is installed,
+TensorBoard event files in ``tensorboard/`` (``tensorboard --logdir RUN_FOLDER``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..engine.events import StepEvent, TrainingEvent, ValidationEvent
+
+LOSSES = ("g_total", "g_l1", "g_gan", "d_real", "d_fake")
+METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio")
+COLUMNS = ("kind", "step", "seconds", "lr", *LOSSES, *METRICS, "best")
+LOG_NAME = "log.csv"
+
+
+class RunLog:
+    """Appends every event of a run to its log files. A resumed run drops the rows
+    after its checkpoint's step (they belong to the part that was lost)."""
+
+    def __init__(self, folder, resumed_step: int | None = None) -> None:
+        self.path = Path(folder) / LOG_NAME
+        rows = _rows_until(self.path, resumed_step) if resumed_step is not None else []
+        self.file = open(self.path, "w", newline="", encoding="utf-8")
+        self.csv = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore")
+        self.csv.writeheader()
+        self.csv.writerows(rows)
+        self.board = _tensorboard(Path(folder) / "tensorboard")
+        self.seconds = 0.0
+
+    def write(self, event: TrainingEvent) -> None:
+        if isinstance(event, StepEvent):
+            self.seconds = event.model.history.get("train_seconds", 0.0)
+            row = {"kind": "step", "step": event.step, "lr": event.lr, **event.losses}
+            for name, value in event.losses.items():
+                self._scalar(f"loss/{name}", value, event.step)
+        elif isinstance(event, ValidationEvent):
+            row = {"kind": "validation", "step": event.step, "best": int(event.best)}
+            row.update(event.metrics)
+            for name, value in event.metrics.items():
+                self._scalar(f"validation/{name}", value, event.step)
+        else:
+            return
+        row["seconds"] = round(self.seconds, 3)
+        self.csv.writerow(row)
+        if isinstance(event, ValidationEvent) or event.step % 50 == 0:
+            self.file.flush()
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if self.board is not None:
+            self.board.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def _rows_until(path: Path, step: int) -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [
+                r
+                for r in csv.DictReader(f)
+                if r.get("step", "").isdigit() and int(r["step"]) <= step
+            ]
+    except (OSError, csv.Error):
+        return []
+
+
+def _tensorboard(folder: Path):
+    """A SummaryWriter, or None without the optional ``tensorboard`` package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(folder))

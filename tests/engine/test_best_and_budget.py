@@ -1,0 +1,128 @@
+"""The best model, not the last; early stopping; a run within a time budget; the run's
+CSV and TensorBoard logs."""
+
+import csv
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import napari_pix2pix as p2p
+from napari_pix2pix.cli import build_parser, given_options
+from napari_pix2pix.engine.metrics import image_metrics
+from napari_pix2pix.engine.normalization import Normalization
+from napari_pix2pix.engine.schedule import lr_factor
+
+
+def held_out_mae(model, pair, val_fraction):
+    """The validation MAE of ``model`` recomputed as train does (the right strip)."""
+    source, target = pair
+    n = int(round(source.shape[-1] * val_fraction))
+    pred = p2p.predict(model, source[:, -n:], tile_size=32)
+    norm = Normalization.of(model.config, "target")
+    truth = target[:, -n:].astype(np.float32)
+    return image_metrics(pred[None, None], truth[None, None], norm)["mae"]
+
+
+def test_the_best_model_is_returned_and_recorded(pair, tiny, tmp_path):
+    options = dict(tiny, steps=12, val_every=2, val_fraction=0.25, seed=0, lr=0.02)
+    best = p2p.train(*pair, checkpoint_dir=tmp_path / "run", **options)
+    last = p2p.train(*pair, keep="last", **options)
+    validations = best.history["validation"]
+    maes = [v["mae"] for v in validations]
+    record = best.history["best"]
+    assert record["metric"] == "mae" and record["value"] == min(maes)
+    assert record["step"] == validations[int(np.argmin(maes))]["step"]
+    assert best.history["kept"] == "best" and last.history["kept"] == "last"
+    # the returned model is the one that scored best, not the last step's
+    assert held_out_mae(best, pair, 0.25) == pytest.approx(record["value"], rel=1e-4)
+    assert record["step"] != 12, "pick a run whose best validation is not its last"
+    assert held_out_mae(last, pair, 0.25) == pytest.approx(maes[-1], rel=1e-4)
+    # beside the checkpoint: the best as a model file that says where it came from
+    saved = p2p.load_model(tmp_path / "run" / "best.safetensors")
+    assert saved.history["best"]["step"] == record["step"]
+    for key, value in saved.generator.state_dict().items():
+        assert torch.equal(value, best.generator.state_dict()[key]), key
+
+
+def test_the_best_by_another_score(pair, tiny):
+    model = p2p.train(
+        *pair, **dict(tiny, steps=6, val_every=2, val_fraction=0.25, seed=0, val_metric="pearson_r")
+    )
+    rs = [v["pearson_r"] for v in model.history["validation"]]
+    assert model.history["best"]["metric"] == "pearson_r"
+    assert model.history["best"]["value"] == max(rs)
+
+
+def test_early_stopping(pair, tiny):
+    model = p2p.train(
+        *pair,
+        **dict(tiny, steps=200, val_every=1, val_fraction=0.25, seed=0, lr=0.02, patience=2),
+    )
+    history = model.history
+    assert "no better mae in 2 validations" in history["stopped"]
+    assert history["steps_done"] < 200
+    last_best = history["best"]["step"]
+    assert history["steps_done"] == last_best + 2  # two validations without a better one
+
+
+def test_a_time_budget_is_honoured(pair, tiny):
+    budget = 4.0
+    began = time.perf_counter()
+    events = list(p2p.train_iter(*pair, time_budget=budget, val_fraction=0.25, **tiny))
+    wall = time.perf_counter() - began
+    model = events[-1].model
+    spent = model.history["train_seconds"]
+    validations = [e for e in events if isinstance(e, p2p.ValidationEvent)]
+    assert spent <= budget * 1.1 + 0.5, spent
+    assert spent >= budget * 0.6, f"stopped early at {spent:.1f} s of {budget} s"
+    assert wall < budget + 15  # data preparation and network building only besides
+    # on a schedule through the budget (a tenth of it apart), not only at the end
+    assert len(validations) >= 2 and validations[0].step < validations[-1].step
+    assert validations[-1].step == model.history["steps_done"]
+    # the schedule follows the budget: the learning rate decays to near 0 by the end
+    steps = [e for e in events if isinstance(e, p2p.StepEvent)]
+    assert steps[0].lr == pytest.approx(tiny.get("lr", 2e-4))
+    assert steps[-1].lr < 0.35 * steps[0].lr
+    assert model.config.steps >= model.history["steps_done"]
+
+
+def test_schedule_by_progress():
+    assert lr_factor(0.0) == lr_factor(0.49) == 1.0
+    assert lr_factor(0.75) == pytest.approx(0.5)
+    assert lr_factor(1.0) == 0.0
+
+
+def test_the_run_log(pair, tiny, tmp_path):
+    run = tmp_path / "run"
+    p2p.train(*pair, checkpoint_dir=run, steps=6, val_every=3, val_fraction=0.25, **tiny)
+    with open(run / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [r for r in rows if r["kind"] == "step"]
+    validations = [r for r in rows if r["kind"] == "validation"]
+    assert [int(r["step"]) for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["step"]) for r in validations] == [3, 6]
+    assert all(float(r["g_l1"]) > 0 for r in steps) and all(r["mae"] for r in validations)
+    pytest.importorskip("tensorboard")
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_resumed_run_log_drops_the_lost_steps(pair, tiny, tmp_path):
+    run = tmp_path / "run"
+    options = dict(tiny, steps=8, val_every=4, val_fraction=0.25, seed=0)
+    for event in p2p.train_iter(*pair, checkpoint_dir=run, **options):
+        if event.step == 6:
+            break  # a checkpoint at 6 (stopped early), rows up to 6
+    with open(run / "log.csv", "a") as f:
+        f.write("step,7,0,0,,,,,,,,,,,\n")  # written after the checkpoint, then lost
+    p2p.train(*pair, resume=run, **options)
+    with open(run / "log.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r["kind"] == "step"]
+    assert steps == list(range(1, 9))
+
+
+def test_cli_takes_the_budget_in_minutes():
+    parser, declared = build_parser()
+    argv = ["train", "s.tif", "t.tif", "-o", "m.safetensors", "--time-budget", "1.5"]
+    assert given_options(parser.parse_args(argv), declared["train"])["time_budget"] == 90.0
