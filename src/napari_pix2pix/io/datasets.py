@@ -21,6 +21,9 @@ from .tiff import TIFF_SUFFIXES, read_tiff
 # are matched already, read when a reader for them is installed
 IMAGE_SUFFIXES = (".ome.tiff", ".ome.tif", ".nii.gz", ".tiff", ".tif", ".nii", ".zarr")
 SHOWN_NAMES = 10  # unmatched names listed per side in the error
+# TIFF training data up to this size (all files decoded) is read into memory, where it
+# trains exactly like the same arrays; larger datasets are read crop by crop
+EAGER_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -160,6 +163,18 @@ def _name(item, i: int, count: int) -> str:
     return f"array {i}" if count > 1 else "array"
 
 
+def open_pairs(inputs: list[PairInput]) -> tuple[list, list]:
+    """(array, axes from its file) per source and per target. TIFF files stay on disk
+    (FileArray), unless all of them together decode to at most EAGER_BYTES: then they
+    are read whole, and train exactly as the same arrays would."""
+    opened = [(open_lazy(p.source, "source"), open_lazy(p.target, "target")) for p in inputs]
+    files = [d for pair in opened for d in pair if isinstance(d.array, FileArray)]
+    if sum(d.array.nbytes for d in files) <= EAGER_BYTES:
+        for d in files:
+            d.array = d.array[...]
+    return [(s.array, s.axes) for s, _ in opened], [(t.array, t.axes) for _, t in opened]
+
+
 def open_lazy(image, what: str) -> ImageData:
     """A user's image for training: TIFF paths as FileArray (read box by box, opened per
     read), other paths through their reader's lazy array, arrays as they are."""
@@ -184,6 +199,10 @@ class FileArray:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
 
     def __getitem__(self, index) -> np.ndarray:
         import tifffile

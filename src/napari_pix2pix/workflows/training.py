@@ -28,7 +28,7 @@ from ..engine.sampling import (
 from ..engine.trainer import Trainer, check_training_memory
 from ..errors import InputError, ModelFileError, TrainingError
 from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint, save_checkpoint
-from ..io.datasets import open_lazy, pair_inputs
+from ..io.datasets import open_pairs, pair_inputs
 from ..io.model_file import Pix2PixModel
 from ..options import options_doc, split_options
 from ..run_options import TrainingRun
@@ -125,7 +125,7 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(N
         target_axes if ckpt is None else config.target_axes,
     )
     pairs, s_axes, t_axes, groups = prepare_pairs(
-        *_opened(inputs), *given_axes, config.spatial_dims
+        *open_pairs(inputs), *given_axes, config.spatial_dims
     )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
     if ckpt is None:
@@ -157,22 +157,12 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(N
     return config, split
 
 
-def _opened(inputs) -> tuple[list, list]:
-    """(array, axes from its file) per source and per target, files opened lazily."""
-    sources, targets = [], []
-    for p in inputs:
-        for image, what, out in ((p.source, "source", sources), (p.target, "target", targets)):
-            data = open_lazy(image, what)
-            out.append((data.array, data.axes))
-    return sources, targets
-
-
 def _given_validation(pairs, names, val, given_axes, config, channels) -> Split:
     """All pairs train; the validation pairs are the ones given (read into memory, at
     most MAX_VAL_SAMPLES samples)."""
     inputs = pair_inputs(*val, what="validation")
     val_pairs, *_ = prepare_pairs(
-        *_opened(inputs),
+        *open_pairs(inputs),
         given_axes[0] or config.source_axes,
         given_axes[1] or config.target_axes,
         config.spatial_dims,
