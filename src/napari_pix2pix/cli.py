@@ -88,7 +88,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     declared = {}
 
     t = sub.add_parser("train", help="train a model on aligned source/target pairs")
-    t.add_argument("source", nargs="+", help="source TIFF(s); several give several pairs")
+    t.add_argument(
+        "source",
+        nargs="+",
+        help="source TIFF(s), several giving several pairs; or SOURCE_DIR TARGET_DIR: two "
+        "folders whose files pair up by name",
+    )
     t.add_argument(
         "--target",
         "-t",
@@ -101,6 +106,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         "--output",
         required=True,
         help="model path (.safetensors: one file; otherwise a folder)",
+    )
+    t.add_argument(
+        "--val-source",
+        nargs="+",
+        metavar="VAL_SOURCE",
+        help="validation source TIFF(s) or folder (default: hold out --val-fraction)",
+    )
+    t.add_argument(
+        "--val-target",
+        nargs="+",
+        metavar="VAL_TARGET",
+        help="validation target TIFF(s) or folder, one per validation source",
     )
     t.add_argument(
         "--overwrite",
@@ -217,7 +234,16 @@ def cmd_train(args, options: dict) -> int:
         sources, targets = sources[:1], sources[1:]
     check_model_output(args.output, args.overwrite)  # before training, not after
     axes, target_axes = options.pop("axes", None), options.pop("target_axes", None)
-    events = train_iter(sources, targets, axes, target_axes, **options)
+    val_source, val_target = args.val_source, args.val_target
+    events = train_iter(
+        _one(sources),
+        _one(targets),
+        axes,
+        target_axes,
+        val_source=_one(val_source),
+        val_target=_one(val_target),
+        **options,
+    )
     model, bar, metrics = None, None, {}
     try:
         for event in events:
@@ -254,6 +280,11 @@ def cmd_train(args, options: dict) -> int:
     if isinstance(metrics, dict) and metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0 if not note else 3
+
+
+def _one(paths: list[str] | None):
+    """One path as itself (a folder stays a folder), several as a list."""
+    return paths[0] if paths is not None and len(paths) == 1 else paths
 
 
 def cmd_predict(args, options: dict) -> int:

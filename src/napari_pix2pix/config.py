@@ -140,6 +140,43 @@ class Pix2PixConfig:
         high=1.0,
         step=0.1,
     )
+    # augmentations of the training crops against overfitting: each a probability per
+    # crop, 0 = off (the default until a held-out benefit is measured)
+    augment_intensity: float = option(
+        0.0,
+        "probability of a random intensity scale (x 1 +- 0.2) and shift (+- 10 % of the "
+        "range) of a training crop's source",
+        label="Augment: intensity",
+        low=0.0,
+        high=1.0,
+        step=0.1,
+    )
+    augment_gamma: float = option(
+        0.0,
+        "probability of a random gamma (0.7-1.5) of a training crop's source",
+        label="Augment: gamma",
+        low=0.0,
+        high=1.0,
+        step=0.1,
+    )
+    augment_zoom: float = option(
+        0.0,
+        "probability of a random zoom (0.85-1.15) of a training crop, the same for source "
+        "and target",
+        label="Augment: zoom",
+        low=0.0,
+        high=1.0,
+        step=0.1,
+    )
+    augment_elastic: float = option(
+        0.0,
+        "probability of a small random elastic deformation (a few pixels) of a training "
+        "crop, the same for source and target",
+        label="Augment: elastic",
+        low=0.0,
+        high=1.0,
+        step=0.1,
+    )
     steps: int = option(
         2000,
         "training steps (a resumed run keeps the checkpoint's unless more are asked for)",

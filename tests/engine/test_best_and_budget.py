@@ -67,23 +67,27 @@ def test_early_stopping(pair, tiny):
     assert history["steps_done"] == last_best + 2  # two validations without a better one
 
 
-def test_a_time_budget_is_honoured(pair, tiny):
-    budget = 4.0
+def test_a_time_budget_is_honoured(pair):
+    # a network of milliseconds per step, so that even a loaded machine takes many
+    small = dict(patch_size=16, depth=2, base_channels=4, batch_size=2, disc_layers=1)
+    budget = 6.0
     began = time.perf_counter()
-    events = list(p2p.train_iter(*pair, time_budget=budget, val_fraction=0.25, **tiny))
+    events = list(
+        p2p.train_iter(*pair, time_budget=budget, val_fraction=0.25, device="cpu", **small)
+    )
     wall = time.perf_counter() - began
     model = events[-1].model
     spent = model.history["train_seconds"]
     validations = [e for e in events if isinstance(e, p2p.ValidationEvent)]
     assert spent <= budget * 1.1 + 0.5, spent
-    assert spent >= budget * 0.6, f"stopped early at {spent:.1f} s of {budget} s"
+    assert spent >= budget * 0.5, f"stopped early at {spent:.1f} s of {budget} s"
     assert wall < budget + 15  # data preparation and network building only besides
     # on a schedule through the budget (a tenth of it apart), not only at the end
     assert len(validations) >= 2 and validations[0].step < validations[-1].step
     assert validations[-1].step == model.history["steps_done"]
     # the schedule follows the budget: the learning rate decays to near 0 by the end
     steps = [e for e in events if isinstance(e, p2p.StepEvent)]
-    assert steps[0].lr == pytest.approx(tiny.get("lr", 2e-4))
+    assert steps[0].lr == pytest.approx(2e-4)
     assert steps[-1].lr < 0.35 * steps[0].lr
     assert model.config.steps >= model.history["steps_done"]
 

@@ -143,7 +143,15 @@ class AxesLayout:
 
     def read(self, array, n: int, rows: slice) -> np.ndarray:
         """(C, rows, *other spatial) of sample ``n``."""
-        block = np.asarray(array[self.index(n, rows)])
+        return self.read_box(array, n, (rows,))
+
+    def read_box(self, array, n: int, box: tuple[slice, ...]) -> np.ndarray:
+        """(C, *box) of sample ``n``: ``box`` holds slices over the first spatial axes
+        (the others whole); only that region is read from a lazy array."""
+        index = list(self.index(n, slice(None)))
+        for a, s in zip(self.spatial, box):
+            index[self.axes.index(a)] = s
+        block = np.asarray(array[tuple(index)])
         block = block.transpose(self._to_block)
         return block if "C" in self.axes else block[None]
 

@@ -10,6 +10,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .lazy import LazySample
+
+# pixels per lazy sample read to fit the normalization: all samples together about
+# LAZY_VALUES, each at least LAZY_MIN and at most LAZY_MAX
+LAZY_VALUES, LAZY_MIN, LAZY_MAX = 2**20, 2**10, 2**18
+
+
+def lazy_budget(count: int) -> int:
+    """Pixels read from each of ``count`` lazy samples to fit the normalization."""
+    return int(np.clip(LAZY_VALUES // max(count, 1), LAZY_MIN, LAZY_MAX))
+
+
+def grid_pixels(sample: LazySample, budget: int) -> np.ndarray:
+    """(C, <= budget) float32 values of a lazy sample: the whole sample when small,
+    else boxes on a regular grid over it (16 in 2D, 27 in 3D), together ``budget``
+    pixels at most."""
+    shape = sample.shape[1:]
+    if int(np.prod(shape)) <= budget:
+        return sample.read().reshape(sample.shape[0], -1).astype(np.float32)
+    dims = len(shape)
+    per_axis = 4 if dims == 2 else 3
+    side = max(1, int((budget / per_axis**dims) ** (1 / dims)))
+    starts = [np.unique(np.linspace(0, max(n - side, 0), per_axis).astype(int)) for n in shape]
+    blocks = [
+        sample.read(tuple(slice(int(a), int(a) + side) for a in corner))
+        .reshape(sample.shape[0], -1)
+        .astype(np.float32)
+        for corner in np.array(np.meshgrid(*starts, indexing="ij")).reshape(dims, -1).T
+    ]
+    return np.concatenate(blocks, axis=1)
 
 
 @dataclass(frozen=True)
@@ -22,19 +52,29 @@ class Normalization:
     @classmethod
     def fit(
         cls,
-        samples: list[np.ndarray],
+        samples: list,
         percentiles: tuple[float, float],
         what: str,
         max_values: int = 2**24,
     ) -> Normalization:
-        """Percentiles per channel over (C, *spatial) samples, subsampled evenly when
-        larger than ``max_values`` per channel to stay fast on big stacks."""
+        """Percentiles per channel over all (C, *spatial) samples (every pair).
+
+        In-memory samples are subsampled evenly when together larger than
+        ``max_values`` per channel. Lazy samples (LazySample, read from files) give at
+        most ``lazy_budget`` pixels each, read as a grid of small boxes spread over the
+        image, so the fit reads a bounded amount of every pair whatever the dataset's
+        size."""
         channels = samples[0].shape[0]
-        stride = sum(int(np.prod(s.shape[1:])) for s in samples) // max_values + 1
+        eager = [s for s in samples if not isinstance(s, LazySample)]
+        lazy = [s for s in samples if isinstance(s, LazySample)]
+        stride = sum(int(np.prod(s.shape[1:])) for s in eager) // max_values + 1
+        budget = lazy_budget(len(lazy))
+        picked = [grid_pixels(s, budget) for s in lazy]
         lows, highs = [], []
         for c in range(channels):
             values = np.concatenate(
-                [np.asarray(s[c]).ravel()[::stride].astype(np.float64) for s in samples]
+                [np.asarray(s[c]).ravel()[::stride].astype(np.float64) for s in eager]
+                + [p[c] for p in picked]
             )
             lo, hi = np.percentile(values, percentiles)
             if not hi > lo:

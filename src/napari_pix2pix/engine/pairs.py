@@ -1,5 +1,7 @@
 """Aligned (source, target) training pairs: axes resolved and checked, every image
-turned into canonical (C, *spatial) samples, before any training starts."""
+turned into canonical (C, *spatial) samples, before any training starts. Images in
+memory (numpy) become numpy views; lazy ones (file-backed, zarr, dask) become
+LazySample views that are read box by box during training."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import numpy as np
 
 from ..errors import InputError
 from .arrays import as_array, check_array, check_finite
-from .axes import check_axes, required_axes, to_canonical
+from .axes import AxesLayout, check_axes, required_axes, to_canonical
+from .lazy import LazySample
 
-Sample = tuple[np.ndarray, np.ndarray]
+Sample = tuple[np.ndarray | LazySample, np.ndarray | LazySample]
 
 
 def check_pair(
@@ -44,11 +47,13 @@ def prepare_pairs(
     axes: str | None,
     target_axes: str | None,
     spatial_dims: int,
-) -> tuple[list[Sample], str, str]:
+) -> tuple[list[Sample], str, str, list[int]]:
     """(array, axes from its file or '') per source and target -> aligned samples.
 
-    Returns ([(source (C_in, *S), target (C_out, *S)), ...], source axes, target axes),
-    checking everything that would otherwise fail deep inside training."""
+    Returns ([(source (C_in, *S), target (C_out, *S)), ...], source axes, target axes,
+    the pair each sample comes from), checking everything that would otherwise fail
+    deep inside training. numpy images are checked for NaN here; lazy ones as they are
+    read."""
     if len(sources) != len(targets):
         raise InputError(
             f"got {len(sources)} source image(s) but {len(targets)} target image(s); "
@@ -57,6 +62,7 @@ def prepare_pairs(
     if not sources:
         raise InputError("no training images given.")
     samples: list[Sample] = []
+    groups: list[int] = []
     used_axes = ("", "")
     for i, ((s, s_file_axes), (t, t_file_axes)) in enumerate(zip(sources, targets)):
         label = f" (pair {i})" if len(sources) > 1 else ""
@@ -79,15 +85,25 @@ def prepare_pairs(
             "target" + label,
         )
         check_pair(s_arr.shape, s_axes, t_arr.shape, t_axes, spatial_dims, label)
-        s_can = np.asarray(to_canonical(s_arr, s_axes, spatial_dims))
-        t_can = np.asarray(to_canonical(t_arr, t_axes, spatial_dims))
-        if samples and (s_can.shape[1], t_can.shape[1]) != (
+        s_can = _samples(s_arr, s_axes, spatial_dims, "source" + label)
+        t_can = _samples(t_arr, t_axes, spatial_dims, "target" + label)
+        if samples and (s_can[0].shape[0], t_can[0].shape[0]) != (
             samples[0][0].shape[0],
             samples[0][1].shape[0],
         ):
             raise InputError(f"pair {i} has a different number of channels than pair 0.")
-        check_finite(s_can, "source" + label)
-        check_finite(t_can, "target" + label)
         used_axes = (s_axes, t_axes)
-        samples += [(s_can[n], t_can[n]) for n in range(s_can.shape[0])]
-    return samples, used_axes[0], used_axes[1]
+        samples += list(zip(s_can, t_can))
+        groups += [i] * len(s_can)
+    return samples, used_axes[0], used_axes[1], groups
+
+
+def _samples(array, axes: str, spatial_dims: int, what: str) -> list:
+    """The (C, *spatial) samples of one image: numpy views (checked for NaN now), or
+    LazySample views of a lazy array (nothing is read here)."""
+    if isinstance(array, np.ndarray):
+        canonical = np.asarray(to_canonical(array, axes, spatial_dims))
+        check_finite(canonical, what)
+        return list(canonical)
+    layout = AxesLayout(axes, array.shape, spatial_dims)
+    return [LazySample(array, layout, n, what=what) for n in range(layout.n_samples)]

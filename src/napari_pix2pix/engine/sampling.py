@@ -3,39 +3,74 @@ crops with paired flips and rotations (MONAI dictionary transforms)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
+from .lazy import LazySample, loaded, read_box
 from .pairs import Sample
 
 # normalized target level ([-1, 1]) above which a pixel counts as foreground for crop
 # sampling: the upper three quarters of the target's percentile range
 FOREGROUND_LEVEL = -0.5
+MAX_VAL_SAMPLES = 8  # validation samples scored (and held in memory) at most
 
 
 @dataclass
 class Split:
-    """Training and validation samples as lists of (source, target) (C, *spatial) arrays."""
+    """Training and validation samples as lists of (source, target) (C, *spatial) arrays
+    (training ones may be LazySample views; validation ones are in memory), with the
+    names of the pairs each part comes from."""
 
     train: list[Sample]
     val: list[Sample]
     description: str
+    train_pairs: list[str] = field(default_factory=list)
+    val_pairs: list[str] = field(default_factory=list)
 
 
-def split_train_val(pairs: list[Sample], val_fraction: float, max_val_samples: int = 8) -> Split:
-    """Hold out whole samples (the last slices or images) when there are several, else the
-    last ``val_fraction`` of the X axis of each image. Training crops are taken only from
-    the training part, so they never overlap the validation data."""
+def split_train_val(
+    pairs: list[Sample],
+    val_fraction: float,
+    max_val_samples: int = MAX_VAL_SAMPLES,
+    groups: list[int] | None = None,
+    names: list[str] | None = None,
+) -> Split:
+    """Hold out whole pairs (the last images or files) when there are several and
+    ``val_fraction`` of them rounds to at least one; else whole samples (the last slices
+    of a stack) when there are enough; else the last ``val_fraction`` of the X axis of
+    each image. Training crops are taken only from the training part, so they never
+    overlap the validation data. ``groups`` gives the pair of each sample (default: one
+    pair per sample), ``names`` the pairs' names for the description."""
+    groups = list(range(len(pairs))) if groups is None else list(groups)
+    n_pairs = len(set(groups))
+    names = names or [f"pair {i}" for i in range(n_pairs)]
+    everything = names[:n_pairs]
     if val_fraction <= 0:
-        return Split(pairs, [], "no validation")
+        return Split(pairs, [], "no validation", everything, [])
+    n_val_pairs = min(int(round(n_pairs * val_fraction)), n_pairs - 1)
+    if n_pairs >= 2 and n_val_pairs >= 1:
+        first_val = n_pairs - n_val_pairs
+        train = [p for p, g in zip(pairs, groups) if g < first_val]
+        val = [p for p, g in zip(pairs, groups) if g >= first_val]
+        return Split(
+            train,
+            _loaded(val[:max_val_samples]),
+            f"last {n_val_pairs} of {n_pairs} pairs held out: {', '.join(names[first_val:])}",
+            names[:first_val],
+            names[first_val:n_pairs],
+        )
     n_val = int(round(len(pairs) * val_fraction))
     if len(pairs) >= 2 and n_val >= 1:
         n_val = min(n_val, len(pairs) - 1)
         val = pairs[len(pairs) - n_val :][:max_val_samples]
         return Split(
-            pairs[: len(pairs) - n_val], val, f"last {n_val} of {len(pairs)} slices/images held out"
+            pairs[: len(pairs) - n_val],
+            _loaded(val),
+            f"last {n_val} of {len(pairs)} slices/images held out",
+            everything,
+            everything if n_pairs == 1 else sorted({names[g] for g in groups[-n_val:]}),
         )
     train, val = [], []
     for src, tgt in pairs:
@@ -50,9 +85,16 @@ def split_train_val(pairs: list[Sample], val_fraction: float, max_val_samples: i
         val.append((src[..., width - n :], tgt[..., width - n :]))
     return Split(
         train,
-        val[:max_val_samples],
+        _loaded(val[:max_val_samples]),
         f"right {val_fraction:.0%} of X (columns {pairs[0][0].shape[-1] - n}-) held out",
+        everything,
+        everything,
     )
+
+
+def _loaded(samples: list[Sample]) -> list[Sample]:
+    """Validation samples in memory (at most ``max_val_samples`` of them)."""
+    return [(loaded(s), loaded(t)) for s, t in samples]
 
 
 def pad_to_at_least(x: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -65,16 +107,59 @@ def pad_to_at_least(x: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     return x
 
 
+@dataclass(frozen=True)
+class Augmentations:
+    """Probabilities of the random augmentations of training crops (0 = off).
+
+    Intensity changes apply to the source only (the target keeps its units); spatial
+    ones apply the same random transform to source and target, so pairs stay aligned."""
+
+    intensity: float = 0.0  # scale by 1 +- 0.2 and shift by +- 0.2 (normalized units)
+    gamma: float = 0.0  # gamma in [0.7, 1.5] over the crop's range
+    zoom: float = 0.0  # zoom by 0.85-1.15, size kept
+    elastic: float = 0.0  # smooth deformation of a few pixels
+
+    @property
+    def any(self) -> bool:
+        return any((self.intensity, self.gamma, self.zoom, self.elastic))
+
+    @classmethod
+    def of(cls, config) -> Augmentations:
+        return cls(
+            config.augment_intensity,
+            config.augment_gamma,
+            config.augment_zoom,
+            config.augment_elastic,
+        )
+
+
+# foreground crops from lazy samples: boxes drawn per crop at most, and the share of
+# foreground pixels at which a box is taken at once (else the one with the most)
+FOREGROUND_TRIES = 8
+FOREGROUND_ENOUGH = 0.01
+
+
 class PairedPatchSampler:
     """Random aligned (source, target) crops with paired flips and 90-degree rotations.
 
-    MONAI dictionary transforms apply the same random crop/flip/rotation to both keys,
-    which keeps every pair pixel-aligned. Samples are drawn in proportion to their area.
-    With ``foreground`` > 0 that fraction of the crops is centred on a target pixel in
-    the upper three quarters of the target's normalized range (MONAI's
-    RandCropByPosNegLabeld with precomputed indices): sparse targets such as nuclei then
-    fill most crops instead of empty background, which the discriminator would
-    otherwise learn to reward.
+    Samples are (C, *spatial) numpy arrays or LazySample views of files: for each crop
+    the sampler picks a sample (in proportion to its area) and a box, reads only that
+    box, normalizes it (``normalization``: the source and target Normalization; the
+    target is clipped to [-1, 1]) and reflect-pads it when the image is smaller than the
+    patch. MONAI dictionary transforms then apply the same random flip/rotation (and
+    spatial augmentations) to source and target, which keeps every pair pixel-aligned.
+
+    With ``foreground`` > 0 that fraction of the crops contains target pixels in the
+    upper three quarters of the target's normalized range: sparse targets such as
+    nuclei then fill most crops instead of empty background, which the discriminator
+    would otherwise learn to reward. In-memory samples centre such crops on a
+    foreground pixel (MONAI's RandCropByPosNegLabeld with precomputed indices); lazy
+    samples cannot be scanned whole, so up to FOREGROUND_TRIES random boxes are drawn
+    and the first with FOREGROUND_ENOUGH of foreground (else the one with the most) is
+    taken: bounded reads, and memory that does not grow with the data.
+
+    Every random draw comes from numpy RandomStates that ``state()`` saves, so a
+    resumed run draws the same crops as an uninterrupted one.
     """
 
     def __init__(
@@ -83,8 +168,9 @@ class PairedPatchSampler:
         patch_size: tuple[int, ...],
         seed: int | None = None,
         foreground: float = 0.0,
+        normalization=None,
+        augment: Augmentations | None = None,
     ) -> None:
-        import torch
         from monai.transforms import (
             Compose,
             RandCropByPosNegLabeld,
@@ -94,19 +180,19 @@ class PairedPatchSampler:
         )
 
         dims = len(patch_size)
-        self.samples, self.indices = [], []
-        for src, tgt in train:
-            both = np.concatenate([src, tgt], axis=0)
-            both = pad_to_at_least(both, patch_size)
-            self.samples.append((torch.from_numpy(np.ascontiguousarray(both)), src.shape[0]))
-            if foreground > 0:
-                mask = (both[src.shape[0] :] > FOREGROUND_LEVEL).any(axis=0).ravel()
-                self.indices.append((np.flatnonzero(mask), np.flatnonzero(~mask)))
-        areas = np.array([float(np.prod(s.shape[1:])) for s, _ in self.samples])
+        self.patch_size = tuple(patch_size)
+        self.foreground = foreground
+        self.normalization = normalization
+        self.samples = list(train)
+        self.shapes = [
+            tuple(max(n, p) for n, p in zip(s.shape[1:], patch_size)) for s, _ in self.samples
+        ]
+        self.indices = [self._foreground_indices(t) for _, t in self.samples]
+        areas = np.array([float(np.prod(s)) for s in self.shapes])
         self.weights = areas / areas.sum()
         keys = ["pair"]
         flips = [RandFlipd(keys, prob=0.5, spatial_axis=i) for i in range(dims)]
-        crop = (
+        self._crop = (
             RandCropByPosNegLabeld(
                 keys,
                 label_key=None,
@@ -120,15 +206,82 @@ class PairedPatchSampler:
             if foreground > 0
             else RandSpatialCropd(keys, roi_size=patch_size, random_size=False)
         )
+        # the crop draws its boxes (see _box); the transforms after it run on each crop
         self.transform = Compose(
             [
-                crop,
+                self._crop,
                 *flips,
                 RandRotate90d(keys, prob=0.5, spatial_axes=(dims - 2, dims - 1)),
             ]
         )
         self.rng = np.random.default_rng(seed)
         self.transform.set_random_state(seed=None if seed is None else seed + 1)
+        self.augment = _augmentations(augment, patch_size) if augment and augment.any else None
+        if self.augment is not None:
+            self.augment.set_random_state(seed=None if seed is None else seed + 2)
+
+    def _foreground_indices(self, target):
+        """(foreground, background) flat indices over the padded normalized target of an
+        in-memory sample; None for lazy samples and without foreground crops."""
+        if self.foreground <= 0 or isinstance(target, LazySample):
+            return None
+        norm = pad_to_at_least(self._target(target), self.patch_size)
+        mask = (norm > FOREGROUND_LEVEL).any(axis=0).ravel()
+        return np.flatnonzero(mask), np.flatnonzero(~mask)
+
+    def _source(self, x: np.ndarray) -> np.ndarray:
+        if self.normalization is None:
+            return np.asarray(x, np.float32)
+        return self.normalization[0].forward(x)
+
+    def _target(self, x: np.ndarray) -> np.ndarray:
+        if self.normalization is None:
+            return np.asarray(x, np.float32)
+        return np.clip(self.normalization[1].forward(x), -1.0, 1.0)
+
+    def _read(self, i: int, box: tuple[slice, ...], target=None):
+        """The normalized, padded (source, target) crop of sample ``i`` in ``box`` (a box
+        of the padded sample): only the part inside the image is read."""
+        src, tgt = self.samples[i]
+        inside = tuple(slice(b.start, min(b.stop, n)) for b, n in zip(box, src.shape[1:]))
+        s = pad_to_at_least(self._source(read_box(src, inside)), self.patch_size)
+        t = target if target is not None else self._target(read_box(tgt, inside))
+        return s, pad_to_at_least(t, self.patch_size)
+
+    def _box(self, i: int):
+        """A random patch box in sample ``i`` (padded), drawn with the crop transform's
+        own RandomState as MONAI would; for lazy foreground crops, the box and its
+        normalized target crop."""
+        cropper = self._crop.cropper
+        shape = self.shapes[i]
+        if self.foreground <= 0:
+            cropper.randomize(shape)
+            return cropper._slices, None
+        if self.indices[i] is not None:
+            fg, bg = self.indices[i]
+            cropper.randomize(label=None, fg_indices=fg, bg_indices=bg, image=_Shape(shape))
+            center = cropper.centers[0]
+            starts = [max(int(c) - p // 2, 0) for c, p in zip(center, self.patch_size)]
+            return tuple(slice(a, a + p) for a, p in zip(starts, self.patch_size)), None
+        from monai.data.utils import get_random_patch
+
+        if cropper.R.rand() >= self.foreground:  # a background (any) crop
+            return get_random_patch(shape, self.patch_size, cropper.R), None
+        best = (-1, None, None)
+        for _ in range(FOREGROUND_TRIES):
+            box = get_random_patch(shape, self.patch_size, cropper.R)
+            _, target = self._read_target(i, box)
+            share = float((target > FOREGROUND_LEVEL).any(axis=0).mean())
+            if share > best[0]:
+                best = (share, box, target)
+            if share >= FOREGROUND_ENOUGH:
+                break
+        return best[1], best[2]
+
+    def _read_target(self, i: int, box):
+        tgt = self.samples[i][1]
+        inside = tuple(slice(b.start, min(b.stop, n)) for b, n in zip(box, tgt.shape[1:]))
+        return box, self._target(read_box(tgt, inside))
 
     def batch(self, batch_size: int):
         """(source, target) float32 tensors of shape (B, C, *patch_size)."""
@@ -136,26 +289,32 @@ class PairedPatchSampler:
 
         sources, targets = [], []
         for i in self.rng.choice(len(self.samples), size=batch_size, p=self.weights):
-            both, n_src = self.samples[i]
-            item = {"pair": both}
-            if self.indices:
-                item["fg"], item["bg"] = self.indices[i]
-            crop = self.transform(item)
-            crop = (crop[0] if isinstance(crop, list) else crop)["pair"]
-            crop = crop.as_tensor() if hasattr(crop, "as_tensor") else torch.as_tensor(crop)
-            sources.append(crop[:n_src])
-            targets.append(crop[n_src:])
+            box, target = self._box(i)
+            s, t = self._read(i, box, target)
+            item = {"pair": torch.from_numpy(np.ascontiguousarray(np.concatenate([s, t])))}
+            for transform in self.transform.transforms[1:]:
+                item = transform(item)
+            pair = _tensor(item["pair"])
+            source, target = pair[: s.shape[0]], pair[s.shape[0] :]
+            if self.augment is not None:
+                item = self.augment({"source": source, "target": target})
+                source, target = _tensor(item["source"]), _tensor(item["target"])
+            sources.append(source)
+            targets.append(target)
         return torch.stack(sources).contiguous(), torch.stack(targets).contiguous()
 
     def _random_states(self) -> list:
         """Every numpy RandomState the transforms draw from (Compose, each transform and
-        the croppers inside dictionary transforms)."""
+        the croppers inside dictionary transforms; then the augmentations')."""
         owners = [self.transform]
         for t in self.transform.transforms:
             owners += [t] + [
                 v for v in vars(t).values() if hasattr(v, "R") and hasattr(v, "randomize")
             ]
-        return [o.R for o in owners]
+        states = [o.R for o in owners]
+        if self.augment is not None:
+            states += _nested_states(self.augment)
+        return states
 
     def state(self) -> dict:
         """Random state of the sampler (JSON-able) for exact resumption."""
@@ -171,3 +330,85 @@ class PairedPatchSampler:
             self._random_states(), state["transforms"]
         ):
             r.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
+class _Shape:
+    """Stands in for an image where MONAI only needs its shape."""
+
+    def __init__(self, spatial: tuple[int, ...]) -> None:
+        self.shape = (1, *spatial)
+
+
+def _tensor(x):
+    import torch
+
+    return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
+
+
+def _augmentations(augment: Augmentations, patch_size: tuple[int, ...]):
+    """MONAI dictionary transforms on {"source", "target"} crops: intensity on the
+    source only, spatial ones (one random draw for both keys) on both."""
+    from monai.transforms import (
+        Compose,
+        Rand2DElasticd,
+        Rand3DElasticd,
+        RandAdjustContrastd,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+        RandZoomd,
+    )
+
+    both, dims = ["source", "target"], len(patch_size)
+    linear = "bilinear" if dims == 2 else "trilinear"
+    steps = [
+        RandZoomd(
+            both,
+            prob=augment.zoom,
+            min_zoom=0.85,
+            max_zoom=1.15,
+            mode=linear,
+            padding_mode="reflect",
+            keep_size=True,
+        ),
+        Rand2DElasticd(
+            both,
+            spacing=max(4, min(patch_size) // 4),
+            magnitude_range=(1.0, 2.0),
+            prob=augment.elastic,
+            mode="bilinear",
+            padding_mode="reflection",
+        )
+        if dims == 2
+        else Rand3DElasticd(
+            both,
+            sigma_range=(5.0, 7.0),
+            magnitude_range=(50.0, 100.0),
+            prob=augment.elastic,
+            mode="bilinear",
+            padding_mode="reflection",
+        ),
+        RandScaleIntensityd(["source"], factors=0.2, prob=augment.intensity),
+        RandShiftIntensityd(["source"], offsets=0.2, prob=augment.intensity),
+        RandAdjustContrastd(["source"], prob=augment.gamma, gamma=(0.7, 1.5)),
+    ]
+    return Compose(steps)
+
+
+def _nested_states(root) -> list:
+    """The RandomStates of a transform and of every randomizable part inside it, in a
+    fixed order (attribute order, depth first), each once."""
+    seen, states = set(), []
+
+    def visit(obj, depth: int) -> None:
+        if id(obj) in seen or depth > 4:
+            return
+        seen.add(id(obj))
+        if isinstance(getattr(obj, "R", None), np.random.RandomState):
+            states.append(obj.R)
+        children = list(getattr(obj, "transforms", None) or [])
+        children += [v for v in vars(obj).values() if hasattr(v, "set_random_state")]
+        for child in children:
+            visit(child, depth + 1)
+
+    visit(root, 0)
+    return states

@@ -38,8 +38,8 @@ class Budget:
         self.steps, self.seconds, self.spent = steps, seconds, spent
         self.val_every = val_every or (None if seconds else max(1, steps // VALIDATIONS))
         self.started = time.perf_counter()
-        self.step_seconds = 0.0  # a running estimate of one step
-        self.val_seconds = 0.0  # the last validation's duration
+        self.recent: list[float] = []  # the last steps' durations
+        self.val_seconds = math.inf  # the fastest validation so far (the first warms up)
         self.next_val_time = (seconds or 0) / VALIDATIONS
         self._last = self.started
 
@@ -61,20 +61,27 @@ class Budget:
         fraction = self.elapsed() / self.seconds
         return max(step, min(self.steps, math.ceil(step / max(fraction, 1e-9))))
 
+    @property
+    def step_seconds(self) -> float:
+        """A step's typical duration: the median of the last ones (the first steps and
+        a busy machine's hiccups do not count for more than they are)."""
+        return sorted(self.recent)[len(self.recent) // 2] if self.recent else 0.0
+
     def stepped(self) -> None:
         now = time.perf_counter()
-        took, self._last = now - self._last, now
-        self.step_seconds = took if not self.step_seconds else 0.8 * self.step_seconds + 0.2 * took
+        self.recent = [*self.recent[-19:], now - self._last]
+        self._last = now
 
     def validated(self, seconds: float) -> None:
-        self.val_seconds = seconds
+        self.val_seconds = min(self.val_seconds, seconds)
         self._last = time.perf_counter()
 
     def time_is_up(self) -> bool:
         """Whether the next step (and the closing validation) would overrun the budget."""
         if not self.seconds:
             return False
-        return self.elapsed() + self.step_seconds + self.val_seconds >= self.seconds
+        closing = 0.0 if math.isinf(self.val_seconds) else self.val_seconds
+        return self.elapsed() + self.step_seconds + closing >= self.seconds
 
     def validation_due(self, step: int) -> bool:
         if self.val_every is not None:

@@ -9,7 +9,6 @@ import copy
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..config import Pix2PixConfig
@@ -17,16 +16,23 @@ from ..engine import distributed
 from ..engine.best_model import BestKeeper
 from ..engine.device import amp_dtype, resolve_device
 from ..engine.events import TrainingEvent, ValidationEvent
+from ..engine.lazy import LazySample, loaded
 from ..engine.loop import train_loop
 from ..engine.memory import device_memory
 from ..engine.normalization import Normalization
 from ..engine.pairs import prepare_pairs
-from ..engine.sampling import PairedPatchSampler, split_train_val
+from ..engine.sampling import (
+    MAX_VAL_SAMPLES,
+    Augmentations,
+    PairedPatchSampler,
+    Split,
+    split_train_val,
+)
 from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
 from ..errors import InputError, ModelFileError, TrainingError
 from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint, save_checkpoint
-from ..io.images import as_image
+from ..io.datasets import open_pairs, pair_inputs
 from ..io.model_file import Pix2PixModel, load_model
 from ..io.run_log import RunLog
 from ..options import options_doc, split_options
@@ -37,7 +43,14 @@ BUDGET_STEPS = 10**7  # the step cap of a run limited by time
 
 
 def train_iter(
-    source, target, axes: str | None = None, target_axes: str | None = None, **options
+    source,
+    target,
+    axes: str | None = None,
+    target_axes: str | None = None,
+    *,
+    val_source=None,
+    val_target=None,
+    **options,
 ) -> Iterator[TrainingEvent]:
     """Train a pix2pix model, yielding an event after every step and validation.
 
@@ -57,8 +70,9 @@ def train_iter(
     if checkpoint_dir is not None:  # checked now, not when the first checkpoint is due
         check_checkpoint_dir(checkpoint_dir, ckpt.path if ckpt is not None else None)
     rank, world, dev = distributed.setup(resolve_device(run.device))
-    config, split = _data(source, target, axes, target_axes, config, ckpt)
-    check_training_memory(config, [s.shape for s, _ in split.train], device_memory(dev))
+    config, split = _data(source, target, axes, target_axes, config, ckpt, (val_source, val_target))
+    in_memory = [s.shape for s, _ in split.train if not isinstance(s, LazySample)]
+    check_training_memory(config, in_memory, device_memory(dev))
     if config.seed is not None:
         torch.manual_seed(config.seed)
     sampler = _sampler(split, config, rank)
@@ -70,6 +84,8 @@ def train_iter(
             "losses": {},
             "validation": [],
             "split": split.description,
+            "train_pairs": split.train_pairs,
+            "val_pairs": split.val_pairs,
             "train_seconds": 0.0,
             "device": str(dev),
         }
@@ -142,15 +158,19 @@ def _best_weights(folder) -> dict | None:
         return load_model(path, device="cpu").generator.state_dict()
 
 
-def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt):
+def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(None, None)):
     """The checked pairs, split, with the config's channels, axes and normalization
-    filled in (a resumed run keeps its own)."""
-    pairs, s_axes, t_axes = prepare_pairs(
-        _images(source, "source"),
-        _images(target, "target"),
+    filled in (a resumed run keeps its own). Files are opened lazily: training reads
+    them box by box."""
+    if (val[0] is None) != (val[1] is None):
+        raise InputError("give both val_source and val_target, or neither.")
+    inputs = pair_inputs(source, target)
+    given_axes = (
         axes if ckpt is None else config.source_axes,
         target_axes if ckpt is None else config.target_axes,
-        config.spatial_dims,
+    )
+    pairs, s_axes, t_axes, groups = prepare_pairs(
+        *open_pairs(inputs), *given_axes, config.spatial_dims
     )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
     if ckpt is None:
@@ -165,7 +185,11 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt):
             f"the images have {channels[0]} -> {channels[1]} channels but the "
             f"checkpoint's model has {config.in_channels} -> {config.out_channels}."
         )
-    split = split_train_val(pairs, config.val_fraction)
+    names = [p.name for p in inputs]
+    if val[0] is not None:
+        split = _given_validation(pairs, names, val, given_axes, config, channels)
+    else:
+        split = split_train_val(pairs, config.val_fraction, groups=groups, names=names)
     if not config.normalized:
         config = config.replace(
             **Normalization.fit(
@@ -178,21 +202,40 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt):
     return config, split
 
 
-def _sampler(split, config: Pix2PixConfig, rank: int) -> PairedPatchSampler:
-    """Crops of the normalized training part; every rank draws its own (same weights,
-    other crops)."""
-    source_norm, target_norm = (
-        Normalization.of(config, "source"),
-        Normalization.of(config, "target"),
+def _given_validation(pairs, names, val, given_axes, config, channels) -> Split:
+    """All pairs train; the validation pairs are the ones given (read into memory, at
+    most MAX_VAL_SAMPLES samples)."""
+    inputs = pair_inputs(*val, what="validation")
+    val_pairs, *_ = prepare_pairs(
+        *open_pairs(inputs),
+        given_axes[0] or config.source_axes,
+        given_axes[1] or config.target_axes,
+        config.spatial_dims,
     )
-    pairs = [
-        (source_norm.forward(s), np.clip(target_norm.forward(t), -1.0, 1.0)) for s, t in split.train
-    ]
-    return PairedPatchSampler(
+    if (val_pairs[0][0].shape[0], val_pairs[0][1].shape[0]) != channels:
+        raise InputError(
+            "the validation images have another number of channels than the training images."
+        )
+    val_names = [p.name for p in inputs]
+    return Split(
         pairs,
+        [(loaded(s), loaded(t)) for s, t in val_pairs[:MAX_VAL_SAMPLES]],
+        f"validation pairs given: {', '.join(val_names)}",
+        names,
+        val_names,
+    )
+
+
+def _sampler(split, config: Pix2PixConfig, rank: int) -> PairedPatchSampler:
+    """Crops of the training part, read and normalized crop by crop; every rank draws
+    its own (same weights, other crops)."""
+    return PairedPatchSampler(
+        split.train,
         config.patch_size,
         seed=None if config.seed is None else config.seed + 1000 * rank,
         foreground=config.foreground_crops,
+        normalization=(Normalization.of(config, "source"), Normalization.of(config, "target")),
+        augment=Augmentations.of(config),
     )
 
 
@@ -215,21 +258,31 @@ def train(
     axes: str | None = None,
     target_axes: str | None = None,
     *,
+    val_source=None,
+    val_target=None,
     progress=None,
     **options,
 ) -> Pix2PixModel:
     """Train pix2pix on aligned (source, target) pairs and return the model.
 
     Args:
-        source, target: arrays (uint8/uint16/int16/float...) or TIFF paths, or lists of
-            them for several pairs.
+        source, target: arrays (uint8/uint16/int16/float...) or TIFF paths, lists of
+            them for several pairs, or two folders whose image files pair up by name
+            (``a.tif`` with ``a.tif`` or ``a.ome.tif``). Files are read crop by crop, so
+            memory does not grow with the dataset.
+        val_source, val_target: validation pairs given like source and target (all
+            training pairs then train); default: ``val_fraction`` of the pairs (whole
+            pairs when there are several) is held out.
         axes / target_axes: dimension letters (T, Z, C, Y, X), e.g. "YX", "CYX", "ZYX";
             default: from the file, "YX" for 2D arrays; target_axes defaults to axes
             where the target has as many dimensions.
         progress: optional callable receiving every event.
     """
     model = None
-    for event in train_iter(source, target, axes, target_axes, **options):
+    events = train_iter(
+        source, target, axes, target_axes, val_source=val_source, val_target=val_target, **options
+    )
+    for event in events:
         if progress is not None:
             progress(event)
         model = event.model
@@ -250,9 +303,3 @@ def _config(ckpt: Checkpoint | None, options: dict, axes, target_axes) -> Pix2Pi
     if target_axes or axes:
         options["target_axes"] = target_axes or axes  # refined from the data in train_iter
     return Pix2PixConfig(**options)
-
-
-def _images(images, what: str) -> list[tuple]:
-    """(array, axes from its file) for one image or a list of them."""
-    items = list(images) if isinstance(images, (list, tuple)) else [images]
-    return [(image.array, image.axes) for image in (as_image(i, what) for i in items)]

@@ -1,0 +1,231 @@
+"""Which files make which training pairs: a pair of folders matched by file name, lists
+of paths or arrays, or one image each; and the images opened so that training reads
+them box by box (TIFF files are opened for each read, so thousands of files hold no
+file handles and no memory)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageFileError, InputError
+from ..options import user_path
+from .images import ImageData, as_image
+from .output_paths import check_input_path
+from .tiff import TIFF_SUFFIXES, read_tiff
+
+# image file endings, longest first (".ome.tif" before ".tif"); the NIfTI and zarr ones
+# are matched already, read when a reader for them is installed
+IMAGE_SUFFIXES = (".ome.tiff", ".ome.tif", ".nii.gz", ".tiff", ".tif", ".nii", ".zarr")
+SHOWN_NAMES = 10  # unmatched names listed per side in the error
+# TIFF training data up to this size (all files decoded) is read into memory, where it
+# trains exactly like the same arrays; larger datasets are read crop by crop
+EAGER_BYTES = 64 * 2**20
+
+
+@dataclass
+class PairInput:
+    """One training pair as given: a path or array per side, and its name."""
+
+    source: object
+    target: object
+    name: str
+
+
+def image_stem(name: str) -> str | None:
+    """The file name without its image ending ('a.ome.tif' -> 'a'); None when the name
+    has no image ending."""
+    lower = name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder (sorted by name): hidden files and files without an
+    image ending are left out."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise InputError(
+            f"cannot list the folder {str(folder)!r} ({exc.strerror or exc})."
+        ) from exc
+    return [
+        p
+        for p in entries
+        if not p.name.startswith(".")
+        and image_stem(p.name) is not None
+        and (p.is_file() or p.suffix.lower() == ".zarr")
+    ]
+
+
+def match_folders(source_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]:
+    """(source file, target file) for every pair of files with the same name, or the
+    same name without the image ending ('a.tif' and 'a.ome.tiff'). Every file needs a
+    partner: the ones without are named in the error, before any training starts."""
+    sources, targets = image_files(source_dir), image_files(target_dir)
+    for folder, files in ((source_dir, sources), (target_dir, targets)):
+        if not files:
+            raise InputError(
+                f"the folder {str(folder)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})."
+            )
+    by_name = {p.name: p for p in targets}
+    by_stem = _by_stem(targets, target_dir)
+    _by_stem(sources, source_dir)  # the same check on the source side
+    pairs, unmatched, used = [], [], set()
+    for s in sources:
+        t = by_name.get(s.name) or by_stem.get(image_stem(s.name))
+        if t is None or t.name in used:
+            unmatched.append(s.name)
+            continue
+        used.add(t.name)
+        pairs.append((s, t))
+    lonely = [t.name for t in targets if t.name not in used]
+    if unmatched or lonely:
+        raise InputError(
+            f"the files of {str(source_dir)!r} and {str(target_dir)!r} do not pair up by "
+            "name (same name, or same name with another image ending): "
+            + "; ".join(
+                f"{len(names)} in {str(folder)!r} have no partner: {_names(names)}"
+                for folder, names in ((source_dir, unmatched), (target_dir, lonely))
+                if names
+            )
+            + "."
+        )
+    return pairs
+
+
+def _by_stem(files: list[Path], folder: Path) -> dict[str, Path]:
+    stems: dict[str, Path] = {}
+    for p in files:
+        stem = image_stem(p.name)
+        if stem in stems:
+            raise InputError(
+                f"{stems[stem].name!r} and {p.name!r} in {str(folder)!r} have the same "
+                "name but for the ending; keep one of them, so that files pair up by name."
+            )
+        stems[stem] = p
+    return stems
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    more = len(names) - SHOWN_NAMES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _is_folder(item) -> bool:
+    if not isinstance(item, (str, os.PathLike)):
+        return False
+    path = user_path(item)
+    return path.is_dir() and path.suffix.lower() != ".zarr"
+
+
+def pair_inputs(source, target, what: str = "training") -> list[PairInput]:
+    """The pairs of a source and a target given as one image each, lists of images
+    (paths or arrays), or two folders whose files pair up by name."""
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    targets = list(target) if isinstance(target, (list, tuple)) else [target]
+    folders = [_is_folder(i) for i in sources], [_is_folder(i) for i in targets]
+    if any(folders[0]) or any(folders[1]):
+        if not (len(sources) == len(targets) == 1 and folders[0][0] and folders[1][0]):
+            folder = next(i for i, f in zip(sources + targets, folders[0] + folders[1]) if f)
+            raise ImageFileError(
+                f"{str(folder)!r} is a directory, not an image file; to train on folders, "
+                f"give a source folder and a target folder for the {what} pairs (files "
+                "paired by name), or images (or lists of them) on both sides."
+            )
+        source_dir = check_input_path(sources[0], InputError, "folder", folder_ok=True)
+        target_dir = check_input_path(targets[0], InputError, "folder", folder_ok=True)
+        return [
+            PairInput(s, t, s.name if s.name == t.name else f"{s.name} | {t.name}")
+            for s, t in match_folders(source_dir, target_dir)
+        ]
+    if len(sources) != len(targets):
+        raise InputError(
+            f"got {len(sources)} source image(s) but {len(targets)} target image(s); "
+            "give one target per source."
+        )
+    return [
+        PairInput(s, t, _name(s, i, len(sources))) for i, (s, t) in enumerate(zip(sources, targets))
+    ]
+
+
+def _name(item, i: int, count: int) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return Path(item).name
+    if isinstance(item, ImageData) and item.source is not None:
+        return item.source.name
+    return f"array {i}" if count > 1 else "array"
+
+
+def open_pairs(inputs: list[PairInput]) -> tuple[list, list]:
+    """(array, axes from its file) per source and per target. TIFF files stay on disk
+    (FileArray), unless all of them together decode to at most EAGER_BYTES: then they
+    are read whole, and train exactly as the same arrays would."""
+    opened = [(open_lazy(p.source, "source"), open_lazy(p.target, "target")) for p in inputs]
+    files = [d for pair in opened for d in pair if isinstance(d.array, FileArray)]
+    if sum(d.array.nbytes for d in files) <= EAGER_BYTES:
+        for d in files:
+            d.array = d.array[...]
+    return [(s.array, s.axes) for s, _ in opened], [(t.array, t.axes) for _, t in opened]
+
+
+def open_lazy(image, what: str) -> ImageData:
+    """A user's image for training: TIFF paths as FileArray (read box by box, opened per
+    read), other paths through their reader's lazy array, arrays as they are."""
+    if isinstance(image, (str, os.PathLike)):
+        path = check_input_path(image, ImageFileError, "image file")
+        if path.name.lower().endswith(TIFF_SUFFIXES):
+            array, axes, scale, unit = read_tiff(path, lazy=True)
+            opened = FileArray(path, array.shape, array.dtype)
+            _close(array)
+            return ImageData(opened, axes, scale, unit, source=path)
+        return as_image(path, what, lazy=True)
+    return as_image(image, what)
+
+
+class FileArray:
+    """A TIFF file as a numpy-like array (shape, dtype, ``array[index]``) that opens the
+    file for each read and reads only the region asked for (tifffile's zarr store)."""
+
+    def __init__(self, path: Path, shape, dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(int(n) for n in shape), np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __getitem__(self, index) -> np.ndarray:
+        import tifffile
+        import zarr
+
+        try:
+            store = tifffile.imread(self.path, aszarr=True)
+        except (OSError, ValueError, tifffile.TiffFileError) as exc:
+            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
+        try:
+            array = zarr.open(store, mode="r")
+            if not hasattr(array, "shape"):  # a pyramid: full resolution
+                array = array["0"]
+            return np.asarray(array[index])
+        finally:
+            store.close()
+
+    def __repr__(self) -> str:
+        return f"FileArray({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def _close(array) -> None:
+    """Close the file behind a zarr array opened from a tifffile store."""
+    close = getattr(getattr(array, "store", None), "close", None)
+    if close is not None:
+        close()
