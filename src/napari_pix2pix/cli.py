@@ -115,7 +115,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         "-o",
         "--output",
         required=True,
-        help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)",
+        help="output path: .tif/.ome.tif (streamed OME-TIFF), .nii/.nii.gz (NIfTI with "
+        "the input's affine) or .zarr (resumable)",
     )
     p.add_argument(
         "--resume",

@@ -50,7 +50,7 @@ def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, m
     data = np.random.default_rng(0).integers(0, 4000, (2, 3, 40, 50)).astype(np.uint16)
     path = write_image(tmp_path / "c.ome.tif", data, "ZCYX", {"Z": 1.5, "Y": 0.5, "X": 0.5}, "µm")
     monkeypatch.setattr(napari_io, "LAZY_BYTES", 1000)  # this file now counts as large
-    ((lazy, meta, _),) = napari_io.read_tiff_layers(str(path))
+    ((lazy, meta, _),) = napari_io.read_image_layers(str(path))
     assert isinstance(lazy, da.Array)  # nothing read yet
     assert meta["channel_axis"] == 1 and meta["scale"] == pytest.approx([1.5, 0.5, 0.5])
     layers = viewer.open(str(path), plugin="napari-pix2pix")
