@@ -45,7 +45,7 @@ def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData
         return ImageData(array, axes, scale, unit, source=path, meta=meta)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ImageFileError(
-            f"{str(path)!r} is not an image file napari-pix2pix reads (.tif/.tiff, "
+            f"{str(path)!r} is not a TIFF file or a medical volume (.tif/.tiff, "
             f"{'/'.join(MEDICAL_SUFFIXES)} expected)."
         )
     return ImageData(*read_tiff(path, lazy, series), source=path)

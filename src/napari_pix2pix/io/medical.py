@@ -60,15 +60,17 @@ def _read_nifti(path: Path, lazy: bool):
         nbytes = int(np.prod(shape)) * np.dtype(img.get_data_dtype()).itemsize
         end = int(header["vox_offset"]) + nbytes
         gz = str(path).lower().endswith(".gz")
+        scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0  # then read whole
         if not gz and path.stat().st_size < end:
             raise ImageFileError(
                 f"{str(path)!r} is truncated: its voxels need {end} bytes but the file has "
                 f"only {path.stat().st_size}; copy or save it again."
             )
-        free = short_of_memory(nbytes) if not lazy or gz else None
+        decoded = int(np.prod(shape)) * 8 if scaled else nbytes  # scaling gives float64
+        free = short_of_memory(decoded) if not lazy or gz or scaled else None
         if free is not None:
             raise ImageFileError(
-                f"{str(path)!r} decodes to {gib(nbytes)} ({shape}), more than the "
+                f"{str(path)!r} decodes to {gib(decoded)} ({shape}), more than the "
                 f"{gib(free)} of memory available; save it as an uncompressed .nii, "
                 "which is read lazily."
             )
