@@ -116,13 +116,19 @@ def test_train_on_volumes(tiny, tmp_path):
     assert model.config.source_axes == "ZYX" and model.history["steps_done"] == 2
 
 
-def test_cli_predicts_a_volume(model, tmp_path):
-    original = save_volume(tmp_path / "mr.nii.gz", ct_volume(np.int16))
-    model.save(tmp_path / "m.safetensors")
-    out = tmp_path / "ct.nii.gz"
-    argv = ["predict", str(tmp_path / "m.safetensors"), str(tmp_path / "mr.nii.gz"), "-o", str(out)]
+def test_cli_trains_and_predicts_volumes(tmp_path, capsys):
+    original = save_volume(tmp_path / "mr.nii.gz", ct_volume(np.int16, (48, 48, 3)))
+    save_volume(tmp_path / "ct.nii.gz", ct_volume(np.int16, (48, 48, 3)) // 2)
+    model = str(tmp_path / "m.safetensors")
+    tiny = ["--patch-size", "32", "--depth", "4", "--base-channels", "8", "--disc-layers", "2"]
+    mr, ct = str(tmp_path / "mr.nii.gz"), str(tmp_path / "ct.nii.gz")
+    assert main(["train", mr, ct, "-o", model, "--steps", "2", "--device", "cpu", *tiny]) == 0
+    assert "warning: the validation part is only" in capsys.readouterr().err  # 3 slices: X split
+    out = tmp_path / "pred.nii.gz"
+    argv = ["predict", model, mr, "-o", str(out)]
     assert main(argv) == 0
     assert np.array_equal(nib.load(out).affine, original.affine)
+    assert nib.load(out).shape == original.shape
     assert main(argv) == 2  # exists: refused without --overwrite
     assert main([*argv, "--overwrite"]) == 0
 
@@ -140,6 +146,35 @@ def test_damaged_files_are_explained(tmp_path):
         for lazy in (False, True):
             with pytest.raises(p2p.ImageFileError, match=f"{name}.*(NIfTI|truncated)"):
                 read_image(tmp_path / name, lazy=lazy)
+
+
+def test_itk_formats_go_through_monais_itk_reader(tmp_path, monkeypatch):
+    """ITK is not a dependency: the glue is checked with a stand-in for MONAI's reader."""
+    import sys
+    import types
+
+    import monai.data
+
+    zyx = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+
+    class FakeITKReader:
+        def __init__(self, reverse_indexing=False):
+            assert reverse_indexing  # numpy order: Z, Y, X
+
+        def read(self, path):
+            return path
+
+        def get_data(self, image):
+            meta = {"spatial_shape": (5, 4, 3), "spacing": (0.5, 0.6, 3.0), "affine": np.eye(4)}
+            return zyx, meta
+
+    monkeypatch.setitem(sys.modules, "itk", types.ModuleType("itk"))
+    monkeypatch.setattr(monai.data, "ITKReader", FakeITKReader)
+    (tmp_path / "v.nrrd").write_bytes(b"NRRD0004\n")
+    image = read_image(tmp_path / "v.nrrd")
+    assert image.axes == "ZYX" and image.unit == "mm"
+    assert image.scale == pytest.approx({"X": 0.5, "Y": 0.6, "Z": 3.0})
+    np.testing.assert_array_equal(image.array, zyx)
 
 
 def test_itk_formats_need_itk(tmp_path):
