@@ -87,9 +87,11 @@ def _read_nifti(path: Path, lazy: bool):
         if isinstance(exc, ImageFileError):
             raise
         raise ImageFileError(f"cannot read {str(path)!r} as a NIfTI image ({exc}).") from exc
+    except MemoryError as exc:
+        raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
     letters = NIFTI_AXES[: data.ndim]
     zooms = header.get_zooms()
-    scale = {a: float(z) for a, z in zip(letters[:3], zooms)}
+    scale = {a: float(z) for a, z in zip(letters[:3], zooms) if np.isfinite(z) and z > 0}
     unit = NIFTI_UNITS.get(header.get_xyzt_units()[0] or "unknown", "mm")
     meta = {"nifti_header": header.copy(), "affine": np.array(img.affine)}
     return data.transpose(), letters[::-1], scale, unit, meta
