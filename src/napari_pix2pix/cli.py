@@ -135,7 +135,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         "-o",
         "--output",
         required=True,
-        help="output path: .tif/.ome.tif (streamed OME-TIFF) or .zarr (resumable)",
+        help="output path: .tif/.ome.tif (streamed OME-TIFF), .nii/.nii.gz (NIfTI with "
+        "the input's affine) or .zarr (resumable)",
     )
     p.add_argument(
         "--resume",
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args, options: dict) -> int:
     from tqdm import tqdm
 
-    from .engine.events import StepEvent, ValidationEvent
+    from .engine.events import StepEvent, ValidationEvent, WarningEvent
     from .io.model_file import check_model_output, save_or_rescue
     from .workflows.training import train_iter
 
@@ -249,10 +250,14 @@ def cmd_train(args, options: dict) -> int:
         for event in events:
             model = event.model
             if bar is None:
-                bar = tqdm(total=event.total, initial=event.step - 1, unit="step", desc="training")
+                # the first event may come before any step (a warning at step 0)
+                initial = max(event.step - 1, 0)
+                bar = tqdm(total=event.total, initial=initial, unit="step", desc="training")
             if isinstance(event, StepEvent):
                 bar.update(1)
                 bar.set_postfix(l1=f"{event.losses['g_l1']:.3f}", **metrics)
+            elif isinstance(event, WarningEvent):
+                bar.write(f"napari-pix2pix: warning: {event.message}", file=sys.stderr)
             elif isinstance(event, ValidationEvent):
                 metrics = {
                     "val_r": f"{event.metrics['pearson_r']:.3f}",

@@ -15,7 +15,7 @@ class ModelFileError(Pix2PixError, OSError):
 
 
 class ImageFileError(Pix2PixError, OSError):
-    """An image path that is missing, unreadable or not a TIFF/zarr image."""
+    """An image path that is missing, unreadable or not a TIFF/NIfTI/zarr image."""
 
 
 class DeviceError(Pix2PixError, RuntimeError):

@@ -50,7 +50,7 @@ def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, m
     data = np.random.default_rng(0).integers(0, 4000, (2, 3, 40, 50)).astype(np.uint16)
     path = write_image(tmp_path / "c.ome.tif", data, "ZCYX", {"Z": 1.5, "Y": 0.5, "X": 0.5}, "µm")
     monkeypatch.setattr(napari_io, "LAZY_BYTES", 1000)  # this file now counts as large
-    ((lazy, meta, _),) = napari_io.read_tiff_layers(str(path))
+    ((lazy, meta, _),) = napari_io.read_image_layers(str(path))
     assert isinstance(lazy, da.Array)  # nothing read yet
     assert meta["channel_axis"] == 1 and meta["scale"] == pytest.approx([1.5, 0.5, 0.5])
     layers = viewer.open(str(path), plugin="napari-pix2pix")
@@ -62,3 +62,24 @@ def test_reader_splits_channels_and_opens_large_files_lazily(viewer, tmp_path, m
 def test_sample_data_gives_a_pair(viewer):
     layers = viewer.open_sample("napari-pix2pix", "paired_sample")
     assert len(layers) == 2 and layers[0].data.shape == layers[1].data.shape == (512, 512)
+
+
+@pytest.mark.parametrize("name", ["ct.nii.gz", "ct.nii"])
+def test_reader_opens_volumes_with_voxel_spacing_in_zyx(viewer, tmp_path, monkeypatch, name):
+    import nibabel as nib
+
+    data = np.arange(40 * 30 * 5, dtype=np.int16).reshape(40, 30, 5) - 1000  # X, Y, Z
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = [-20.0, 10.0, 5.0]
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, tmp_path / name)
+    path = str(tmp_path / name)
+    monkeypatch.setattr(napari_io, "LAZY_BYTES", 1000)  # the .nii opens lazily (memory-mapped)
+    ((back, meta, kind),) = napari_io.napari_get_reader(path)(path)
+    np.testing.assert_array_equal(np.asarray(back), data.transpose())
+    assert meta["scale"] == pytest.approx([2.5, 0.9, 0.8]) and meta["axis_labels"] == list("ZYX")
+    assert meta["units"] == ["mm"] * 3
+    (layer,) = viewer.open(path, plugin="napari-pix2pix")
+    np.testing.assert_allclose(layer.scale, (2.5, 0.9, 0.8))
+    assert str(layer.units[0]) == "millimeter"

@@ -1,5 +1,6 @@
 """Images as the library meets them: an array, or a file, with axes and physical pixel
-sizes. Paths are opened by format (TIFF today); arrays pass through."""
+sizes. Paths are opened by format (TIFF, NIfTI, MHA/NRRD with ITK); arrays pass
+through."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..engine.arrays import as_array
 from ..errors import ImageFileError
+from .medical import MEDICAL_SUFFIXES, is_medical, is_nifti, read_medical, write_nifti
 from .output_paths import check_input_path
 from .tiff import TIFF_SUFFIXES, read_tiff, write_tiff
 
@@ -26,16 +28,26 @@ class ImageData:
     scale: dict[str, float] = field(default_factory=dict)
     unit: str | None = None
     source: Path | None = None
+    meta: dict | None = None  # a medical volume's header/affine, so outputs lie where it lies
 
 
 def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData:
     """Read an image file with its axes and physical pixel sizes.
 
     ``lazy`` returns an array backed by the file instead of reading it whole; ``series``
-    picks one image of a file that holds several (OME-TIFF positions)."""
+    picks one image of a file that holds several (OME-TIFF positions). NIfTI volumes
+    come as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``."""
     path = check_input_path(path, ImageFileError, "image file")
+    if is_medical(path):
+        if series is not None:
+            raise ImageFileError(f"{str(path)!r} holds one volume; series= is for TIFF files.")
+        array, axes, scale, unit, meta = read_medical(path, lazy)
+        return ImageData(array, axes, scale, unit, source=path, meta=meta)
     if path.suffix.lower() not in TIFF_SUFFIXES:
-        raise ImageFileError(f"{str(path)!r} is not a TIFF file (.tif/.tiff expected).")
+        raise ImageFileError(
+            f"{str(path)!r} is not a TIFF file or a medical volume (.tif/.tiff, "
+            f"{'/'.join(MEDICAL_SUFFIXES)} expected)."
+        )
     return ImageData(*read_tiff(path, lazy, series), source=path)
 
 
@@ -46,11 +58,17 @@ def write_image(
     scale: dict[str, float] | None = None,
     unit: str | None = None,
     overwrite: bool = False,
+    meta: dict | None = None,
 ) -> Path:
-    """Write an OME-TIFF (BigTIFF when large) carrying axes and physical pixel sizes.
-    Written to a temporary name and renamed, so an interrupted write never leaves a
-    file that looks complete; an existing file is replaced only with ``overwrite`` and
-    only if napari-pix2pix wrote it."""
+    """Write an OME-TIFF (BigTIFF when large) carrying axes and physical pixel sizes,
+    or a NIfTI volume (.nii, .nii.gz) with the header in ``meta`` (ImageData.meta of a
+    NIfTI input: its affine is kept exactly). Written to a temporary name and renamed, so
+    an interrupted write never leaves a file that looks complete; an existing file is
+    replaced only with ``overwrite`` and only if napari-pix2pix wrote it."""
+    if is_nifti(path):
+        return write_nifti(path, array, axes, scale, unit, meta, overwrite)
+    if is_medical(path):
+        raise ImageFileError(f"{str(path)!r}: medical volumes are written as NIfTI (.nii.gz).")
     return write_tiff(path, array, axes, scale, unit, overwrite)
 
 
@@ -60,7 +78,9 @@ def as_image(image, what: str, lazy: bool = False) -> ImageData:
         image = read_image(image, lazy=lazy)
     if not isinstance(image, ImageData):
         image = ImageData(image, source=store_path(image))
-    return ImageData(as_array(image.array, what), image.axes, image.scale, image.unit, image.source)
+    return ImageData(
+        as_array(image.array, what), image.axes, image.scale, image.unit, image.source, image.meta
+    )
 
 
 def store_path(array) -> Path | None:

@@ -1,6 +1,8 @@
 """Where a prediction goes when it is a file, region by region as the tiles finish: a
-zarr store (resumable) or a streamed OME-TIFF. Nothing here holds the whole result, so
-stacks larger than RAM stream through. (An in-memory array is the engine's ArrayOutput.)"""
+zarr store (resumable) or a streamed OME-TIFF. Neither holds the whole result, so
+stacks larger than RAM stream through. A NIfTI volume is the exception: it is held in
+memory and written whole with its input's header. (An in-memory array is the engine's
+ArrayOutput.)"""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import numpy as np
 
 from ..engine.axes import AxesLayout
 from ..engine.inference import ArrayOutput
+from ..engine.memory import gib
 from ..errors import InputError, OutputError
 from ..options import user_path
+from .medical import is_nifti, nifti_is_ours, short_of_memory, write_nifti
 from .metadata import ome_metadata
 from .output_paths import AtomicFile, check_output_path, reason
 from .tiff import SOFTWARE, tiff_is_ours
@@ -254,6 +258,26 @@ class TiffOutput:
         self.thread.join(timeout=60)
 
 
+class NiftiOutput(ArrayOutput):
+    """The prediction in memory, written as NIfTI when complete: with the input's header
+    (``meta``), so its affine, spacing and origin are the input's."""
+
+    def __init__(self, path: Path, layout: AxesLayout, scale, unit, meta, replace: bool):
+        super().__init__(np.empty(layout.shape, np.float32), layout)
+        self.path, self.scale, self.unit, self.meta, self.replace = path, scale, unit, meta, replace
+
+    def finish(self) -> None:
+        write_nifti(
+            self.path,
+            self.array,
+            self.layout.axes,
+            self.scale,
+            self.unit,
+            self.meta,
+            overwrite=self.replace,
+        )
+
+
 def check_output(
     out, shape: tuple | None, out_axes: str, if_exists: str = "error", inputs=()
 ) -> None:
@@ -271,20 +295,31 @@ def check_output(
         check_output_path(
             path, inputs=inputs, folder_ok=True, ours=store_is_ours, if_exists=if_exists
         )
-    elif name.endswith((".tif", ".tiff")):
+    elif name.endswith((".tif", ".tiff")) or is_nifti(name):
         check_output_path(
             path,
             inputs=inputs,
-            ours=tiff_is_ours,
+            ours=nifti_is_ours if is_nifti(name) else tiff_is_ours,
             if_exists="error" if if_exists == "resume" else if_exists,
         )
         if if_exists == "resume":
             raise InputError(
-                "resuming needs a .zarr output; a TIFF is written in one go "
+                "resuming needs a .zarr output; a TIFF or NIfTI file is written in one go "
                 "(use out='result.zarr' to be able to resume)."
             )
+        if is_nifti(name) and shape is not None:  # held whole in memory until written
+            nbytes = 4 * int(np.prod(shape))
+            free = short_of_memory(nbytes)
+            if free is not None:
+                raise InputError(
+                    f"a NIfTI output is held in memory until written: {gib(nbytes)} "
+                    f"({tuple(shape)} float32), more than the {gib(free)} available; "
+                    "predict into a .zarr output (streamed), e.g. out='result.zarr'."
+                )
     else:
-        raise InputError(f"out must end in .tif, .tiff, .ome.tif or .zarr, got {str(path)!r}.")
+        raise InputError(
+            f"out must end in .tif, .tiff, .ome.tif, .nii, .nii.gz or .zarr, got {str(path)!r}."
+        )
 
 
 def open_output(
@@ -297,9 +332,11 @@ def open_output(
     if_exists: str = "error",
     inputs=(),
     identity: dict | None = None,
+    meta: dict | None = None,
 ):
-    """An output for ``out``: None (a new numpy array), an array of floats, or a .tif or
-    .zarr path, checked (check_output) before anything is created."""
+    """An output for ``out``: None (a new numpy array), an array of floats, or a .tif,
+    .nii(.gz) or .zarr path, checked (check_output) before anything is created. ``meta``:
+    the input's medical header (ImageData.meta), which a NIfTI output keeps."""
     out_layout = in_layout.with_channels(out_axes, out_channels)
     check_output(out, out_layout.shape, out_axes, if_exists, inputs)
     if out is None:
@@ -309,6 +346,8 @@ def open_output(
     path = user_path(out)
     if path.name.lower().endswith(".zarr"):
         return ZarrOutput(path, out_layout, scale or {}, unit, if_exists, identity)
+    if is_nifti(path):
+        return NiftiOutput(path, out_layout, scale, unit, meta, if_exists == "overwrite")
     return TiffOutput(
         path,
         in_layout,

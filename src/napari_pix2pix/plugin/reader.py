@@ -1,4 +1,5 @@
-"""napari reader and writer: TIFF / OME-TIFF in with physical scale, axis labels and
+"""napari reader and writer: TIFF / OME-TIFF and medical volumes (NIfTI; MHA/NRRD with
+ITK) in with physical scale (a volume's voxel spacing, ZYX, in mm), axis labels and
 channels split into layers (large files stay on disk, read lazily); Image layers out
 as OME-TIFF with their scale."""
 
@@ -11,25 +12,29 @@ import numpy as np
 
 from ..engine.axes import guess_axes
 from ..io.images import read_image, write_image
+from ..io.medical import MEDICAL_SUFFIXES
 from ..io.metadata import normalize_unit
 from ..io.tiff import TIFF_SUFFIXES
 
 LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
 
 
-def _is_tiff(path) -> bool:
-    return isinstance(path, (str, os.PathLike)) and str(path).lower().endswith(TIFF_SUFFIXES)
+def _is_ours(path) -> bool:
+    return isinstance(path, (str, os.PathLike)) and str(path).lower().endswith(
+        TIFF_SUFFIXES + MEDICAL_SUFFIXES
+    )
 
 
 def napari_get_reader(path):
-    """npe2 reader hook: a callable for TIFF paths (or lists of them), else None."""
+    """npe2 reader hook: a callable for TIFF, NIfTI, MHA or NRRD paths (or lists of
+    them), else None."""
     paths = path if isinstance(path, list) else [path]
-    if not paths or not all(_is_tiff(p) and Path(p).is_file() for p in paths):
+    if not paths or not all(_is_ours(p) and Path(p).is_file() for p in paths):
         return None
-    return read_tiff_layers
+    return read_image_layers
 
 
-def read_tiff_layers(path) -> list[tuple]:
+def read_image_layers(path) -> list[tuple]:
     paths = path if isinstance(path, list) else [path]
     layers = []
     for p in paths:
@@ -39,7 +44,8 @@ def read_tiff_layers(path) -> list[tuple]:
         if lazy:
             import dask.array as da
 
-            data = da.from_zarr(data)
+            # a TIFF's zarr store, or an uncompressed NIfTI's memory map
+            data = da.from_zarr(data) if hasattr(data, "store") else da.from_array(data)
         axes = image.axes or guess_axes(data.ndim)
         meta: dict = {
             "name": Path(p).name.split(".")[0],

@@ -44,13 +44,16 @@ def predict(
     Args:
         model: a Pix2PixModel or the path of a saved model.
         image: numpy, dask or zarr array (any integer/float dtype), or a TIFF path (read
-            lazily, a band of rows at a time).
+            lazily, a band of rows at a time) or NIfTI path (.nii mapped from disk,
+            .nii.gz read whole).
         axes: the image's axes (default: from the file, else the model's source axes).
             2D models run slice by slice over Z/T (batched across slices); 3D models
             tile in 3D.
         out: None (return a numpy array), a writable array of the output's shape, or a
             path: ``.tif``/``.ome.tif`` (streamed, BigTIFF when large, renamed from
-            ``.partial`` when complete) or ``.zarr`` (marked complete at the end).
+            ``.partial`` when complete), ``.nii``/``.nii.gz`` (held in memory, written
+            with a NIfTI input's header: its affine unchanged) or ``.zarr`` (marked
+            complete at the end).
         progress: called with (tiles done, tiles total); raising from it cancels.
         return_axes: also return the output's axes string.
 
@@ -103,6 +106,7 @@ def predict(
             if_exists,
             inputs,
             identity,
+            image.meta,
         )
         try:
             predictor.run(image.array, layout, output, progress)

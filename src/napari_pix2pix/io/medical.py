@@ -1,0 +1,198 @@
+"""Medical volumes: NIfTI (.nii, .nii.gz) read and written with their affine and header,
+so that a prediction lies in the same scanner space as its input; MHA/NRRD read through
+MONAI's ITKReader where ITK is installed.
+
+Our arrays are the reverse of NIfTI's dimension order: NIfTI's (X, Y, Z, T, C) dims 1-5
+become "CTZYX" (a 3D volume is "ZYX"), a plain transpose that writing undoes exactly.
+NIfTI is read with nibabel itself: MONAI's NibabelReader.read "corrects" a header whose
+pixdim disagrees with its sform by replacing the sform with the qform, which would move
+the output in space."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..engine.memory import available_memory, gib
+from ..errors import ImageFileError
+from .output_paths import AtomicFile, check_output_path
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+MEDICAL_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+NIFTI_AXES = "XYZTC"  # NIfTI's dims 1..5
+DESCRIP = b"napari-pix2pix"  # the header's descrip of what we write: ours to replace
+# NIfTI xyzt_units <-> our unit symbols; 'unknown' is millimetres by NIfTI convention
+NIFTI_UNITS = {"mm": "mm", "micron": "µm", "meter": "m", "unknown": "mm"}
+
+
+def is_nifti(path) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def is_medical(path) -> bool:
+    return str(path).lower().endswith(MEDICAL_SUFFIXES)
+
+
+def read_medical(path: Path, lazy: bool = False):
+    """(array, axes, scale, unit, meta) of a medical volume; ``meta`` holds what an
+    output needs to lie where the input lies (the NIfTI header, or the affine)."""
+    return _read_nifti(path, lazy) if is_nifti(path) else _read_itk(path)
+
+
+def _read_nifti(path: Path, lazy: bool):
+    """``lazy`` maps an uncompressed .nii from disk (nibabel's ArrayProxy, a memmap when
+    its values are unscaled); a .nii.gz is always decompressed whole, as gzip cannot
+    seek, so it is refused beyond the available memory."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(path, mmap="r" if lazy else False)
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise ImageFileError(f"{str(path)!r} is not a NIfTI image.")
+        header, shape = img.header, tuple(img.shape)
+        if not 2 <= len(shape) <= 5 or 0 in shape:
+            raise ImageFileError(f"{str(path)!r} has shape {shape}; 2 to 5 non-empty dims needed.")
+        nbytes = int(np.prod(shape)) * np.dtype(img.get_data_dtype()).itemsize
+        end = int(header["vox_offset"]) + nbytes
+        gz = str(path).lower().endswith(".gz")
+        scaled = img.dataobj.slope != 1 or img.dataobj.inter != 0  # then read whole
+        if not gz and path.stat().st_size < end:
+            raise ImageFileError(
+                f"{str(path)!r} is truncated: its voxels need {end} bytes but the file has "
+                f"only {path.stat().st_size}; copy or save it again."
+            )
+        decoded = int(np.prod(shape)) * 8 if scaled else nbytes  # scaling gives float64
+        free = short_of_memory(decoded) if not lazy or gz or scaled else None
+        if free is not None:
+            raise ImageFileError(
+                f"{str(path)!r} decodes to {gib(decoded)} ({shape}), more than the "
+                f"{gib(free)} of memory available; save it as an uncompressed .nii, "
+                "which is read lazily."
+            )
+        data = np.asanyarray(img.dataobj)
+    except (
+        nib.filebasedimages.ImageFileError,
+        nib.spatialimages.HeaderDataError,
+        ValueError,
+        EOFError,
+        OSError,
+        zlib.error,
+        struct.error,
+    ) as exc:
+        if isinstance(exc, ImageFileError):
+            raise
+        raise ImageFileError(f"cannot read {str(path)!r} as a NIfTI image ({exc}).") from exc
+    except MemoryError as exc:
+        raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
+    letters = NIFTI_AXES[: data.ndim]
+    zooms = header.get_zooms()
+    scale = {a: float(z) for a, z in zip(letters[:3], zooms) if np.isfinite(z) and z > 0}
+    unit = NIFTI_UNITS.get(header.get_xyzt_units()[0] or "unknown", "mm")
+    meta = {"nifti_header": header.copy(), "affine": np.array(img.affine)}
+    return data.transpose(), letters[::-1], scale, unit, meta
+
+
+def _read_itk(path: Path):
+    """MHA/NRRD through MONAI's ITKReader (numpy order, so "ZYX"; channels last)."""
+    try:
+        import itk  # noqa: F401
+    except ImportError:
+        raise ImageFileError(
+            f"reading {path.name!r} needs ITK, which is not installed: pip install itk "
+            "(or convert the volume to NIfTI, .nii.gz)."
+        ) from None
+    from monai.data import ITKReader
+
+    reader = ITKReader(reverse_indexing=True)
+    try:
+        array, meta = reader.get_data(reader.read(str(path)))
+    except Exception as exc:  # ITK raises RuntimeError for anything it cannot parse
+        raise ImageFileError(f"cannot read {str(path)!r} with ITK ({exc}).") from exc
+    spatial = int(len(meta["spatial_shape"]))
+    axes = "ZYX"[-spatial:] + ("C" if array.ndim > spatial else "")
+    scale = {a: float(s) for a, s in zip("XYZ", meta["spacing"])}
+    return np.asarray(array), axes, scale, "mm", {"affine": np.asarray(meta["affine"])}
+
+
+def short_of_memory(nbytes: int) -> int | None:
+    """The available memory when ``nbytes`` would not fit in it, else None: a NIfTI
+    volume is read and written whole."""
+    free = available_memory()
+    return free if free is not None and nbytes > 0.8 * free else None
+
+
+def nifti_is_ours(path: Path) -> bool:
+    """Whether napari-pix2pix wrote this NIfTI (only those may be replaced)."""
+    import nibabel as nib
+
+    try:
+        return bytes(nib.load(path).header["descrip"]).startswith(DESCRIP)
+    except Exception:  # unreadable, or not NIfTI: not ours
+        return False
+
+
+def write_nifti(
+    path,
+    array,
+    axes: str,
+    scale: dict[str, float] | None = None,
+    unit: str | None = None,
+    meta: dict | None = None,
+    overwrite: bool = False,
+    inputs=(),
+) -> Path:
+    """Write a NIfTI volume atomically: with ``meta`` from a NIfTI input, its header
+    (affine, qform/sform codes, units) unchanged except data type and description;
+    otherwise an affine from ``scale``. An existing file only with ``overwrite`` and only
+    if napari-pix2pix wrote it."""
+    path = check_output_path(
+        path,
+        inputs=inputs,
+        ours=nifti_is_ours,
+        if_exists="overwrite" if overwrite else "error",
+        overwrite_hint="overwrite=True",
+    )
+    image = nifti_image(np.asarray(array), axes, scale or {}, unit, meta or {})
+    suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
+    with AtomicFile(path, replace=overwrite, suffix=suffix) as f:  # nibabel compresses by suffix
+        image.to_filename(f.temp)
+    return path
+
+
+def nifti_image(array: np.ndarray, axes: str, scale: dict, unit: str | None, meta: dict):
+    """Our (.., Z, Y, X) array as a nibabel image in NIfTI's (X, Y, Z, T, C) order."""
+    import nibabel as nib
+
+    if set(axes) - set(NIFTI_AXES) or len(set(axes)) != len(axes) or len(axes) != array.ndim:
+        raise ImageFileError(f"axes {axes!r} cannot be written as NIfTI (letters of CTZYX).")
+    order = sorted(range(len(axes)), key=lambda i: NIFTI_AXES.index(axes[i]))
+    data = array.transpose(order)
+    present = "".join(axes[i] for i in order)
+    last = NIFTI_AXES.index(present[-1])
+    data = data.reshape(
+        tuple(data.shape[present.index(a)] if a in present else 1 for a in NIFTI_AXES[: last + 1])
+    )
+    header = meta.get("nifti_header")
+    if header is not None:
+        header = header.copy()
+        affine = None  # the header's own sform/qform, untouched
+    else:
+        header = nib.Nifti1Header()
+        affine = meta.get("affine")
+        if affine is None:
+            affine = np.diag([scale.get(a, 1.0) for a in "XYZ"] + [1.0])
+        inverse = {v: k for k, v in NIFTI_UNITS.items() if k != "unknown"}
+        header.set_xyzt_units(inverse.get(unit or "mm", "unknown"))
+    header.set_data_dtype(data.dtype)
+    header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values as they are
+    header["descrip"] = (DESCRIP + f" {__version__}".encode())[:79]
+    kind = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+    image = kind(data, affine, header)
+    if affine is not None:
+        image.header.set_qform(affine, code=1)
+    return image
