@@ -12,6 +12,7 @@ from .options import check_fields, option
 DEVICES = ("auto", "cuda", "mps", "cpu")
 IF_EXISTS = ("error", "overwrite", "resume")
 KEEP = ("best", "last")
+PRESETS = ("auto", "paper")
 VAL_METRICS = ("mae", "pearson_r", "ssim", "psnr")
 
 
@@ -51,6 +52,14 @@ class TrainingRun:
     )
     resume: Path | None = option(
         None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"
+    )
+    preset: str = option(
+        "auto",
+        "the recipe for the network and crops you do not set: auto (sized for the data, "
+        "the device and the time budget) or paper (depth 8, 64 channels, 256 px crops)",
+        group="basic",
+        choices=PRESETS,
+        label="Recipe",
     )
     time_budget: float | None = option(
         None,

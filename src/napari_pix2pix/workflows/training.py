@@ -19,8 +19,10 @@ from ..engine.events import TrainingEvent, ValidationEvent
 from ..engine.lazy import LazySample, loaded
 from ..engine.loop import train_loop
 from ..engine.memory import device_memory
+from ..engine.networks import build_generator
 from ..engine.normalization import Normalization
 from ..engine.pairs import prepare_pairs
+from ..engine.recipes import depth_for, fit_patch_to_data, pick_width, preset_options
 from ..engine.sampling import (
     MAX_VAL_SAMPLES,
     Augmentations,
@@ -63,7 +65,8 @@ def train_iter(
     if run.time_budget is not None:  # the budget ends the run; steps only caps it
         model_options.setdefault("steps", BUDGET_STEPS)
     ckpt = load_checkpoint(run.resume) if run.resume is not None else None
-    config = _config(ckpt, model_options, axes, target_axes)
+    given = dict(model_options)
+    config = _config(ckpt, model_options, axes, target_axes, run.preset)
     checkpoint_dir = (
         run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None else ckpt.path.parent
     )
@@ -71,6 +74,9 @@ def train_iter(
         check_checkpoint_dir(checkpoint_dir, ckpt.path if ckpt is not None else None)
     rank, world, dev = distributed.setup(resolve_device(run.device))
     config, split = _data(source, target, axes, target_axes, config, ckpt, (val_source, val_target))
+    recipe = None
+    if ckpt is None:
+        config, recipe = _fit_recipe(config, split, given, run, dev)
     in_memory = [s.shape for s, _ in split.train if not isinstance(s, LazySample)]
     check_training_memory(config, in_memory, device_memory(dev))
     if config.seed is not None:
@@ -88,6 +94,7 @@ def train_iter(
             "val_pairs": split.val_pairs,
             "train_seconds": 0.0,
             "device": str(dev),
+            "recipe": recipe,
         }
     )
     model = Pix2PixModel(config, history=history)
@@ -137,6 +144,32 @@ def train_iter(
     finally:
         if log is not None:
             log.close()
+
+
+def _fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
+    """The auto preset's choices that need the data and the device: crops no larger
+    than the images, and with a time budget the widest network that still gets enough
+    steps in it (timed here). Returns the config and what was chosen, and why."""
+    why = []
+    if run.preset == "auto" and "patch_size" not in given:
+        sides = [min(s.shape[1:]) for s, _ in split.train]
+        side = fit_patch_to_data(min(sides), config.spatial_dims)
+        depth = config.depth if "depth" in given else depth_for(side)
+        if side < config.patch_size[0] and side % 2**depth == 0:
+            config = config.replace(patch_size=(side,) * config.spatial_dims, depth=depth)
+            why.append(f"patch {side}: the smallest image is {min(sides)} px")
+    if run.preset == "auto" and run.time_budget and "base_channels" not in given:
+        with torch.random.fork_rng(devices=[]):
+            width, reason = pick_width(
+                config,
+                dev,
+                0.9 * run.time_budget,
+                lambda c: Trainer(c, build_generator(c), dev, amp_dtype(dev, c.amp)),
+            )
+        config = config.replace(base_channels=width)
+        why.append(reason)
+    chosen = {k: getattr(config, k) for k in ("patch_size", "depth", "base_channels", "batch_size")}
+    return config, {"preset": run.preset, **chosen, "why": "; ".join(why)}
 
 
 def _save_best(folder, config: Pix2PixConfig, history: dict, weights: dict) -> None:
@@ -292,12 +325,15 @@ def train(
 train.__doc__ += options_doc(Pix2PixConfig, TrainingRun)
 
 
-def _config(ckpt: Checkpoint | None, options: dict, axes, target_axes) -> Pix2PixConfig:
+def _config(
+    ckpt: Checkpoint | None, options: dict, axes, target_axes, preset: str
+) -> Pix2PixConfig:
     """The run's config: a resumed run's own (longer if more steps are asked for), else
-    the options given over the defaults."""
+    the options given over the preset's choices over the defaults."""
     if ckpt is not None:
         steps = options.get("steps")
         return ckpt.config.replace(steps=max(steps or 0, ckpt.config.steps))
+    options.update(preset_options(preset, options, options.get("spatial_dims", 2)))
     if axes is not None:
         options["source_axes"] = axes
     if target_axes or axes:
