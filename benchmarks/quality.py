@@ -25,6 +25,8 @@ Run (minutes are wall-clock on this machine; results are cached per variant in -
 so a second call only runs what is missing and reprints the tables):
 
     python benchmarks/quality.py --budget 20 --variants main       # L1 vs L1+cGAN, 13 planes
+    python benchmarks/quality.py --budget 20 --variants recipes --out quality_output/recipes
+        # what train(..., time_budget=20 min) gives with preset="auto", L1+cGAN and L1 only
     python benchmarks/quality.py --budget 4 --variants ablations --out quality_output/ablations
     python benchmarks/quality.py --figure docs/images/quality_crops.png \
         --table docs/quality_table.md
@@ -71,9 +73,14 @@ VARIANTS = {
     "no-warmup": ("L1 + cGAN, no L1 warm-up", {"gan_warmup": 0.0}),
     "no-fgcrops": ("L1 + cGAN, uniform crops", {"foreground_crops": 0.0}),
     "paper": ("L1 + cGAN, paper recipe (neither)", {"gan_warmup": 0.0, "foreground_crops": 0.0}),
+    # what a user gets from train(..., time_budget=...) with preset="auto": no fixed
+    # recipe or steps, the library sizes the network and ends on time
+    "auto": ("L1 + cGAN, preset auto", {"budgeted": True}),
+    "auto-l1": ("L1 only, preset auto", {"budgeted": True, "gan_mode": "none"}),
 }
 GROUPS = {
     "main": ["l1+cgan", "l1"],
+    "recipes": ["auto", "auto-l1"],
     "ablations": [
         "l1+cgan",
         "l1",
@@ -126,13 +133,21 @@ def scores(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> dict:
     return out
 
 
-def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
-    done = out / f"{name}.json"
-    if done.is_file() and json.loads(done.read_text())["steps"] == steps:
-        return json.loads(done.read_text())
+def run_variant(name: str, steps: int | None, phase, dapi, out: Path, minutes: float) -> dict:
+    """Train and score one variant: ``steps`` with the fixed RECIPE, or a budgeted one
+    (time_budget=``minutes``, preset auto) as a user would call train()."""
     description, options = VARIANTS[name]
     options = dict(options)
-    planes = options.pop("planes", 13)
+    budgeted = options.pop("budgeted", False)
+    group = f"{minutes:g}-minute budget, preset auto" if budgeted else f"{steps} steps per variant"
+    done = out / f"{name}.json"
+    if done.is_file() and json.loads(done.read_text()).get("group") == group:
+        return json.loads(done.read_text())
+    if budgeted:
+        train_options = dict(time_budget=minutes * 60, seed=0, device="cpu", **options)
+    else:
+        train_options = dict(steps=steps, **{**RECIPE, **options})
+    planes = train_options.pop("planes", 13)
     source, axes = source_for(phase, planes)
     train_src, test_src = source[..., :SPLIT], source[..., SPLIT:]
     warnings = []
@@ -143,15 +158,14 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
         dapi[:, :SPLIT],
         axes=axes,
         target_axes="YX",
-        steps=steps,
-        **{**RECIPE, **options},
+        **train_options,
     ):
         model = event.model
         if isinstance(event, p2p.WarningEvent):
             warnings.append(event.message)
         if isinstance(event, p2p.StepEvent) and event.step % 200 == 0:
             print(
-                f"  {name}: step {event.step}/{steps}, L1 {event.losses['g_l1']:.3f}",
+                f"  {name}: step {event.step}/{event.total}, L1 {event.losses['g_l1']:.3f}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -163,7 +177,10 @@ def run_variant(name: str, steps: int, phase, dapi, out: Path) -> dict:
     result = {
         "name": name,
         "description": description,
-        "steps": steps,
+        "group": group,
+        "steps": model.history["steps_done"],
+        "recipe": model.history.get("recipe"),
+        "best": model.history.get("best"),
         "seconds": seconds,
         "cpu_seconds": cpu,
         "warnings": warnings,
@@ -287,26 +304,30 @@ def main() -> None:
         sys.exit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     steps = args.steps
-    if steps is None and not (args.figure or args.table):
+    fixed = [n for n in names if not VARIANTS[n][1].get("budgeted")]
+    if steps is None and fixed and not (args.figure or args.table):
         per_step = calibrate(phase, dapi)
         steps = max(10, int(args.budget * 60 / per_step))
         print(
             f"calibration: {per_step:.3f} s/step -> {steps} steps for {args.budget} minutes",
             file=sys.stderr,
         )
-    if steps is not None:
+    if not (args.figure or args.table):
         for name in names:
-            print(f"training {name} ({steps} steps)", file=sys.stderr, flush=True)
-            run_variant(name, steps, phase, dapi, args.out)
+            print(f"training {name}", file=sys.stderr, flush=True)
+            run_variant(name, steps, phase, dapi, args.out, args.budget)
     results = {}
     for file in sorted(args.out.glob("*.json")):
         r = json.loads(file.read_text())
-        results.setdefault(r["steps"], []).append(r)
+        results.setdefault(r.get("group") or f"{r['steps']} steps per variant", []).append(r)
     base = baselines(phase, dapi)
     text = []
-    for steps_run, rows in sorted(results.items()):
+    for group, rows in sorted(results.items()):
         rows.sort(key=lambda r: list(VARIANTS).index(r["name"]))
-        text.append(f"### {steps_run} steps per variant\n\n{table(rows + base)}\n")
+        text.append(f"### {group}\n\n{table(rows + base)}\n")
+        for r in rows:
+            if r.get("recipe"):
+                text.append(f"- {r['description']}: recipe {r['recipe']}; best {r.get('best')}")
         for r in rows:
             for w in r["warnings"]:
                 text.append(f"- {r['description']}: warning: {w}")
