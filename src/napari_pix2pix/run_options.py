@@ -53,6 +53,16 @@ class TrainingRun:
     resume: Path | None = option(
         None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"
     )
+    init_model: Path | None = option(
+        None,
+        "a trained model to fine-tune (a model file, folder or bioimage.io zip exported by "
+        "napari-pix2pix; a Pix2PixModel in the API): its architecture, normalization and "
+        "generator weights are kept",
+        group="data",
+        none="a new model",
+        allowed="a model path",
+        surfaces=("cli",),
+    )
     preset: str = option(
         "auto",
         "the recipe for the network and crops you do not set: auto (sized for the data, "

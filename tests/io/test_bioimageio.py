@@ -150,3 +150,69 @@ def test_a_history_from_elsewhere_does_not_break_the_export(exported, tmp_path):
     )
     path = odd.export_bioimageio(tmp_path / "odd.zip", name="odd history test")
     assert zipfile.is_zipfile(path)
+
+
+def test_an_exported_zip_opens_again_as_the_same_model(exported, held_out_pair, tmp_path, capsys):
+    model, _, zip_path = exported
+    assert "napari_pix2pix_model.safetensors" in zipfile.ZipFile(zip_path).namelist()
+    again = p2p.load_model(zip_path)
+    assert again.config == model.config
+    assert again.history["steps_done"] == model.history["steps_done"]
+    for key, value in model.generator.state_dict().items():
+        assert torch.equal(again.generator.state_dict()[key], value.cpu()), key
+    x = held_out_pair[0][:64, :64]
+    np.testing.assert_allclose(
+        p2p.predict(again, x, axes="YX", device="cpu"),
+        p2p.predict(model, x, axes="YX", device="cpu"),
+        rtol=0,
+        atol=1e-5,
+    )
+    out = tmp_path / "from_zip.tif"  # and so does the CLI
+    assert main(["predict", str(zip_path), str(tmp_path / "in.tif"), "-o", str(out)]) == 2
+    p2p.write_image(tmp_path / "in.tif", x, "YX")
+    assert main(["predict", str(zip_path), str(tmp_path / "in.tif"), "-o", str(out)]) == 0
+    assert main(["info", str(zip_path)]) == 0
+    assert "steps" in capsys.readouterr().out
+
+
+def _rewrite(source, target, change):
+    """A copy of the zip ``source`` with its members passed through ``change(name, data)``
+    (None drops a member)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            data = change(info.filename, zin.read(info))
+            if data is not None:
+                zout.writestr(info.filename, data)
+    return target
+
+
+def test_a_foreign_or_damaged_zip_is_refused(exported, tmp_path):
+    from napari_pix2pix.errors import ModelFileError
+    from napari_pix2pix.io import model_zip
+
+    _, _, zip_path = exported
+    ours = model_zip.MODEL_ATTACHMENT
+    foreign = _rewrite(zip_path, tmp_path / "foreign.zip", lambda n, d: None if n == ours else d)
+    with pytest.raises(ModelFileError, match="not exported by napari-pix2pix"):
+        p2p.load_model(foreign)
+    garbage = _rewrite(
+        zip_path, tmp_path / "garbage.zip", lambda n, d: b"x" * 100 if n == ours else d
+    )
+    with pytest.raises(ModelFileError):
+        p2p.load_model(garbage)
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(zip_path.read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match="zip"):
+        p2p.load_model(truncated)
+    # a member larger than the limit is refused before it is read (no zip bomb)
+    with pytest.raises(ModelFileError, match="more than"):
+        model_zip.model_bytes(zip_path, limit=1000)
+    # a flipped byte in the compressed model: the CRC (or inflate) fails, nothing loads
+    data = bytearray(zip_path.read_bytes())
+    info = zipfile.ZipFile(zip_path).getinfo(ours)
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    data[start] ^= 0xFF
+    flipped = tmp_path / "flipped.zip"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        p2p.load_model(flipped)

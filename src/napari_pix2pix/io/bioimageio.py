@@ -2,7 +2,9 @@
 
 The package holds the generator twice: as a ``pytorch_state_dict`` whose architecture
 is ``napari_pix2pix.engine.networks.UNetGenerator`` (built from plain keyword arguments), and
-as TorchScript (traced in eval mode, runs without napari-pix2pix). The per-channel
+as TorchScript (traced in eval mode, runs without napari-pix2pix), and the napari-pix2pix
+model file (safetensors with its config and history) is attached, so that
+``load_model`` opens the package again without unpickling anything. The per-channel
 percentile normalization becomes a ``scale_linear`` pre-processing step and its exact
 inverse a ``scale_linear`` post-processing step, so that bioimage.io consumers get
 predictions in the target's own units, as ``napari_pix2pix.predict`` does. Test
@@ -33,6 +35,7 @@ from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
 from .bioimageio_readme import finite_metrics, readme, steps_done
 from .images import as_image
+from .model_zip import MODEL_ATTACHMENT
 from .output_paths import AtomicFile, check_output_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
@@ -351,6 +354,8 @@ def _build_description(
     readme_file.write_text(readme(model, name, description, x.shape), encoding="utf-8")
     environment = tmp / "environment.yaml"
     environment.write_text(environment_text(), encoding="utf-8")
+    model_file = tmp / MODEL_ATTACHMENT  # what load_model reads back (no pickle)
+    model_file.write_bytes(model.to_bytes())
 
     space = _AXIS_IDS[c.spatial_dims]
     step = c.multiple
@@ -445,6 +450,7 @@ def _build_description(
             inputs=inputs,
             outputs=outputs,
             weights=weights,
+            attachments=[FileDescr(source=model_file)],
             config=Config(
                 bioimageio=BioimageioConfig(
                     reproducibility_tolerance=_tolerance(y, c),
@@ -455,6 +461,7 @@ def _build_description(
                 napari_pix2pix={
                     "config": c.to_dict(),
                     "version": __version__,
+                    "model_file": MODEL_ATTACHMENT,
                     "steps_trained": steps_done(model.history),
                     "final_metrics": finite_metrics(model.history.get("final_metrics", {})),
                 },

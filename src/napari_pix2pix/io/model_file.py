@@ -3,7 +3,8 @@ training history, versions). Loading never unpickles anything.
 
 A path ending in ``.safetensors`` is one self-contained file (the JSON rides in the
 safetensors header metadata); any other path is a folder holding ``weights.safetensors``
-and a readable ``config.json``.
+and a readable ``config.json``. ``load_model`` also opens a bioimage.io package (.zip)
+that napari-pix2pix exported, through the model file attached to it (model_zip.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..config import Pix2PixConfig
 from ..engine.device import resolve_device
 from ..engine.networks import build_generator, invalid_weights
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
-from . import bioimageio
+from . import bioimageio, model_zip
 from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
 from .safetensors_file import (
     MAX_JSON_BYTES,
@@ -174,10 +175,15 @@ def save_or_rescue(model: Pix2PixModel, path, overwrite: bool = False) -> tuple[
 
 
 def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
-    """Load a model file or folder written by ``Pix2PixModel.save``; no code is executed.
-    A model with NaN or infinite weights is refused."""
+    """Load a model file or folder written by ``Pix2PixModel.save``, or a bioimage.io
+    package (.zip) exported by napari-pix2pix; no code is executed. A model with NaN or
+    infinite weights is refused."""
     path = check_input_path(path, ModelFileError, "model path", folder_ok=True)
     device = resolve_device(device)
+    if not path.is_dir() and model_zip.is_zip(path):
+        model = model_from_bytes(model_zip.model_bytes(path), source=path)
+        model.generator.to(device)
+        return model
     if path.is_dir():
         weights, config_file = path / "weights.safetensors", path / "config.json"
         if not weights.is_file() or not config_file.is_file():
@@ -208,19 +214,20 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
     return model
 
 
-def model_from_bytes(data: bytes) -> Pix2PixModel:
-    """Inverse of ``Pix2PixModel.to_bytes``; like load_model, nothing is unpickled."""
+def model_from_bytes(data: bytes, source="<bytes>") -> Pix2PixModel:
+    """Inverse of ``Pix2PixModel.to_bytes``; like load_model, nothing is unpickled.
+    ``source`` names where the bytes come from in messages."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    header = parse_header(data[:8], lambda n: data[8 : 8 + n], len(data), "<bytes>")
-    config, history = parse_document(header_document(header, "<bytes>"), "<bytes>")
-    check_weights(config, header, "<bytes>")
+    header = parse_header(data[:8], lambda n: data[8 : 8 + n], len(data), source)
+    config, history = parse_document(header_document(header, source), source)
+    check_weights(config, header, source)
     try:
         state = load(bytes(data))
     except (SafetensorError, ValueError) as exc:
         raise ModelFileError(f"the model's weights cannot be read ({exc}).") from exc
-    return _build(config, history, state, "<bytes>")
+    return _build(config, history, state, source)
 
 
 def as_model(model) -> Pix2PixModel:

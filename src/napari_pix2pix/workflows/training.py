@@ -37,7 +37,7 @@ from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint, s
 from ..io.datasets import open_pairs, pair_inputs
 from ..io.model_file import Pix2PixModel, load_model
 from ..io.run_log import RunLog
-from ..options import options_doc, split_options
+from ..options import options_doc, options_of, split_options
 from ..run_options import TrainingRun
 
 BEST_NAME = "best.safetensors"  # the best model so far, in the run folder
@@ -60,22 +60,38 @@ def train_iter(
     iterating (closing it); ``event.model`` is then the model trained so far, and with
     ``checkpoint_dir`` a checkpoint of that state is written so ``resume`` can go on.
     """
+    init = options.get("init_model")
+    if isinstance(init, Pix2PixModel):  # in memory; a path is checked like any option
+        options = {k: v for k, v in options.items() if k != "init_model"}
     model_options, run_options = split_options(options, Pix2PixConfig, TrainingRun)
     run = TrainingRun(**run_options)
+    if run.init_model is not None:
+        init = run.init_model
+    if init is not None and run.resume is not None:
+        raise InputError(
+            "init_model and resume exclude each other: resume continues a run (its model "
+            "is in the checkpoint); init_model starts a new run from a trained model."
+        )
     if run.time_budget is not None:  # the budget ends the run; steps only caps it
         model_options.setdefault("steps", BUDGET_STEPS)
     ckpt = load_checkpoint(run.resume) if run.resume is not None else None
     given = dict(model_options)
-    config = _config(ckpt, model_options, axes, target_axes, run.preset)
+    init_model, init_source = _init_model(init)
+    if init_model is not None:
+        config = _init_config(init_model, model_options)
+    else:
+        config = _config(ckpt, model_options, axes, target_axes, run.preset)
     checkpoint_dir = (
         run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None else ckpt.path.parent
     )
     if checkpoint_dir is not None:  # checked now, not when the first checkpoint is due
         check_checkpoint_dir(checkpoint_dir, ckpt.path if ckpt is not None else None)
     rank, world, dev = distributed.setup(resolve_device(run.device))
-    config, split = _data(source, target, axes, target_axes, config, ckpt, (val_source, val_target))
+    config, split = _data(
+        source, target, axes, target_axes, config, ckpt, (val_source, val_target), init_model
+    )
     recipe = None
-    if ckpt is None:
+    if ckpt is None and init_model is None:  # else the network is the model's
         config, recipe = _fit_recipe(config, split, given, run, dev)
     in_memory = [s.shape for s, _ in split.train if not isinstance(s, LazySample)]
     check_training_memory(config, in_memory, device_memory(dev))
@@ -97,7 +113,11 @@ def train_iter(
             "recipe": recipe,
         }
     )
+    if init_model is not None:
+        history["init_model"] = _init_record(init_model, init_source)
     model = Pix2PixModel(config, history=history)
+    if init_model is not None:  # before the trainer moves (and perhaps wraps) it
+        model.generator.load_state_dict(init_model.generator.state_dict())
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
     keeper = BestKeeper(run.val_metric, run.patience, history)
     if ckpt is not None:
@@ -191,10 +211,13 @@ def _best_weights(folder) -> dict | None:
         return load_model(path, device="cpu").generator.state_dict()
 
 
-def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(None, None)):
+def _data(
+    source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(None, None), init=None
+):
     """The checked pairs, split, with the config's channels, axes and normalization
-    filled in (a resumed run keeps its own). Files are opened lazily: training reads
-    them box by box."""
+    filled in (a resumed run keeps its own; a fine-tuned model its own, the images' axes
+    only describing the images). Files are opened lazily: training reads them box by
+    box."""
     if (val[0] is None) != (val[1] is None):
         raise InputError("give both val_source and val_target, or neither.")
     inputs = pair_inputs(source, target)
@@ -206,7 +229,7 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(N
         *open_pairs(inputs), *given_axes, config.spatial_dims
     )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
-    if ckpt is None:
+    if ckpt is None and init is None:
         config = config.replace(
             source_axes=s_axes,
             target_axes=t_axes,
@@ -216,7 +239,8 @@ def _data(source, target, axes, target_axes, config: Pix2PixConfig, ckpt, val=(N
     elif channels != (config.in_channels, config.out_channels):
         raise InputError(
             f"the images have {channels[0]} -> {channels[1]} channels but the "
-            f"checkpoint's model has {config.in_channels} -> {config.out_channels}."
+            f"{'checkpoint' if ckpt is not None else 'init_model'}'s model has "
+            f"{config.in_channels} -> {config.out_channels}."
         )
     names = [p.name for p in inputs]
     if val[0] is not None:
@@ -339,3 +363,53 @@ def _config(
     if target_axes or axes:
         options["target_axes"] = target_axes or axes  # refined from the data in train_iter
     return Pix2PixConfig(**options)
+
+
+# what a fine-tuned model takes from the model it starts from; giving another value is
+# refused (the weights would not fit, or would no longer mean what they meant)
+KEPT_FROM_INIT = ("spatial_dims", "depth", "base_channels", "norm", "dropout", "percentiles")
+
+
+def _init_model(init) -> tuple[Pix2PixModel | None, str | None]:
+    """The model to fine-tune (loaded on the CPU, any format load_model reads) and how
+    the new model's history names it."""
+    if init is None:
+        return None, None
+    if isinstance(init, Pix2PixModel):
+        if not init.config.normalized:
+            raise InputError("init_model has no normalization parameters (was it trained?).")
+        return init, "<in-memory model>"
+    return load_model(init, device="cpu"), str(init)
+
+
+def _init_config(init: Pix2PixModel, options: dict) -> Pix2PixConfig:
+    """A fine-tuning run's config: the model's (architecture, channels, axes,
+    normalization and, unless given, its recipe) with the recipe options given."""
+    base = init.config
+    declared = {o.name: o for o in options_of(Pix2PixConfig)}
+    conflicts = []
+    for name in KEPT_FROM_INIT:
+        if name in options and declared[name].check(options[name]) != getattr(base, name):
+            conflicts.append(f"{declared[name].keyword}={options[name]!r}")
+    for name in ("source_axes", "target_axes"):
+        options.pop(name, None)  # the images' axes (train's axes=) describe only them
+    if conflicts:
+        kept = ", ".join(f"{declared[n].keyword}={getattr(base, n)!r}" for n in KEPT_FROM_INIT)
+        raise InputError(
+            f"init_model fixes the architecture and normalization; {', '.join(conflicts)} "
+            f"differ(s) from the model's ({kept}). Leave them out, or train a new model "
+            "without init_model."
+        )
+    try:
+        return base.replace(**options)
+    except InputError as exc:
+        raise InputError(f"{exc} (with init_model, depth is the model's: {base.depth})") from exc
+
+
+def _init_record(init: Pix2PixModel, source: str) -> dict:
+    """Where a fine-tuned model started: the model's source and its own steps (and
+    where that one started, if it was fine-tuned too)."""
+    record = {"source": source, "steps_done": init.history.get("steps_done", 0)}
+    if isinstance(init.history.get("init_model"), dict):
+        record["init_model"] = init.history["init_model"]
+    return record
