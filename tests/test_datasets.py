@@ -12,11 +12,12 @@ import torch
 import napari_pix2pix as p2p
 from napari_pix2pix import write_image
 from napari_pix2pix.cli import main
+from napari_pix2pix.engine.augment import Augmentations
 from napari_pix2pix.engine.axes import AxesLayout
 from napari_pix2pix.engine.lazy import LazySample
 from napari_pix2pix.engine.normalization import Normalization, lazy_budget
 from napari_pix2pix.engine.sample_data import make_pair
-from napari_pix2pix.engine.sampling import Augmentations, PairedPatchSampler
+from napari_pix2pix.engine.sampling import PairedPatchSampler
 from napari_pix2pix.io import datasets
 
 FAST = dict(steps=2, seed=0, val_fraction=0)

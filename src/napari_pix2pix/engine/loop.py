@@ -18,8 +18,9 @@ from .inference import TiledPredictor
 from .metrics import image_metrics
 from .networks import invalid_weights
 from .normalization import Normalization
-from .sampling import PairedPatchSampler, Split
+from .sampling import PairedPatchSampler
 from .schedule import Budget
+from .split import Split
 from .trainer import Trainer
 
 COLLAPSE_RATIO = 0.25  # prediction std below this fraction of the target's: collapse

@@ -1,100 +1,18 @@
-"""Which pixels training learns from: the train/validation split and random aligned
-crops with paired flips and rotations (MONAI dictionary transforms)."""
+"""Which pixels training learns from: random aligned crops of the training part, with
+paired flips and rotations (MONAI dictionary transforms) and the optional augmentations
+(augment.py); crops of large files are read box by box (lazy.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ..errors import InputError
-from .lazy import LazySample, loaded, read_box
+from .augment import Augmentations, build_augmentations
+from .lazy import LazySample, read_box
 from .pairs import Sample
 
 # normalized target level ([-1, 1]) above which a pixel counts as foreground for crop
 # sampling: the upper three quarters of the target's percentile range
 FOREGROUND_LEVEL = -0.5
-MAX_VAL_SAMPLES = 8  # validation samples scored (and held in memory) at most
-
-
-@dataclass
-class Split:
-    """Training and validation samples as lists of (source, target) (C, *spatial) arrays
-    (training ones may be LazySample views; validation ones are in memory), with the
-    names of the pairs each part comes from."""
-
-    train: list[Sample]
-    val: list[Sample]
-    description: str
-    train_pairs: list[str] = field(default_factory=list)
-    val_pairs: list[str] = field(default_factory=list)
-
-
-def split_train_val(
-    pairs: list[Sample],
-    val_fraction: float,
-    max_val_samples: int = MAX_VAL_SAMPLES,
-    groups: list[int] | None = None,
-    names: list[str] | None = None,
-) -> Split:
-    """Hold out whole pairs (the last images or files) when there are several and
-    ``val_fraction`` of them rounds to at least one; else whole samples (the last slices
-    of a stack) when there are enough; else the last ``val_fraction`` of the X axis of
-    each image. Training crops are taken only from the training part, so they never
-    overlap the validation data. ``groups`` gives the pair of each sample (default: one
-    pair per sample), ``names`` the pairs' names for the description."""
-    groups = list(range(len(pairs))) if groups is None else list(groups)
-    n_pairs = len(set(groups))
-    names = names or [f"pair {i}" for i in range(n_pairs)]
-    everything = names[:n_pairs]
-    if val_fraction <= 0:
-        return Split(pairs, [], "no validation", everything, [])
-    n_val_pairs = min(int(round(n_pairs * val_fraction)), n_pairs - 1)
-    if n_pairs >= 2 and n_val_pairs >= 1:
-        first_val = n_pairs - n_val_pairs
-        train = [p for p, g in zip(pairs, groups) if g < first_val]
-        val = [p for p, g in zip(pairs, groups) if g >= first_val]
-        return Split(
-            train,
-            _loaded(val[:max_val_samples]),
-            f"last {n_val_pairs} of {n_pairs} pairs held out: {', '.join(names[first_val:])}",
-            names[:first_val],
-            names[first_val:n_pairs],
-        )
-    n_val = int(round(len(pairs) * val_fraction))
-    if len(pairs) >= 2 and n_val >= 1:
-        n_val = min(n_val, len(pairs) - 1)
-        val = pairs[len(pairs) - n_val :][:max_val_samples]
-        return Split(
-            pairs[: len(pairs) - n_val],
-            _loaded(val),
-            f"last {n_val} of {len(pairs)} slices/images held out",
-            everything,
-            everything if n_pairs == 1 else sorted({names[g] for g in groups[-n_val:]}),
-        )
-    train, val = [], []
-    for src, tgt in pairs:
-        width = src.shape[-1]
-        n = max(1, int(round(width * val_fraction)))
-        if width - n < 1:
-            raise InputError(
-                f"the image is too narrow ({width} px) to hold out {val_fraction:.0%} "
-                "for validation; use val_fraction=0 or a larger image."
-            )
-        train.append((src[..., : width - n], tgt[..., : width - n]))
-        val.append((src[..., width - n :], tgt[..., width - n :]))
-    return Split(
-        train,
-        _loaded(val[:max_val_samples]),
-        f"right {val_fraction:.0%} of X (columns {pairs[0][0].shape[-1] - n}-) held out",
-        everything,
-        everything,
-    )
-
-
-def _loaded(samples: list[Sample]) -> list[Sample]:
-    """Validation samples in memory (at most ``max_val_samples`` of them)."""
-    return [(loaded(s), loaded(t)) for s, t in samples]
 
 
 def pad_to_at_least(x: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -105,32 +23,6 @@ def pad_to_at_least(x: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     if any(p[1] for p in pads):
         x = np.pad(x, pads, mode="reflect" if min(x.shape[-len(size) :]) > 1 else "edge")
     return x
-
-
-@dataclass(frozen=True)
-class Augmentations:
-    """Probabilities of the random augmentations of training crops (0 = off).
-
-    Intensity changes apply to the source only (the target keeps its units); spatial
-    ones apply the same random transform to source and target, so pairs stay aligned."""
-
-    intensity: float = 0.0  # scale by 1 +- 0.2 and shift by +- 0.2 (normalized units)
-    gamma: float = 0.0  # gamma in [0.7, 1.5] over the crop's range
-    zoom: float = 0.0  # zoom by 0.85-1.15, size kept
-    elastic: float = 0.0  # smooth deformation of a few pixels
-
-    @property
-    def any(self) -> bool:
-        return any((self.intensity, self.gamma, self.zoom, self.elastic))
-
-    @classmethod
-    def of(cls, config) -> Augmentations:
-        return cls(
-            config.augment_intensity,
-            config.augment_gamma,
-            config.augment_zoom,
-            config.augment_elastic,
-        )
 
 
 # foreground crops from lazy samples: boxes drawn per crop at most, and the share of
@@ -216,7 +108,7 @@ class PairedPatchSampler:
         )
         self.rng = np.random.default_rng(seed)
         self.transform.set_random_state(seed=None if seed is None else seed + 1)
-        self.augment = _augmentations(augment, patch_size) if augment and augment.any else None
+        self.augment = build_augmentations(augment, patch_size) if augment and augment.any else None
         if self.augment is not None:
             self.augment.set_random_state(seed=None if seed is None else seed + 2)
 
@@ -343,55 +235,6 @@ def _tensor(x):
     import torch
 
     return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
-
-
-def _augmentations(augment: Augmentations, patch_size: tuple[int, ...]):
-    """MONAI dictionary transforms on {"source", "target"} crops: intensity on the
-    source only, spatial ones (one random draw for both keys) on both."""
-    from monai.transforms import (
-        Compose,
-        Rand2DElasticd,
-        Rand3DElasticd,
-        RandAdjustContrastd,
-        RandScaleIntensityd,
-        RandShiftIntensityd,
-        RandZoomd,
-    )
-
-    both, dims = ["source", "target"], len(patch_size)
-    linear = "bilinear" if dims == 2 else "trilinear"
-    steps = [
-        RandZoomd(
-            both,
-            prob=augment.zoom,
-            min_zoom=0.85,
-            max_zoom=1.15,
-            mode=linear,
-            padding_mode="reflect",
-            keep_size=True,
-        ),
-        Rand2DElasticd(
-            both,
-            spacing=max(4, min(patch_size) // 4),
-            magnitude_range=(1.0, 2.0),
-            prob=augment.elastic,
-            mode="bilinear",
-            padding_mode="reflection",
-        )
-        if dims == 2
-        else Rand3DElasticd(
-            both,
-            sigma_range=(5.0, 7.0),
-            magnitude_range=(50.0, 100.0),
-            prob=augment.elastic,
-            mode="bilinear",
-            padding_mode="reflection",
-        ),
-        RandScaleIntensityd(["source"], factors=0.2, prob=augment.intensity),
-        RandShiftIntensityd(["source"], offsets=0.2, prob=augment.intensity),
-        RandAdjustContrastd(["source"], prob=augment.gamma, gamma=(0.7, 1.5)),
-    ]
-    return Compose(steps)
 
 
 def _nested_states(root) -> list:

@@ -1,0 +1,33 @@
+"""What a run leaves in its folder besides the checkpoint: the best model so far
+(``best.safetensors``, a model file Predict opens), read back when the run resumes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from ..config import Pix2PixConfig
+from ..io.model_file import Pix2PixModel, load_model
+
+BEST_NAME = "best.safetensors"  # the best model so far, in the run folder
+
+
+def save_best(folder, config: Pix2PixConfig, history: dict, weights: dict) -> None:
+    """The best model so far as a model file beside the checkpoint (Predict opens it).
+    Its network is built without drawing from the run's random numbers."""
+    with torch.random.fork_rng(devices=[]):
+        best = Pix2PixModel(config, history=copy.deepcopy(history))
+    best.generator.load_state_dict(weights)
+    best.history["kept"] = "best"
+    best.save(Path(folder) / BEST_NAME, overwrite=True)
+
+
+def best_weights(folder) -> dict | None:
+    """A resumed run's best weights so far, from its run folder (None if absent)."""
+    path = Path(folder) / BEST_NAME if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    with torch.random.fork_rng(devices=[]):  # the resumed run's random state is set
+        return load_model(path, device="cpu").generator.state_dict()
