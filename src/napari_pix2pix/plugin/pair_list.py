@@ -24,7 +24,7 @@ from .layers import layer_array
 
 FRACTION, LAYERS, FOLDERS = "fraction", "layers", "folders"
 MODE_NAMES = {
-    FRACTION: "validation fraction (below)",
+    FRACTION: "the validation fraction (below)",
     LAYERS: "layer pairs",
     FOLDERS: "two folders (files paired by name)",
 }
@@ -88,9 +88,8 @@ class PairsChoice(Container):
         self.viewer, self.exclude = viewer, exclude
         self._callbacks: list = []
         self._counted: dict[tuple[str, str], int | None] = {}
-        self.mode = ComboBox(
-            choices=[(MODE_NAMES[m], m) for m in modes], value=modes[0], label=label
-        )
+        names = {**MODE_NAMES, **({} if multiple else {LAYERS: "a layer pair"})}
+        self.mode = ComboBox(choices=[(names[m], m) for m in modes], value=modes[0], label=label)
         self.rows = Container(widgets=[], labels=False)
         self.rows.margins = (0, 0, 0, 0)
         self.add_button = PushButton(text="Add pair", tooltip="train on one more layer pair")

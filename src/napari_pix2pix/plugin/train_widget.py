@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import FileEdit, Label
+from magicgui.widgets import Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
@@ -72,7 +72,7 @@ class TrainWidget(QWidget):
         self._init_controls()
         self.plot = LossPlot()
         layout = QVBoxLayout(self)
-        parts = (self.pairs, self.validation, self.init_model, self.summary)
+        parts = (self.pairs, self.validation, self.init_model_row, self.summary)
         for part in (*(p.native for p in parts), self.form, self.controls, self.plot):
             layout.addWidget(part)
         layout.addStretch()
@@ -90,6 +90,8 @@ class TrainWidget(QWidget):
             tooltip="optional: fine-tune a saved model (its weights) instead of starting "
             "from random weights",
         )
+        self.init_model_row = Container(widgets=[self.init_model])  # with its label
+        self.init_model_row.margins = (0, 0, 0, 0)
         self.summary = Label(value="")
         for part in (self.pairs, self.validation):
             part.connect(self.check_pair)
@@ -118,7 +120,7 @@ class TrainWidget(QWidget):
         self.controls["Resume"].clicked.connect(lambda: self.start(resume=True))
         self.controls["Stop"].clicked.connect(self.stop)
         self.controls["Save model…"].clicked.connect(self._save_dialog)
-        self.controls.say("Choose a source and a target layer.")
+        self.controls.say("Choose the training pairs, then press Start.")
 
     # ------------------------------------------------------------------ layers
     def reset_choices(self, *_) -> None:
