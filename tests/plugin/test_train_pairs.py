@@ -63,7 +63,8 @@ def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
 def test_removing_a_row_updates_the_counts(pairs_widget):
     w = pairs_widget
     _choose(w.pairs.pairs[0], "a1", "b1")
-    _choose(w.pairs.add_row(), "a2", "b2")
+    second = w.pairs.add_row()  # on the next layers no row uses
+    assert (second.source.value.name, second.target.value.name) == ("a2", "b2")
     _choose(w.pairs.add_row(), "va", "vb")
     assert w.summary.value.startswith("3 pairs, 12 kpx;")
     w.pairs.remove_row(1)
@@ -93,7 +94,7 @@ def test_a_misaligned_pair_is_explained_and_blocks_start(pairs_widget, viewer):
 def test_folders_of_pairs(pairs_widget, qtbot, tmp_path):
     import tifffile
 
-    from napari_pix2pix.plugin.pair_list import FOLDERS
+    from napari_pix2pix.plugin.pair_list import FOLDERS, FRACTION
 
     w = pairs_widget
     rng = np.random.default_rng(1)
@@ -110,6 +111,11 @@ def test_folders_of_pairs(pairs_widget, qtbot, tmp_path):
     w.pairs.folders.target.value = tgt
     assert w.pairs.message.value == "" and w.controls["Start"].isEnabled()
     assert w.summary.value.startswith("2 pairs, 8 kpx;")
+    w.validation.mode.value = FOLDERS  # the training folders again: refused
+    w.validation.folders.source.value, w.validation.folders.target.value = src, tgt
+    assert "also training images" in w.validation.message.value
+    assert not w.controls["Start"].isEnabled()
+    w.validation.mode.value = FRACTION
     tifffile.imwrite(tgt / "three.tif", _pair(rng)[1])
     w.pairs.folders.target.value = tgt  # unmatched names are named
     w.check_pair()

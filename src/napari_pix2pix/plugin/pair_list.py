@@ -122,14 +122,19 @@ class PairsChoice(Container):
         return [row.pair for row in self.rows]
 
     def add_row(self) -> PairPicker:
+        """A new row, on the first two layers no other row uses (if there are two)."""
+        used = [layer for p in self.pairs for layer in (p.source.value, p.target.value)]
         row = PairRow(self.viewer, self.exclude)
         pair = row.pair
+        pair.reset_choices()
+        free = [layer for layer in pair.source.choices() if all(layer is not u for u in used)]
+        if used and len(free) >= 2:
+            pair.source.value, pair.target.value = free[:2]
         for picker in (pair.source, pair.target):
             picker.changed.connect(lambda *_: self.on_change())
             picker.axes.changed.connect(lambda *_: self.on_change())
         row.remove_button.changed.connect(lambda *_, r=row: self.remove_row(r))
         self.rows.append(row)
-        pair.reset_choices()
         self._show_remove_buttons()
         self.on_change()
         return pair
