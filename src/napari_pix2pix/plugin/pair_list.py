@@ -87,13 +87,12 @@ class PairsChoice(Container):
     ) -> None:
         self.viewer, self.exclude = viewer, exclude
         self._callbacks: list = []
-        self._counted: dict[tuple[str, str], int | None] = {}
+        self._counted: dict[tuple, int | None] = {}  # pixels of the folders' files
         names = {**MODE_NAMES, **({} if multiple else {LAYERS: "a layer pair"})}
         self.mode = ComboBox(choices=[(names[m], m) for m in modes], value=modes[0], label=label)
         self.rows = Container(widgets=[], labels=False)
         self.rows.margins = (0, 0, 0, 0)
         self.add_button = PushButton(text="Add pair", tooltip="train on one more layer pair")
-        self.add_button.visible = multiple
         self.folders = FolderPair()
         self.message = Message()
         super().__init__(
@@ -217,7 +216,7 @@ class PairsChoice(Container):
             matched = match_folders(Path(source).expanduser(), Path(target).expanduser())
         except (Pix2PixError, OSError) as exc:
             return Selection(problem=str(exc))
-        key = (source, target)
+        key = (source, target, *matched)
         if key not in self._counted:
             self._counted = {key: _folder_pixels([s for s, _ in matched])}
         return Selection(source, target, None, None, len(matched), self._counted[key])
