@@ -31,6 +31,8 @@ def test_every_training_option_has_a_control(train_widget):
     # the options that go with the inputs have their own controls
     controls.update(axes=w.pair.source.axes, target_axes=w.pair.target.axes)
     controls["resume"] = w.controls["Resume"]
+    if "init_model" in gui_options(Pix2PixConfig, TrainingRun):  # once it is declared
+        controls["init_model"] = w.init_model  # "Start from model…", above the form
     assert set(controls) == gui_options(Pix2PixConfig, TrainingRun)
     basic = {k for k, f in w.form.fields.items() if f.option.spec.group == "basic"}
     assert {"steps", "patch_size", "depth", "device"} <= basic

@@ -20,7 +20,8 @@ MAX_POINTS = 400
 
 class LossPlot(QWidget):
     """Left panel: losses against step (log scale). Right panel: validation metrics
-    against step, each scaled to its own range, with the latest values in the legend."""
+    against step, each scaled to its own range, with the latest values in the legend and
+    a dashed line at the best validation so far (``best_step``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,6 +34,7 @@ class LossPlot(QWidget):
         self.losses: dict[str, list[float]] = {k: [] for k in LOSS_KEYS}
         self.val_steps: list[int] = []
         self.metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
+        self.best_step: int | None = None
         self.update()
 
     def add_losses(self, step: int, losses: dict) -> None:
@@ -45,6 +47,11 @@ class LossPlot(QWidget):
         self.val_steps.append(step)
         for k in METRIC_KEYS:
             self.metrics[k].append(float(metrics.get(k, math.nan)))
+        self.update()
+
+    def mark_best(self, step: int) -> None:
+        """The validation at ``step`` is the best so far."""
+        self.best_step = step
         self.update()
 
     def point_count(self) -> int:
@@ -70,6 +77,7 @@ class LossPlot(QWidget):
             self.val_steps,
             self.metrics,
             log=False,
+            marker=self.best_step,
         )
         painter.end()
 
@@ -81,6 +89,7 @@ class LossPlot(QWidget):
         xs: list[int],
         series: dict[str, list[float]],
         log: bool,
+        marker: int | None = None,
     ) -> None:
         fg = self.palette().color(self.foregroundRole())
         painter.setPen(QPen(fg, 1))
@@ -100,6 +109,15 @@ class LossPlot(QWidget):
             )
         stride = max(1, len(xs) // MAX_POINTS)
         x0, x1 = (xs[0], xs[-1]) if xs else (0, 1)
+        if marker is not None and xs:
+            mx = plot.left() + (marker - x0) / max(1, x1 - x0) * plot.width()
+            painter.setPen(QPen(fg, 1, Qt.PenStyle.DashLine))
+            painter.drawLine(QPointF(mx, plot.top()), QPointF(mx, plot.bottom()))
+            painter.drawText(
+                QRectF(plot.left(), plot.bottom() + 1, plot.width(), 13),
+                Qt.AlignmentFlag.AlignLeft,
+                f"best {marker}",
+            )
         shared = [v for vals in series.values() for v in vals if _ok(v, log)] if log else []
         for i, (key, values) in enumerate(series.items()):
             color = QColor(COLORS[i % len(COLORS)])

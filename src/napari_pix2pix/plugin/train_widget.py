@@ -1,6 +1,7 @@
-"""The Train dock widget: a source and a target layer, the options form, run controls
-and a live plot. It maps the layers and the form to ``train_iter`` keyword arguments and
-runs the core loop in a worker thread; no machine-learning logic lives here."""
+"""The Train dock widget: the training pairs (pair_list.py: layer pairs or folders, and
+an optional validation pair), a model to start from, the options form, run controls and
+a live plot. It maps them to ``train_iter`` keyword arguments and runs the core loop in a
+worker thread; no machine-learning logic lives here."""
 
 from __future__ import annotations
 
@@ -9,22 +10,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..config import Pix2PixConfig
-from ..engine.axes import check_axes
 from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEvent
-from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
 from ..io.model_file import save_or_rescue
 from ..options import user_path
 from ..run_options import TrainingRun
 from .layer_picker import PairPicker
-from .layers import layer_array
 from .loss_plot import LossPlot
 from .options_form import OptionsForm
+from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
 from .run_controls import RunControls
 from .settings import WidgetSettings
 from .training_worker import WorkerFailed, start_training
@@ -36,8 +36,20 @@ def default_run_folder() -> Path:
     return Path.home() / "napari-pix2pix" / time.strftime("run-%Y%m%d-%H%M%S")
 
 
+def best_step(model) -> int | None:
+    """The step whose validation's weights the model holds (keep="best"), else None."""
+    best = model.history.get("best") if model is not None else None
+    return best["step"] if best and model.history.get("kept") == "best" else None
+
+
+def best_note(model, before: str = " (", after: str = ")") -> str:
+    """' (best of step N)' for a model that holds its best validation's weights."""
+    step = best_step(model)
+    return "" if step is None else f"{before}best of step {step}{after}"
+
+
 class TrainWidget(QWidget):
-    """Train a pix2pix model on a source and a target Image layer."""
+    """Train a pix2pix model on pairs of Image layers (or folders of files)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -46,6 +58,7 @@ class TrainWidget(QWidget):
         self.worker = None
         self.stop_requested = threading.Event()
         self.run_folder: Path | None = None
+        self.selection = (Selection(), Selection())  # training, validation
         self.settings = WidgetSettings("train")
         self._init_ui()
         self.form.set_values(self.settings.load())
@@ -54,27 +67,47 @@ class TrainWidget(QWidget):
 
     # ------------------------------------------------------------------ parts
     def _init_ui(self) -> None:
-        self._init_pair()
+        self._init_pairs()
         self._init_form()
         self._init_controls()
         self.plot = LossPlot()
         layout = QVBoxLayout(self)
-        for part in (self.pair.native, self.form, self.controls, self.plot):
+        parts = (self.pairs, self.validation, self.init_model_row, self.summary)
+        for part in (*(p.native for p in parts), self.form, self.controls, self.plot):
             layout.addWidget(part)
         layout.addStretch()
 
-    def _init_pair(self) -> None:
-        self.pair = PairPicker(self.viewer, exclude=(PREVIEW_LAYER,))
-        self.pair.source.changed.connect(self.check_pair)
-        self.pair.target.changed.connect(self.check_pair)
-        self.pair.source.axes.changed.connect(self.check_pair)
-        self.pair.target.axes.changed.connect(self.check_pair)
+    def _init_pairs(self) -> None:
+        exclude = (PREVIEW_LAYER,)
+        self.pairs = PairsChoice(self.viewer, "Train on", (LAYERS, FOLDERS), True, exclude)
+        self.validation = PairsChoice(
+            self.viewer, "Validate on", (FRACTION, LAYERS, FOLDERS), False, exclude
+        )
+        self.init_model = FileEdit(
+            mode="r",
+            filter="pix2pix model (*.safetensors)",
+            label="Start from model…",
+            tooltip="optional: fine-tune a saved model (its weights) instead of starting "
+            "from random weights",
+        )
+        self.init_model_row = Container(widgets=[self.init_model])  # with its label
+        self.init_model_row.margins = (0, 0, 0, 0)
+        self.summary = Label(value="")
+        for part in (self.pairs, self.validation):
+            part.connect(self.check_pair)
+        self.init_model.changed.connect(self.check_pair)
         layers = self.viewer.layers.events
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.reset_choices)
 
+    @property
+    def pair(self) -> PairPicker:
+        """The first training pair (the only one, unless rows were added)."""
+        return self.pairs.pairs[0]
+
     def _init_form(self) -> None:
-        self.form = OptionsForm(Pix2PixConfig, TrainingRun)
+        # init_model is the file chooser above, should the option be declared for the GUI
+        self.form = OptionsForm(Pix2PixConfig, TrainingRun, exclude=("init_model",))
         self.form["checkpoint_dir"].editor.native.setPlaceholderText(
             str(Path.home() / "napari-pix2pix" / "run-<time>")
         )
@@ -87,43 +120,63 @@ class TrainWidget(QWidget):
         self.controls["Resume"].clicked.connect(lambda: self.start(resume=True))
         self.controls["Stop"].clicked.connect(self.stop)
         self.controls["Save model…"].clicked.connect(self._save_dialog)
-        self.controls.say("Choose a source and a target layer.")
+        self.controls.say("Choose the training pairs, then press Start.")
 
     # ------------------------------------------------------------------ layers
     def reset_choices(self, *_) -> None:
-        self.pair.reset_choices()
+        self.pairs.reset_choices()
+        self.validation.reset_choices()
         self.check_pair()
 
     def check_pair(self, *_) -> bool:
-        """Show in the widget why the chosen pair cannot be trained on, if it cannot."""
-        src, tgt = self.pair.source.value, self.pair.target.value
-        message = ""
-        if src is None or tgt is None:
-            message = "Add or open two Image layers: a source and its aligned target."
-        elif src == tgt:
-            message = "Source and target are the same layer: choose the target image."
-        else:
-            try:
-                dims = self.form["spatial_dims"].value
-                s_shape, t_shape = layer_array(src).shape, layer_array(tgt).shape
-                s_axes = check_axes(self.pair.source.axes_text(), len(s_shape), dims, "source")
-                t_axes = check_axes(self.pair.target.axes_text(), len(t_shape), dims, "target")
-                check_pair(s_shape, s_axes, t_shape, t_axes, dims)
-            except Pix2PixError as exc:
-                message = str(exc)
-        self.pair.message.say(message)
+        """Say what will be trained on (pairs, pixels, validation), or show in the
+        widget why the chosen pairs cannot be trained on; Start only when they can."""
+        if not hasattr(self, "controls"):
+            return False  # still being built
+        dims = self.form["spatial_dims"].value
+        train, val = self.pairs.selection(dims), self.validation.selection(dims)
+        problem = train.problem or val.problem
+        if not problem and val.pairs:
+            axes = (train.axes, train.target_axes), (val.axes, val.target_axes)
+            if shared(train, val):
+                problem = (
+                    "The validation images are also training images: choose ones that "
+                    "training does not see, or validate on the validation fraction."
+                )
+            elif None not in (train.axes, val.axes) and axes[0] != axes[1]:  # not files
+                problem = (
+                    f"the validation pair's axes ({val.axes} -> {val.target_axes}) differ "
+                    f"from the training pairs' ({train.axes} -> {train.target_axes})."
+                )
+            self.validation.message.say(problem)
+        self.selection = (train, val)
+        self.summary.value = "" if problem else self._describe(train, val)
         if self.worker is None:
-            self.controls["Start"].setEnabled(not message)
-        return not message
+            self.controls["Start"].setEnabled(not problem)
+        return not problem
+
+    def _describe(self, train: Selection, val: Selection) -> str:
+        """'3 pairs, 1.2 Mpx; validation: 1 pair, 16 kpx'."""
+        if val.pairs:
+            held_out = describe(val.pairs, val.pixels)
+        elif self.form["val_fraction"].value:
+            held_out = f"{self.form['val_fraction'].value:.0%} of the training data"
+        else:
+            held_out = "none"
+        return f"{describe(train.pairs, train.pixels)}; validation: {held_out}"
 
     # ------------------------------------------------------------------ options
     def options(self) -> dict:
-        """The train_iter keyword arguments the widget's fields describe."""
-        return {
-            **self.form.values(),
-            "axes": self.pair.source.axes_text(),
-            "target_axes": self.pair.target.axes_text(),
-        }
+        """The train_iter keyword arguments the widget's fields describe (the training
+        source and target aside)."""
+        train, val = self.selection
+        options = {**self.form.values(), "axes": train.axes, "target_axes": train.target_axes}
+        if val.pairs:
+            options.update(val_source=val.source, val_target=val.target)
+        init_model = self.init_model.line_edit.value.strip()
+        if init_model:
+            options["init_model"] = user_path(init_model)
+        return options
 
     def save_settings(self) -> None:
         self.settings.save(self.form.values())
@@ -153,13 +206,13 @@ class TrainWidget(QWidget):
         self.save_settings()
         self.settings.save({"last_run": str(self.run_folder)})
         self.stop_requested.clear()
-        source, target = layer_array(self.pair.source.value), layer_array(self.pair.target.value)
-        self.worker = start_training(source, target, options, self.stop_requested)
+        train = self.selection[0]
+        self.worker = start_training(train.source, train.target, options, self.stop_requested)
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
         self.controls.progress(0, options["steps"])
-        self.controls.say("Preparing data…")
+        self.controls.say(f"Preparing data: {self.summary.value}…")
         self._set_running(True)
         self.worker.start()
 
@@ -177,11 +230,13 @@ class TrainWidget(QWidget):
             self.controls.say(f"step {event.step}/{event.total}  L1 {event.losses['g_l1']:.4f}")
         elif isinstance(event, ValidationEvent):
             self.plot.add_metrics(event.step, event.metrics)
+            if event.best:
+                self.plot.mark_best(event.step)
             self._show_preview(event)
         elif isinstance(event, WarningEvent):
             show_warning(event.message)
         elif isinstance(event, FinishedEvent):
-            self.controls.say(f"Finished {event.total} steps.")
+            self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
     def _show_preview(self, event: ValidationEvent) -> None:
         data = event.preview
@@ -222,7 +277,8 @@ class TrainWidget(QWidget):
                 show_warning(note)
             done = self.model.history["steps_done"]
             self.controls.say(
-                f"{self.controls.status.text()} Model ({done} steps) auto-saved to {path}."
+                f"{self.controls.status.text()} Model ({done} steps"
+                f"{best_note(self.model, ', ', '')}) auto-saved to {path}."
             )
 
     def _set_running(self, running: bool) -> None:
@@ -235,6 +291,8 @@ class TrainWidget(QWidget):
 
     # ------------------------------------------------------------------ saving
     def save_model(self, path, overwrite: bool = False) -> Path:
+        """Save the run's final model: the last event's, which with keep="best" holds
+        the best validation's weights (after a Stop too)."""
         if self.model is None:
             raise RuntimeError("no model trained yet")
         return self.model.save(path, overwrite=overwrite)
@@ -246,7 +304,9 @@ class TrainWidget(QWidget):
         if path:
             try:
                 # the dialog has asked before choosing an existing file
-                show_info(f"Model saved to {self.save_model(path, overwrite=True)}")
+                saved = self.save_model(path, overwrite=True)
+                show_info(f"Model{best_note(self.model)} saved to {saved}")
+                self.controls.say(f"Model{best_note(self.model)} saved to {saved}.")
             except (OSError, Pix2PixError) as exc:
                 show_error(f"Could not save the model: {exc}")
 

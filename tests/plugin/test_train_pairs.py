@@ -1,0 +1,183 @@
+"""The Train widget's data: several layer pairs, folders, an explicit validation pair,
+the pair/pixel counts, the best step in the plot and a model to start from."""
+
+import inspect
+
+import numpy as np
+import pytest
+from widget_helpers import set_fields
+
+import napari_pix2pix as p2p
+
+
+def _pair(rng, shape=(64, 64)):
+    """A source and a target that depends on it (smooth enough to learn a little)."""
+    source = rng.random(shape).astype(np.float32)
+    target = (np.roll(source, 1, axis=0) + source) / 2
+    return source, target
+
+
+@pytest.fixture
+def pairs_widget(viewer):
+    """The Train widget over three 64x64 pairs of layers: a1/b1, a2/b2 and va/vb."""
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    rng = np.random.default_rng(0)
+    for names in (("a1", "b1"), ("a2", "b2"), ("va", "vb")):
+        for name, data in zip(names, _pair(rng)):
+            viewer.add_image(data, name=name)
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train")
+    return widget
+
+
+def _choose(pair, source, target):
+    pair.source.value, pair.target.value = source, target
+
+
+def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
+    from napari_pix2pix.plugin.pair_list import LAYERS
+
+    w = pairs_widget
+    _choose(w.pairs.pairs[0], "a1", "b1")
+    _choose(w.pairs.add_row(), "a2", "b2")
+    w.validation.mode.value = LAYERS
+    _choose(w.validation.pairs[0], "a2", "vb")
+    assert "also training images" in w.validation.message.value
+    assert not w.controls["Start"].isEnabled()
+    _choose(w.validation.pairs[0], "va", "vb")
+    assert w.validation.message.value == ""
+    assert w.summary.value == "2 pairs, 8 kpx; validation: 1 pair, 4 kpx"
+    set_fields(w, steps=3, val_every=3)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    assert "2 pairs, 8 kpx; validation: 1 pair" in w.controls.status.text()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    history = w.model.history
+    assert history["steps_done"] == 3
+    assert history["train_pairs"] == ["array 0", "array 1"]
+    assert history["val_pairs"] == ["array"]
+    assert history["split"].startswith("validation pairs given")
+
+
+def test_removing_a_row_updates_the_counts(pairs_widget):
+    w = pairs_widget
+    _choose(w.pairs.pairs[0], "a1", "b1")
+    second = w.pairs.add_row()  # on the next layers no row uses
+    assert (second.source.value.name, second.target.value.name) == ("a2", "b2")
+    _choose(w.pairs.add_row(), "va", "vb")
+    assert w.summary.value.startswith("3 pairs, 12 kpx;")
+    w.pairs.remove_row(1)
+    assert [p.source.value.name for p in w.pairs.pairs] == ["a1", "va"]
+    assert w.summary.value.startswith("2 pairs, 8 kpx;")
+    w.pairs.rows[1].remove_button.native.click()
+    assert len(w.pairs.rows) == 1 and not w.pairs.rows[0].remove_button.visible
+    assert w.summary.value == "1 pair, 4 kpx; validation: 10% of the training data"
+
+
+def test_a_misaligned_pair_is_explained_and_blocks_start(pairs_widget, viewer):
+    w = pairs_widget
+    viewer.add_image(np.zeros((40, 50), np.float32), name="other")
+    _choose(w.pairs.pairs[0], "a1", "b1")
+    second = w.pairs.add_row()
+    _choose(second, "a2", "other")
+    assert "not aligned" in second.message.value
+    assert w.pairs.pairs[0].message.value == ""
+    assert not w.controls["Start"].isEnabled() and w.summary.value == ""
+    second.target.value = "b2"
+    assert second.message.value == "" and w.controls["Start"].isEnabled()
+    second.source.axes.value = "XY"  # the same shape, other axes: refused for the list
+    assert "same axes" in w.pairs.message.value
+    assert not w.controls["Start"].isEnabled()
+
+
+def test_folders_of_pairs(pairs_widget, qtbot, tmp_path):
+    import tifffile
+
+    from napari_pix2pix.plugin.pair_list import FOLDERS, FRACTION
+
+    w = pairs_widget
+    rng = np.random.default_rng(1)
+    src, tgt = tmp_path / "src", tmp_path / "tgt"
+    src.mkdir(), tgt.mkdir()
+    for name in ("one.tif", "two.tif"):
+        s, t = _pair(rng)
+        tifffile.imwrite(src / name, s)
+        tifffile.imwrite(tgt / name, t)
+    w.pairs.mode.value = FOLDERS
+    w.pairs.folders.source.value = src
+    assert "Choose a source folder and a target folder" in w.pairs.message.value
+    assert not w.controls["Start"].isEnabled()
+    w.pairs.folders.target.value = tgt
+    assert w.pairs.message.value == "" and w.controls["Start"].isEnabled()
+    assert w.summary.value.startswith("2 pairs, 8 kpx;")
+    w.validation.mode.value = FOLDERS  # the training folders again: refused
+    w.validation.folders.source.value, w.validation.folders.target.value = src, tgt
+    assert "also training images" in w.validation.message.value
+    assert not w.controls["Start"].isEnabled()
+    w.validation.mode.value = FRACTION
+    tifffile.imwrite(tgt / "three.tif", _pair(rng)[1])
+    w.pairs.folders.target.value = tgt  # unmatched names are named
+    w.check_pair()
+    assert "three.tif" in w.pairs.message.value and not w.controls["Start"].isEnabled()
+    (tgt / "three.tif").unlink()
+    w.check_pair()
+    set_fields(w, steps=2, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert w.model.history["steps_done"] == 2
+    assert w.model.history["train_pairs"] == ["one.tif", "two.tif"]
+
+
+def test_best_step_is_marked_and_saved(pairs_widget, qtbot, tmp_path):
+    w = pairs_widget
+    _choose(w.pairs.pairs[0], "a1", "b1")
+    set_fields(w, steps=3, val_every=1)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    best = w.model.history["best"]
+    assert w.model.history["kept"] == "best"
+    assert w.plot.val_steps and w.plot.best_step == best["step"]
+    assert f"best of step {best['step']}" in w.controls.status.text()
+    saved = p2p.load_model(w.save_model(tmp_path / "mine.safetensors"))
+    assert saved.history["best"]["step"] == best["step"]
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def _init_model_merged() -> bool:
+    from napari_pix2pix.config import Pix2PixConfig
+    from napari_pix2pix.errors import InputError
+    from napari_pix2pix.options import split_options
+    from napari_pix2pix.run_options import TrainingRun
+
+    if "init_model" in inspect.signature(p2p.train_iter).parameters:
+        return True
+    try:
+        split_options({"init_model": "m.safetensors"}, Pix2PixConfig, TrainingRun)
+    except InputError:
+        return False
+    return True
+
+
+def test_start_from_model_is_passed_to_train_iter(pairs_widget, qtbot, tmp_path):
+    w = pairs_widget
+    _choose(w.pairs.pairs[0], "a1", "b1")
+    assert "init_model" not in w.options()
+    w.init_model.value = tmp_path / "m.safetensors"
+    assert w.options()["init_model"] == tmp_path / "m.safetensors"
+    if not _init_model_merged():
+        pytest.skip("init_model not merged yet")
+    set_fields(w, steps=2, val_fraction=0.0)
+    w.init_model.line_edit.value = ""
+    w.form["checkpoint_dir"].value = str(tmp_path / "first")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    first = w.save_model(tmp_path / "m.safetensors")
+    w.init_model.value = first
+    w.form["checkpoint_dir"].value = str(tmp_path / "second")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert "Error" not in w.controls.status.text()
+    assert w.model.history["steps_done"] == 2
