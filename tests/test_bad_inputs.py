@@ -599,6 +599,8 @@ def test_small_training_image_is_padded_and_said(pair):
                 "{tmp}/m.safetensors",
                 "--patch-size",
                 "40",
+                "--depth",
+                "8",  # without a depth, preset auto picks one that divides 40
             ],
             "multiple of 2\\*\\*depth",
         ),

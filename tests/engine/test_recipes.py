@@ -48,4 +48,8 @@ def test_rules():
     assert [depth_for(p) for p in (32, 64, 128, 256, 1024)] == [3, 4, 5, 6, 8]
     assert fit_patch_to_data(1000, 2) == 128 and fit_patch_to_data(100, 2) == 64
     assert fit_patch_to_data(40, 2) == 32 and fit_patch_to_data(200, 3) == 64
-    assert preset_options("auto", {"base_channels": 8}, 2) == {"patch_size": 128, "depth": 5}
+    assert preset_options("auto", {"base_channels": 8}, 2) == {
+        "patch_size": 128,
+        "depth": 5,
+        "disc_channels": 32,
+    }

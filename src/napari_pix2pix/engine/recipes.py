@@ -13,7 +13,7 @@ import time
 
 import torch
 
-PAPER = {"depth": 8, "base_channels": 64, "patch_size": 256}
+PAPER = {"depth": 8, "base_channels": 64, "disc_channels": 64, "patch_size": 256}
 AUTO_PATCH = {2: 128, 3: 64}  # crop side: context enough for cells, small enough for speed
 MIN_PATCH = 32
 ENOUGH_STEPS = 6000  # a budget should give at least this many steps (else a narrower net)
@@ -33,6 +33,7 @@ def preset_options(preset: str, given: dict, spatial_dims: int) -> dict:
     else:
         side = AUTO_PATCH.get(spatial_dims, 128)
         chosen = {"patch_size": side, "depth": depth_for(side), "base_channels": 32}
+        chosen["disc_channels"] = 32  # ndf = ngf, as in the paper
     if "patch_size" in given and "depth" not in given:
         side = given_side(given["patch_size"])
         divides = (side & -side).bit_length() - 1 if side > 0 else 1
@@ -60,13 +61,16 @@ def fit_patch_to_data(min_side: int, spatial_dims: int) -> int:
     return side
 
 
-def pick_width(config, device: torch.device, seconds: float, make_trainer) -> tuple[int, str]:
+def pick_width(
+    sized, config, device: torch.device, seconds: float, make_trainer
+) -> tuple[int, str]:
     """The widest generator that still gets ENOUGH_STEPS within ``seconds``, timed on
-    this device with a few real steps on random crops; (width, why)."""
+    this device with a few real steps on random crops; (width, why). ``sized(width)``:
+    the config with that width (and the discriminator's, where it is free)."""
     widths = [w for w in WIDTHS if device.type != "cpu" or w <= 32]
     shape = (config.batch_size, config.in_channels, *config.patch_size)
     for width in widths:
-        step = _step_seconds(make_trainer(config.replace(base_channels=width)), shape, config)
+        step = _step_seconds(make_trainer(sized(width)), shape, config)
         steps = seconds / step
         if steps >= ENOUGH_STEPS or width == widths[-1]:
             return width, f"width {width}: {step * 1000:.0f} ms/step, about {steps:,.0f} steps"

@@ -97,14 +97,28 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
             config = config.replace(patch_size=(side,) * config.spatial_dims, depth=depth)
             why.append(f"patch {side}: the smallest image is {min(sides)} px")
     if run.preset == "auto" and run.time_budget and "base_channels" not in given:
+        disc_free = "disc_channels" not in given
+
+        def sized(width: int) -> Pix2PixConfig:
+            if disc_free:  # ndf = ngf, as in the paper; D at 64 would cost 3x G at 16
+                return config.replace(base_channels=width, disc_channels=width)
+            return config.replace(base_channels=width)
+
         with torch.random.fork_rng(devices=[]):
             width, reason = pick_width(
+                sized,
                 config,
                 dev,
                 0.9 * run.time_budget,
                 lambda c: Trainer(c, build_generator(c), dev, amp_dtype(dev, c.amp)),
             )
-        config = config.replace(base_channels=width)
+        config = sized(width)
         why.append(reason)
-    chosen = {k: getattr(config, k) for k in ("patch_size", "depth", "base_channels", "batch_size")}
+    fields = ("patch_size", "depth", "base_channels", "disc_channels", "batch_size")
+    chosen = {k: _plain(getattr(config, k)) for k in fields}
     return config, {"preset": run.preset, **chosen, "why": "; ".join(why)}
+
+
+def _plain(value):
+    """As the history will read back from a model file's JSON (tuples are lists)."""
+    return list(value) if isinstance(value, tuple) else value
