@@ -192,8 +192,7 @@ class Pix2PixConfig:
         label="Learning rate",
         low=0.0,
         low_open=True,
-        high=math.inf,
-        high_open=True,
+        high=10.0,  # beyond, Adam's first step alone overflows float32 weights
         step=1e-5,
     )
     betas: tuple[float, float] = option(
