@@ -136,9 +136,9 @@ def load_checkpoint(location) -> Checkpoint:
         "discriminator": part("discriminator") or None,
         "opt_g": _unflatten_optimizer("opt_g", doc["opt_g"], tensors),
         "opt_d": None
-        if doc["opt_d"] is None
+        if doc.get("opt_d") is None  # checked against the GAN mode by check_document
         else _unflatten_optimizer("opt_d", doc["opt_d"], tensors),
-        "scaler": doc["scaler"],
+        "scaler": doc.get("scaler"),  # None: no fp16 scaler state (a fresh one is used)
         "rng_torch": tensors["rng.torch"],
         "rng_cuda": [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))],
     }
