@@ -27,6 +27,7 @@ def check_document(doc: dict, header: dict, config: Pix2PixConfig, path) -> None
     for key, kind in PARTS:
         if not isinstance(doc.get(key), kind) or isinstance(doc.get(key), bool):
             raise damaged(f"{key!r} is missing or not a {kind.__name__}")
+    _check_history(doc["history"], damaged)
     if not 0 <= doc["step"] <= config.steps:
         raise damaged(f"step {doc['step']} is outside 0..{config.steps}")
     use_gan = config.gan_mode != "none"
@@ -52,6 +53,24 @@ def check_document(doc: dict, header: dict, config: Pix2PixConfig, path) -> None
         _check_optimizer(doc[prefix], prefix, net, config, declared, damaged)
     if declared.get("rng.torch") is None:
         raise damaged("the random generator state is missing")
+
+
+def _check_history(history: dict, damaged) -> None:
+    """The parts of the history a resumed run appends to and reads."""
+    losses, seconds, best = history.get("losses"), history.get("train_seconds"), history.get("best")
+    if not isinstance(losses, dict) or not all(isinstance(v, list) for v in losses.values()):
+        raise damaged("the history's losses are malformed")
+    if not isinstance(history.get("validation"), list):
+        raise damaged("the history's validations are malformed")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
+        raise damaged("the history's training time is malformed")
+    if best is not None and not (
+        isinstance(best, dict)
+        and isinstance(best.get("metric"), str)
+        and isinstance(best.get("value"), (int, float))
+        and isinstance(best.get("step"), int)
+    ):
+        raise damaged("the history's best validation is malformed")
 
 
 def _check_sampler(state: dict, damaged) -> None:
