@@ -60,18 +60,17 @@ def main(steps: int = 300) -> None:
     viewer.open_sample("napari-pix2pix", "paired_sample")
     _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Train")
     # the form's fields are made from the option declarations, one per keyword of train()
+    # crops and depth are left to the recipe ("auto"); the width is set, to show both
     for keyword, value in (
         ("steps", steps),
-        ("patch_size", 64),
-        ("depth", 5),
         ("base_channels", 16),
         ("batch_size", 4),
-        ("disc_channels", 16),
         ("val_fraction", 0.2),
         ("checkpoint_dir", str(OUT.parent / "_screenshot_run")),
     ):
         train.form[keyword].value = value
     grid(viewer, True)
+    wait(lambda: train.planner.plan is not None)  # the recipe line, before Start
     shot(viewer, "guide_1_pair.png")
 
     train.controls["Start"].click()

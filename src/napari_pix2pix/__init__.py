@@ -29,6 +29,7 @@ from .io.images import read_image, write_image
 from .io.model_file import Pix2PixModel, load_model
 from .workflows.export import export_bioimageio
 from .workflows.prediction import predict, predict_lazy
+from .workflows.run_plan import RunPlan, plan_run
 from .workflows.training import train, train_iter
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Pix2PixConfig",
     "Pix2PixError",
     "Pix2PixModel",
+    "RunPlan",
     "PredictionError",
     "StepEvent",
     "TrainingError",
@@ -51,6 +53,7 @@ __all__ = [
     "export_bioimageio",
     "load_model",
     "output_axes",
+    "plan_run",
     "predict",
     "predict_lazy",
     "read_image",

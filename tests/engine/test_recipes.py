@@ -53,3 +53,28 @@ def test_rules():
         "depth": 5,
         "disc_channels": 32,
     }
+
+
+def test_a_plan_says_what_train_will_do_and_makes_nothing(narrow, tmp_path):
+    folder = tmp_path / "run"
+    plan = p2p.plan_run(*narrow, steps=3, checkpoint_dir=folder, device="cpu", val_fraction=0)
+    assert not folder.exists()
+    model = p2p.train(*narrow, steps=3, checkpoint_dir=folder, device="cpu", val_fraction=0)
+    c = model.config
+    chosen = (c.depth, c.base_channels, c.disc_channels, c.batch_size, list(c.patch_size))
+    r = plan.recipe
+    assert (r["depth"], r["base_channels"], r["disc_channels"], r["batch_size"]) == chosen[:4]
+    assert r["patch_size"] == chosen[4] and r["preset"] == "auto"
+    assert plan.steps == 3 and not plan.budgeted
+    assert plan.seconds == pytest.approx(3 * plan.step_seconds) and plan.step_seconds > 0
+    assert "auto recipe: depth 4, 32 channels, 64 px crops, batch 4" in plan.describe()
+    assert "3 steps in" in plan.describe()
+
+
+def test_a_budgeted_plan_fits_its_steps_into_the_budget(narrow):
+    plan = p2p.plan_run(*narrow, time_budget=2, device="cpu", val_fraction=0)
+    assert plan.budgeted and plan.seconds <= 2
+    assert plan.steps == int(2 / plan.step_seconds)
+    # the network's step as timed by the recipe, plus reading and augmenting a batch
+    assert 0 < plan.recipe["ms_per_step"] < plan.step_seconds * 1000
+    assert plan.describe().startswith("auto recipe") and "~" in plan.describe()

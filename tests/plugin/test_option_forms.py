@@ -72,3 +72,26 @@ def test_predict_widget_remembers_its_settings(predict_widget, viewer):
     again = PredictWidget(viewer)
     assert again.form["overlap"].value == pytest.approx(0.4)
     assert again.form["tile_size"].value == 128
+
+
+def test_recipe_fields_are_left_to_the_recipe_until_set(train_widget):
+    """Left ticked "auto", the network and crop fields are not passed to train, so the
+    preset chooses them as it does for a script; set, they win."""
+    form = train_widget.form
+    assert {k for k, f in form.fields.items() if f.auto} == {
+        "patch_size",
+        "depth",
+        "base_channels",
+        "disc_channels",
+        "steps",  # a time budget alone ends the run; else the default number
+    }
+    options = train_widget.options()
+    assert "depth" not in options and "patch_size" not in options
+    form["depth"].value = 4
+    assert train_widget.options()["depth"] == 4
+    remembered = form.values(remembered=True)
+    assert remembered["depth"] == 4 and remembered["patch_size"] is None
+    form["depth"].none_box.value = True
+    assert "depth" not in train_widget.options()
+    form.set_values({"depth": 6, "patch_size": None})
+    assert form["depth"].value == 6 and form["patch_size"].value is None

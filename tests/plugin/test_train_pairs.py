@@ -50,6 +50,14 @@ def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
     assert w.summary.value == "2 pairs, 8 kpx; validation: 1 pair, 4 kpx"
     set_fields(w, steps=3, val_every=3)
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    # before Start: the recipe and how long the run will take, timed on this machine
+    qtbot.waitUntil(lambda: w.planner.plan is not None, timeout=60_000)
+    plan = w.planner.plan
+    assert (plan.recipe["depth"], plan.recipe["base_channels"], plan.steps) == (4, 8, 3)
+    assert plan.recipe["patch_size"] == [32, 32] and plan.step_seconds > 0
+    assert w.planner.label.value.startswith("Recipe: auto recipe: depth 4, 8 channels, 32 px")
+    assert "3 steps in" in w.planner.label.value
+    assert not (tmp_path / "run").exists()  # a plan makes nothing
     w.controls["Start"].click()
     assert "2 pairs, 8 kpx; validation: 1 pair" in w.controls.status.text()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)

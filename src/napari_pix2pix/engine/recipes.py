@@ -14,6 +14,7 @@ import time
 import torch
 
 PAPER = {"depth": 8, "base_channels": 64, "disc_channels": 64, "patch_size": 256}
+RECIPE_FIELDS = tuple(PAPER)  # what a preset chooses when the user does not
 AUTO_PATCH = {2: 128, 3: 64}  # crop side: context enough for cells, small enough for speed
 MIN_PATCH = 32
 ENOUGH_STEPS = 6000  # a budget should give at least this many steps (else a narrower net)
@@ -61,24 +62,24 @@ def fit_patch_to_data(min_side: int, spatial_dims: int) -> int:
     return side
 
 
-def pick_width(
-    sized, config, device: torch.device, seconds: float, make_trainer
-) -> tuple[int, str]:
+def pick_width(sized, device: torch.device, seconds: float, make_trainer) -> tuple[int, float, str]:
     """The widest generator that still gets ENOUGH_STEPS within ``seconds``, timed on
-    this device with a few real steps on random crops; (width, why). ``sized(width)``:
-    the config with that width (and the discriminator's, where it is free)."""
+    this device with a few real steps on random crops; (width, seconds per step, why).
+    ``sized(width)``: the config with that width (and the discriminator's, where free)."""
     widths = [w for w in WIDTHS if device.type != "cpu" or w <= 32]
-    shape = (config.batch_size, config.in_channels, *config.patch_size)
     for width in widths:
-        step = _step_seconds(make_trainer(sized(width)), shape, config)
+        config = sized(width)
+        step = step_seconds(make_trainer(config), config)
         steps = seconds / step
         if steps >= ENOUGH_STEPS or width == widths[-1]:
-            return width, f"width {width}: {step * 1000:.0f} ms/step, about {steps:,.0f} steps"
+            why = f"width {width}: {step * 1000:.0f} ms/step, about {steps:,.0f} steps"
+            return width, step, why
     raise AssertionError("unreachable")
 
 
-def _step_seconds(trainer, shape, config, repeats: int = 3) -> float:
-    """The median time of a training step, after one warm-up step."""
+def step_seconds(trainer, config, repeats: int = 3) -> float:
+    """The median time of a training step on random crops, after one warm-up step."""
+    shape = (config.batch_size, config.in_channels, *config.patch_size)
     with torch.random.fork_rng(devices=[]):
         src = torch.randn(shape, device=trainer.device)
         tgt = torch.randn((shape[0], config.out_channels, *shape[2:]), device=trainer.device)

@@ -27,13 +27,15 @@ MAX_FLOAT = 1e6
 
 class OptionField:
     """One option's widget: its value in the option's own terms. None is a tick box
-    that hides the number beside it (an empty text for a folder)."""
+    that hides the number beside it (an empty text for a folder). ``auto``: the label
+    of a tick box meaning "not given" (the recipe chooses), for an option that has no
+    None of its own."""
 
-    def __init__(self, option: Option) -> None:
-        self.option = option
+    def __init__(self, option: Option, auto: str | None = None) -> None:
+        self.option, self.auto = option, auto
         self.editor = _editor(option)
-        optional = option.optional and option.kind != "path"
-        self.none_box = CheckBox(text=option.spec.none or "none") if optional else None
+        optional = (option.optional and option.kind != "path") or auto is not None
+        self.none_box = CheckBox(text=auto or option.spec.none or "none") if optional else None
         if self.none_box is not None:
             self.none_box.changed.connect(self._show_editor)
             if option.spec.step and option.kind in ("int", "size"):
@@ -48,7 +50,10 @@ class OptionField:
         else:
             self.widget = self.editor
         self.widget.tooltip = option.spec.help
-        self.value = option.default
+        if auto is not None:
+            self.widget.tooltip += f" (ticked: {auto})"
+            self.editor.value = option.to_human(_single(option.default))
+        self.value = None if auto is not None else option.default
 
     @property
     def value(self):
@@ -68,9 +73,7 @@ class OptionField:
             if self.option.kind == "path":
                 self.editor.value = ""
             return
-        if self.option.kind == "size" and isinstance(value, (tuple, list)):
-            value = value[0]
-        value = self.option.to_human(value)
+        value = self.option.to_human(_single(value) if self.option.kind == "size" else value)
         self.editor.value = str(value) if self.option.kind == "path" else value
 
     def suggest(self, number) -> None:
@@ -84,6 +87,11 @@ class OptionField:
     @property
     def changed(self):
         return self.widget.changed
+
+
+def _single(value):
+    """A size's one side (the form shows square crops and tiles)."""
+    return value[0] if isinstance(value, (tuple, list)) else value
 
 
 def _editor(option: Option) -> Widget:
@@ -117,16 +125,19 @@ def _editor(option: Option) -> Widget:
 
 class OptionsForm(QWidget):
     """Fields for the options of ``classes`` (except those in ``exclude`` and those
-    that go with the inputs or are filled in by the library)."""
+    that go with the inputs or are filled in by the library). Fields named in
+    ``auto`` start ticked "auto" and are left out of ``values()`` while ticked, so
+    that the recipe chooses them as it does for a script that does not give them."""
 
-    def __init__(self, *classes, exclude=()) -> None:
+    def __init__(self, *classes, exclude=(), auto=()) -> None:
         super().__init__()
         self.fields: dict[str, OptionField] = {}
         groups: dict[str, list] = {"basic": [], "advanced": []}
         for cls in classes:
             for o in options_of(cls):
                 if o.spec.group in groups and "gui" in o.spec.surfaces and o.keyword not in exclude:
-                    field = self.fields[o.keyword] = OptionField(o)
+                    label = "auto" if o.keyword in auto else None
+                    field = self.fields[o.keyword] = OptionField(o, label)
                     groups[o.spec.group].append(field.widget)
         self.basic = Container(widgets=groups["basic"])
         self.advanced = Container(widgets=groups["advanced"])
@@ -140,15 +151,22 @@ class OptionsForm(QWidget):
     def __getitem__(self, keyword: str) -> OptionField:
         return self.fields[keyword]
 
-    def values(self) -> dict:
-        """The fields' values as keyword arguments of train/predict."""
-        return {k: f.value for k, f in self.fields.items()}
+    def values(self, remembered: bool = False) -> dict:
+        """The fields' values as keyword arguments of train/predict (``remembered``:
+        with None for the ticked "auto" ones, as the settings keep them)."""
+        values = {k: f.value for k, f in self.fields.items()}
+        if remembered:
+            return values
+        return {k: v for k, v in values.items() if v is not None or not self.fields[k].auto}
 
     def set_values(self, values: dict) -> None:
         """Set the fields named in ``values``; a value an option refuses is skipped."""
         for key, value in values.items():
             field = self.fields.get(key)
             if field is None:
+                continue
+            if value is None and field.auto:
+                field.value = None
                 continue
             try:
                 field.value = field.option.check(value)
@@ -157,7 +175,7 @@ class OptionsForm(QWidget):
 
     def restore_defaults(self) -> None:
         for field in self.fields.values():
-            field.value = field.option.default
+            field.value = None if field.auto else field.option.default
 
     def connect(self, callback) -> None:
         """Call ``callback`` whenever any field changes."""

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..config import Pix2PixConfig
 from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEvent
+from ..engine.recipes import RECIPE_FIELDS
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
 from ..io.model_file import save_or_rescue
@@ -26,6 +27,7 @@ from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
 from .run_controls import RunControls
+from .run_planner import RunPlanner
 from .settings import WidgetSettings
 from .training_worker import WorkerFailed, start_training
 
@@ -72,7 +74,8 @@ class TrainWidget(QWidget):
         self._init_controls()
         self.plot = LossPlot()
         layout = QVBoxLayout(self)
-        parts = (self.pairs, self.validation, self.init_model_row, self.summary)
+        self.planner = RunPlanner(self._plan_inputs)
+        parts = (self.pairs, self.validation, self.init_model_row, self.summary, self.planner.label)
         for part in (*(p.native for p in parts), self.form, self.controls, self.plot):
             layout.addWidget(part)
         layout.addStretch()
@@ -107,7 +110,10 @@ class TrainWidget(QWidget):
 
     def _init_form(self) -> None:
         # init_model is the file chooser above, should the option be declared for the GUI
-        self.form = OptionsForm(Pix2PixConfig, TrainingRun, exclude=("init_model",))
+        # left "auto", the recipe sizes the network and a time budget alone ends the run
+        self.form = OptionsForm(
+            Pix2PixConfig, TrainingRun, exclude=("init_model",), auto=(*RECIPE_FIELDS, "steps")
+        )
         self.form["checkpoint_dir"].editor.native.setPlaceholderText(
             str(Path.home() / "napari-pix2pix" / "run-<time>")
         )
@@ -153,6 +159,7 @@ class TrainWidget(QWidget):
         self.summary.value = "" if problem else self._describe(train, val)
         if self.worker is None:
             self.controls["Start"].setEnabled(not problem)
+            self.planner.request(not problem)
         return not problem
 
     def _describe(self, train: Selection, val: Selection) -> str:
@@ -178,8 +185,14 @@ class TrainWidget(QWidget):
             options["init_model"] = user_path(init_model)
         return options
 
+    def _plan_inputs(self) -> tuple:
+        """What plan_run needs: the training pairs and the options (the run folder
+        aside: a plan makes nothing)."""
+        options = {k: v for k, v in self.options().items() if k != "checkpoint_dir"}
+        return self.selection[0].source, self.selection[0].target, options
+
     def save_settings(self) -> None:
-        self.settings.save(self.form.values())
+        self.settings.save(self.form.values(remembered=True))
 
     # ------------------------------------------------------------------ running
     def start(self, resume: bool = False) -> None:
@@ -206,12 +219,13 @@ class TrainWidget(QWidget):
         self.save_settings()
         self.settings.save({"last_run": str(self.run_folder)})
         self.stop_requested.clear()
+        self.planner.cancel()
         train = self.selection[0]
         self.worker = start_training(train.source, train.target, options, self.stop_requested)
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
-        self.controls.progress(0, options["steps"])
+        self.controls.progress(0, self.planner.plan.steps if self.planner.plan else 0)
         self.controls.say(f"Preparing data: {self.summary.value}…")
         self._set_running(True)
         self.worker.start()
@@ -316,6 +330,7 @@ class TrainWidget(QWidget):
 
     def shutdown(self) -> None:
         """Stop a running training and wait for its worker (viewer closing)."""
+        self.planner.cancel(wait=True)
         if self.worker is not None:
             self.stop_requested.set()
             self.worker.await_workers(msecs=60_000)

@@ -88,7 +88,7 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
     """The auto preset's choices that need the data and the device: crops no larger
     than the images, and with a time budget the widest network that still gets enough
     steps in it (timed here). Returns the config and what was chosen, and why."""
-    why = []
+    why, timed = [], {}
     if run.preset == "auto" and "patch_size" not in given:
         sides = [min(s.shape[1:]) for s, _ in split.train]
         side = fit_patch_to_data(min(sides), config.spatial_dims)
@@ -105,18 +105,18 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
             return config.replace(base_channels=width)
 
         with torch.random.fork_rng(devices=[]):
-            width, reason = pick_width(
+            width, seconds, reason = pick_width(
                 sized,
-                config,
                 dev,
                 0.9 * run.time_budget,
                 lambda c: Trainer(c, build_generator(c), dev, amp_dtype(dev, c.amp)),
             )
         config = sized(width)
         why.append(reason)
+        timed = {"ms_per_step": round(seconds * 1000, 1)}
     fields = ("patch_size", "depth", "base_channels", "disc_channels", "batch_size")
     chosen = {k: _plain(getattr(config, k)) for k in fields}
-    return config, {"preset": run.preset, **chosen, "why": "; ".join(why)}
+    return config, {"preset": run.preset, **chosen, **timed, "why": "; ".join(why)}
 
 
 def _plain(value):

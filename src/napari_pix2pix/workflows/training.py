@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import torch
 
 from ..config import Pix2PixConfig
-from ..engine import distributed
 from ..engine.best_model import BestKeeper
-from ..engine.device import amp_dtype, resolve_device
+from ..engine.device import amp_dtype
 from ..engine.events import TrainingEvent, ValidationEvent
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
@@ -20,17 +19,16 @@ from ..engine.memory import device_memory
 from ..engine.sampling import PairedPatchSampler
 from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
-from ..errors import InputError, ModelFileError, TrainingError
-from ..io.checkpoint import check_checkpoint_dir, load_checkpoint, save_checkpoint
+from ..errors import ModelFileError, TrainingError
+from ..io.checkpoint import save_checkpoint
 from ..io.model_file import Pix2PixModel
 from ..io.run_log import RunLog
-from ..options import options_doc, split_options
+from ..options import options_doc
 from ..run_options import TrainingRun
 from .run_folder import best_weights, save_best
-from .starting_point import fit_recipe, init_config, init_record, load_init_model, run_config
-from .training_data import make_sampler, prepare_data
-
-BUDGET_STEPS = 10**7  # the step cap of a run limited by time
+from .run_setup import set_up_run
+from .starting_point import init_record
+from .training_data import make_sampler
 
 
 def train_iter(
@@ -49,39 +47,10 @@ def train_iter(
     iterating (closing it); ``event.model`` is then the model trained so far, and with
     ``checkpoint_dir`` a checkpoint of that state is written so ``resume`` can go on.
     """
-    init = options.get("init_model")
-    if isinstance(init, Pix2PixModel):  # in memory; a path is checked like any option
-        options = {k: v for k, v in options.items() if k != "init_model"}
-    model_options, run_options = split_options(options, Pix2PixConfig, TrainingRun)
-    run = TrainingRun(**run_options)
-    if run.init_model is not None:
-        init = run.init_model
-    if init is not None and run.resume is not None:
-        raise InputError(
-            "init_model and resume exclude each other: resume continues a run (its model "
-            "is in the checkpoint); init_model starts a new run from a trained model."
-        )
-    if run.time_budget is not None:  # the budget ends the run; steps only caps it
-        model_options.setdefault("steps", BUDGET_STEPS)
-    ckpt = load_checkpoint(run.resume) if run.resume is not None else None
-    given = dict(model_options)
-    init_model, init_source = load_init_model(init)
-    if init_model is not None:
-        config = init_config(init_model, model_options)
-    else:
-        config = run_config(ckpt, model_options, axes, target_axes, run.preset)
-    checkpoint_dir = (
-        run.checkpoint_dir if run.checkpoint_dir is not None or ckpt is None else ckpt.path.parent
-    )
-    if checkpoint_dir is not None:  # checked now, not when the first checkpoint is due
-        check_checkpoint_dir(checkpoint_dir, ckpt.path if ckpt is not None else None)
-    rank, world, dev = distributed.setup(resolve_device(run.device))
-    config, split = prepare_data(
-        source, target, axes, target_axes, config, ckpt, (val_source, val_target), init_model
-    )
-    recipe = None
-    if ckpt is None and init_model is None:  # else the network is the model's
-        config, recipe = fit_recipe(config, split, given, run, dev)
+    setup = set_up_run(source, target, axes, target_axes, (val_source, val_target), options)
+    run, config, split, ckpt = setup.run, setup.config, setup.split, setup.ckpt
+    init_model, checkpoint_dir = setup.init_model, setup.checkpoint_dir
+    rank, world, dev = setup.rank, setup.world, setup.device
     in_memory = [s.shape for s, _ in split.train if not isinstance(s, LazySample)]
     check_training_memory(config, in_memory, device_memory(dev))
     if config.seed is not None:
@@ -99,11 +68,11 @@ def train_iter(
             "val_pairs": split.val_pairs,
             "train_seconds": 0.0,
             "device": str(dev),
-            "recipe": recipe,
+            "recipe": setup.recipe,
         }
     )
     if init_model is not None:
-        history["init_model"] = init_record(init_model, init_source)
+        history["init_model"] = init_record(init_model, setup.init_source)
     model = Pix2PixModel(config, history=history)
     if init_model is not None:  # before the trainer moves (and perhaps wraps) it
         model.generator.load_state_dict(init_model.generator.state_dict())

@@ -1,0 +1,82 @@
+"""Everything a run settles before its first step: the options checked, a checkpoint or
+model to start from, the data opened and split, the recipe fitted to the data and the
+device. ``train_iter`` goes on from here; ``plan_run`` stops here to say what a run
+would do, so both see the same recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import Pix2PixConfig
+from ..engine import distributed
+from ..engine.device import resolve_device
+from ..engine.split import Split
+from ..errors import InputError
+from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint
+from ..io.model_file import Pix2PixModel
+from ..options import split_options
+from ..run_options import TrainingRun
+from .starting_point import fit_recipe, init_config, load_init_model, run_config
+from .training_data import prepare_data
+
+BUDGET_STEPS = 10**7  # the step cap of a run limited by time
+
+
+@dataclass
+class RunSetup:
+    run: TrainingRun
+    config: Pix2PixConfig
+    split: Split
+    ckpt: Checkpoint | None
+    init_model: Pix2PixModel | None
+    init_source: str | None
+    recipe: dict | None  # what the preset chose (None: the checkpoint's or model's)
+    checkpoint_dir: Path | None  # the run's, or the resumed checkpoint's folder
+    device: torch.device
+    rank: int
+    world: int
+
+
+def set_up_run(
+    source, target, axes, target_axes, val, options: dict, planning: bool = False
+) -> RunSetup:
+    """The run ``train_iter(source, target, axes, target_axes, **options)`` would do;
+    ``planning``: only say so (no run folder made, torchrun's process group left alone)."""
+    init = options.get("init_model")
+    if isinstance(init, Pix2PixModel):  # in memory; a path is checked like any option
+        options = {k: v for k, v in options.items() if k != "init_model"}
+    model_options, run_options = split_options(options, Pix2PixConfig, TrainingRun)
+    run = TrainingRun(**run_options)
+    if run.init_model is not None:
+        init = run.init_model
+    if init is not None and run.resume is not None:
+        raise InputError(
+            "init_model and resume exclude each other: resume continues a run (its model "
+            "is in the checkpoint); init_model starts a new run from a trained model."
+        )
+    if run.time_budget is not None:  # the budget ends the run; steps only caps it
+        model_options.setdefault("steps", BUDGET_STEPS)
+    ckpt = load_checkpoint(run.resume) if run.resume is not None else None
+    given = dict(model_options)
+    init_model, init_source = load_init_model(init)
+    if init_model is not None:
+        config = init_config(init_model, model_options)
+    else:
+        config = run_config(ckpt, model_options, axes, target_axes, run.preset)
+    folder = run.checkpoint_dir
+    if folder is None and ckpt is not None:
+        folder = ckpt.path.parent
+    if folder is not None and not planning:  # checked now, not when the first checkpoint is due
+        check_checkpoint_dir(folder, ckpt.path if ckpt is not None else None)
+    dev = resolve_device(run.device)
+    rank, world, dev = (0, 1, dev) if planning else distributed.setup(dev)
+    config, split = prepare_data(source, target, axes, target_axes, config, ckpt, val, init_model)
+    recipe = None
+    if ckpt is None and init_model is None:  # else the network is the model's
+        config, recipe = fit_recipe(config, split, given, run, dev)
+    return RunSetup(
+        run, config, split, ckpt, init_model, init_source, recipe, folder, dev, rank, world
+    )
