@@ -1,6 +1,6 @@
 """Augmentations against overfitting a few fields of view (MONAI transforms): intensity
 changes on the source only, zoom and elastic deformation applied identically to source
-and target so that pairs stay aligned. All off by default."""
+and target so that pairs stay aligned. The config's defaults are the measured best."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Augmentations:
     gamma: float = 0.0  # gamma in [0.7, 1.5] over the crop's range
     zoom: float = 0.0  # zoom by 0.85-1.15, size kept
     elastic: float = 0.0  # smooth deformation of a few pixels
+    flips: float = 0.0  # each flip and the 90-degree rotation (done by the sampler)
 
     @property
     def any(self) -> bool:
@@ -30,6 +31,7 @@ class Augmentations:
             config.augment_gamma,
             config.augment_zoom,
             config.augment_elastic,
+            config.augment_flips,
         )
 
 

@@ -83,7 +83,9 @@ class PairedPatchSampler:
         areas = np.array([float(np.prod(s)) for s in self.shapes])
         self.weights = areas / areas.sum()
         keys = ["pair"]
-        flips = [RandFlipd(keys, prob=0.5, spatial_axis=i) for i in range(dims)]
+        augment = augment or Augmentations()  # None: no augmentation at all
+        flip = augment.flips
+        flips = [RandFlipd(keys, prob=flip, spatial_axis=i) for i in range(dims)]
         self._crop = (
             RandCropByPosNegLabeld(
                 keys,
@@ -103,12 +105,12 @@ class PairedPatchSampler:
             [
                 self._crop,
                 *flips,
-                RandRotate90d(keys, prob=0.5, spatial_axes=(dims - 2, dims - 1)),
+                RandRotate90d(keys, prob=flip, spatial_axes=(dims - 2, dims - 1)),
             ]
         )
         self.rng = np.random.default_rng(seed)
         self.transform.set_random_state(seed=None if seed is None else seed + 1)
-        self.augment = build_augmentations(augment, patch_size) if augment and augment.any else None
+        self.augment = build_augmentations(augment, patch_size) if augment.any else None
         if self.augment is not None:
             self.augment.set_random_state(seed=None if seed is None else seed + 2)
 
