@@ -11,6 +11,7 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-test-con
 import numpy as np
 import pytest
 import torch
+from tiny_options import TINY
 
 import napari_pix2pix as p2p
 from napari_pix2pix.engine.sample_data import make_pair
@@ -26,17 +27,6 @@ def _has_gui() -> bool:
 
 # the napari side's tests need napari and a Qt binding; the rest runs headless without them
 collect_ignore = [] if _has_gui() else ["plugin"]
-
-# Tiny but real: a depth-4 U-Net and a 2-layer PatchGAN train in seconds on the CPU.
-TINY = dict(
-    patch_size=32,
-    depth=4,
-    base_channels=8,
-    batch_size=4,
-    disc_layers=2,
-    disc_channels=8,
-    device="cpu",
-)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import os
 import sys
 
 import torch
+from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix.engine import sampling
@@ -29,16 +30,8 @@ source, target = make_pair((96, 96), seed=1, nucleus_radius=5.0)
 model = p2p.train(
     source,
     target,
-    steps=2,
-    patch_size=32,
-    depth=4,
-    base_channels=8,
-    batch_size=2,
-    disc_layers=2,
-    disc_channels=8,
-    device="cpu",
     seed=0,
-    val_fraction=0,
+    **FAST,
 )
 weights = {
     k: hashlib.sha1(v.numpy().tobytes()).hexdigest()

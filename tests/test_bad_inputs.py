@@ -13,24 +13,13 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix import StepEvent
 from napari_pix2pix.cli import main
 from napari_pix2pix.engine.inference import TiledPredictor
 from napari_pix2pix.io.model_file import Pix2PixModel
-
-FAST = dict(
-    steps=2,
-    patch_size=32,
-    depth=4,
-    base_channels=8,
-    batch_size=2,
-    disc_layers=2,
-    disc_channels=8,
-    device="cpu",
-    val_fraction=0.0,
-)
 
 
 def read_only_folder(tmp: Path) -> Path:

@@ -4,6 +4,7 @@ weights, architecture and normalization, and says so in the new model's history.
 import numpy as np
 import pytest
 import torch
+from tiny_options import TINY
 
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
@@ -22,14 +23,7 @@ def original(tmp_path_factory):
         source,
         target,
         steps=20,
-        patch_size=32,
-        depth=4,
-        base_channels=8,
-        dropout=0.0,
-        disc_layers=2,
-        disc_channels=8,
-        batch_size=2,
-        device="cpu",
+        **{**TINY, "batch_size": 2, "dropout": 0.0},
     )
     path = model.save(tmp_path_factory.mktemp("init") / "old.safetensors")
     return model, path

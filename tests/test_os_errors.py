@@ -14,23 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
 from napari_pix2pix.errors import OutputError
 from napari_pix2pix.io.model_file import Pix2PixModel, save_or_rescue
 
-FAST = dict(
-    steps=2,
-    patch_size=32,
-    depth=4,
-    base_channels=8,
-    batch_size=2,
-    disc_layers=2,
-    disc_channels=8,
-    device="cpu",
-    val_fraction=0.0,
-)
 CLI_FAST = (
     "--steps 2 --patch-size 32 --depth 4 --base-channels 8 --batch-size 2 --disc-layers 2 "
     "--disc-channels 8 --device cpu --val-fraction 0"

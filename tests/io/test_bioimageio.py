@@ -9,6 +9,8 @@ import torch
 
 pytest.importorskip("bioimageio.core")
 
+from tiny_options import TINY
+
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
 from napari_pix2pix.errors import InputError
@@ -30,13 +32,7 @@ def exported(pair, tmp_path_factory):
             source,
             target,
             steps=20,
-            patch_size=32,
-            depth=4,
-            base_channels=8,
-            batch_size=4,
-            disc_layers=2,
-            disc_channels=8,
-            device="cpu",
+            **TINY,
         )
         folder = tmp_path_factory.mktemp("bioimageio")
         model_path = model.save(folder / "model.safetensors")

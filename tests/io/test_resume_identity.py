@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 import zarr
+from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix.io.checkpoint import load_checkpoint
@@ -91,17 +92,9 @@ def run_folder(pair, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     p2p.train(
         *pair,
-        steps=3,
         checkpoint_dir=folder,
-        val_fraction=0,
         seed=0,
-        patch_size=32,
-        depth=4,
-        base_channels=8,
-        batch_size=2,
-        disc_layers=2,
-        disc_channels=8,
-        device="cpu",
+        **{**FAST, "steps": 3},
     )
     return folder
 
@@ -166,15 +159,8 @@ def test_a_damaged_checkpoint_is_refused_before_resume(
     with pytest.raises(p2p.ModelFileError, match=message):
         p2p.train(
             *pair,
-            steps=5,
             resume=folder,
-            patch_size=32,
-            depth=4,
-            base_channels=8,
-            batch_size=2,
-            disc_layers=2,
-            disc_channels=8,
-            device="cpu",
+            **{**FAST, "steps": 5},
         )
 
 
