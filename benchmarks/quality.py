@@ -77,6 +77,11 @@ VARIANTS = {
     # recipe or steps, the library sizes the network and ends on time
     "auto": ("L1 + cGAN, preset auto", {"budgeted": True}),
     "auto-l1": ("L1 only, preset auto", {"budgeted": True, "gan_mode": "none"}),
+    "auto-w32": ("L1 + cGAN, preset auto, width 32", {"budgeted": True, "base_channels": 32}),
+    "auto-l1-w32": (
+        "L1 only, preset auto, width 32",
+        {"budgeted": True, "gan_mode": "none", "base_channels": 32},
+    ),
 }
 GROUPS = {
     "main": ["l1+cgan", "l1"],

@@ -176,8 +176,9 @@ class _Validator:
         )
 
     def __call__(self, step: int, total: int) -> ValidationEvent:
-        preds = [self.predictor.predict_sample(src) for src, _ in self.split.val]
-        targets = [tgt.astype(np.float32) for _, tgt in self.split.val]
+        c = self.split.val_context  # context columns: predicted, not scored
+        preds = [self.predictor.predict_sample(src)[..., c:] for src, _ in self.split.val]
+        targets = [tgt[..., c:].astype(np.float32) for _, tgt in self.split.val]
         scores = [image_metrics(p[None], t[None], self.target_norm) for p, t in zip(preds, targets)]
         metrics = {k: _finite_mean([s[k] for s in scores]) for k in scores[0]}
         # how much of the target's variation the prediction reproduces; near 0 means the
@@ -195,7 +196,7 @@ class _Validator:
             metrics=metrics,
             preview=_preview(preds[0]),
             preview_target=_preview(targets[0]),
-            preview_source=_preview(self.split.val[0][0].astype(np.float32)),
+            preview_source=_preview(self.split.val[0][0][..., c:].astype(np.float32)),
         )
 
 
@@ -213,9 +214,10 @@ def _notes(config, split: Split) -> list[str]:
             f"{config.patch_size} and were reflect-padded; a smaller patch_size (with a "
             "smaller depth) would use the data better."
         )
-    if split.val and min(split.val[0][0].shape[1:]) < 11:
+    scored = split.val[0][0][..., split.val_context :].shape[1:] if split.val else ()
+    if split.val and min(scored) < 11:
         notes.append(
-            f"the validation part is only {min(split.val[0][0].shape[1:])} px wide, too "
+            f"the validation part is only {min(scored)} px wide, too "
             "small for SSIM (reported as NaN); use a larger val_fraction or more images."
         )
     return notes

@@ -17,7 +17,7 @@ PAPER = {"depth": 8, "base_channels": 64, "disc_channels": 64, "patch_size": 256
 RECIPE_FIELDS = tuple(PAPER)  # what a preset chooses when the user does not
 AUTO_PATCH = {2: 128, 3: 64}  # crop side: context enough for cells, small enough for speed
 MIN_PATCH = 32
-ENOUGH_STEPS = 6000  # a budget should give at least this many steps (else a narrower net)
+ENOUGH_STEPS = 3000  # real steps (a batch read too) a budget should give, else a narrower net
 WIDTHS = (64, 32, 16)  # tried widest first on a GPU, from 32 on a CPU
 
 
@@ -62,14 +62,17 @@ def fit_patch_to_data(min_side: int, spatial_dims: int) -> int:
     return side
 
 
-def pick_width(sized, device: torch.device, seconds: float, make_trainer) -> tuple[int, float, str]:
+def pick_width(
+    sized, device: torch.device, seconds: float, make_trainer, batch_seconds: float = 0.0
+) -> tuple[int, float, str]:
     """The widest generator that still gets ENOUGH_STEPS within ``seconds``, timed on
-    this device with a few real steps on random crops; (width, seconds per step, why).
+    this device with a few real steps on random crops plus ``batch_seconds`` (reading
+    and augmenting a batch, the same for every width); (width, seconds per step, why).
     ``sized(width)``: the config with that width (and the discriminator's, where free)."""
     widths = [w for w in WIDTHS if device.type != "cpu" or w <= 32]
     for width in widths:
         config = sized(width)
-        step = step_seconds(make_trainer(config), config)
+        step = step_seconds(make_trainer(config), config) + batch_seconds
         steps = seconds / step
         if steps >= ENOUGH_STEPS or width == widths[-1]:
             why = f"width {width}: {step * 1000:.0f} ms/step, about {steps:,.0f} steps"

@@ -24,6 +24,10 @@ class Split:
     description: str
     train_pairs: list[str] = field(default_factory=list)
     val_pairs: list[str] = field(default_factory=list)
+    # columns at the start of each validation sample that are training data: predicted
+    # as context for the held-out strip, never scored (a strip predicted on its own is
+    # mostly image border, and scored the border's artefacts more than the model)
+    val_context: int = 0
 
 
 def split_train_val(
@@ -32,13 +36,15 @@ def split_train_val(
     max_val_samples: int = MAX_VAL_SAMPLES,
     groups: list[int] | None = None,
     names: list[str] | None = None,
+    context: int = 0,
 ) -> Split:
     """Hold out whole pairs (the last images or files) when there are several and
     ``val_fraction`` of them rounds to at least one; else whole samples (the last slices
     of a stack) when there are enough; else the last ``val_fraction`` of the X axis of
     each image. Training crops are taken only from the training part, so they never
     overlap the validation data. ``groups`` gives the pair of each sample (default: one
-    pair per sample), ``names`` the pairs' names for the description."""
+    pair per sample), ``names`` the pairs' names for the description. A held-out strip
+    is predicted with up to ``context`` training columns to its left (``val_context``)."""
     groups = list(range(len(pairs))) if groups is None else list(groups)
     n_pairs = len(set(groups))
     names = names or [f"pair {i}" for i in range(n_pairs)]
@@ -68,23 +74,26 @@ def split_train_val(
             everything,
             everything if n_pairs == 1 else sorted({names[g] for g in groups[-n_val:]}),
         )
-    train, val = [], []
-    for src, tgt in pairs:
-        width = src.shape[-1]
-        n = max(1, int(round(width * val_fraction)))
+    cuts = [max(1, int(round(s.shape[-1] * val_fraction))) for s, _ in pairs]
+    widths = [s.shape[-1] for s, _ in pairs]
+    for width, n in zip(widths, cuts):
         if width - n < 1:
             raise InputError(
                 f"the image is too narrow ({width} px) to hold out {val_fraction:.0%} "
                 "for validation; use val_fraction=0 or a larger image."
             )
-        train.append((src[..., : width - n], tgt[..., : width - n]))
-        val.append((src[..., width - n :], tgt[..., width - n :]))
+    ctx = min([max(0, context)] + [width - n for width, n in zip(widths, cuts)])
+    train = [(s[..., : w - n], t[..., : w - n]) for (s, t), w, n in zip(pairs, widths, cuts)]
+    val = [
+        (s[..., w - n - ctx :], t[..., w - n - ctx :]) for (s, t), w, n in zip(pairs, widths, cuts)
+    ]
     return Split(
         train,
         _loaded(val[:max_val_samples]),
-        f"right {val_fraction:.0%} of X (columns {pairs[0][0].shape[-1] - n}-) held out",
+        f"right {val_fraction:.0%} of X (columns {widths[0] - cuts[0]}-) held out",
         everything,
         everything,
+        ctx,
     )
 
 

@@ -6,17 +6,16 @@ steps of the chosen network on this device."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-
-import torch
 
 from ..engine.device import amp_dtype
 from ..engine.networks import build_generator
 from ..engine.recipes import step_seconds
 from ..engine.trainer import Trainer
+from ..io.model_file import duration_text
 from .run_setup import set_up_run
-from .training_data import make_sampler
+from .starting_point import recipe_of
+from .training_data import batch_seconds
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class RunPlan:
         steps = f"{'~' if self.budgeted else ''}{self.steps:,} steps"
         return (
             f"{r['preset']} recipe: {net}, batch {r['batch_size']} · "
-            f"{self.step_seconds * 1000:.0f} ms/step · {steps} in {_duration(self.seconds)}"
+            f"{self.step_seconds * 1000:.0f} ms/step · {steps} in {duration_text(self.seconds)}"
         )
 
 
@@ -49,15 +48,12 @@ def plan_run(
         source, target, axes, target_axes, (val_source, val_target), options, planning=True
     )
     config, run, dev = setup.config, setup.run, setup.device
-    recipe = dict(setup.recipe or {"preset": "the model's"})
-    for name in ("patch_size", "depth", "base_channels", "disc_channels", "batch_size"):
-        value = getattr(config, name)
-        recipe.setdefault(name, list(value) if isinstance(value, tuple) else value)
-    seconds = recipe.get("ms_per_step", 0) / 1000
+    recipe = {**recipe_of(config), **(setup.recipe or {"preset": "the model's"})}
+    seconds = recipe.get("ms_per_step", 0) / 1000  # timed with a batch's crops
     if not seconds:
         generator = build_generator(config)
-        seconds = step_seconds(Trainer(config, generator, dev, amp_dtype(dev, config.amp)), config)
-    seconds += _batch_seconds(setup)
+        trainer = Trainer(config, generator, dev, amp_dtype(dev, config.amp))
+        seconds = step_seconds(trainer, config) + batch_seconds(setup.split, config)
     done = setup.ckpt.step if setup.ckpt is not None else 0
     left = config.steps - done
     if run.time_budget:
@@ -66,21 +62,3 @@ def plan_run(
         steps = min(left, math.floor(total / seconds))
         return RunPlan(recipe, seconds, steps, min(total, left * seconds), True)
     return RunPlan(recipe, seconds, left, left * seconds, False)
-
-
-def _batch_seconds(setup, repeats: int = 3) -> float:
-    """Reading, cropping and augmenting one batch (the network's timing leaves it out)."""
-    with torch.random.fork_rng(devices=[]):
-        sampler = make_sampler(setup.split, setup.config, 0)
-        began = time.perf_counter()
-        for _ in range(repeats):
-            sampler.batch(setup.config.batch_size)
-    return (time.perf_counter() - began) / repeats
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -9,13 +9,14 @@ import torch
 from ..config import Pix2PixConfig
 from ..engine.device import amp_dtype
 from ..engine.networks import build_generator
-from ..engine.recipes import depth_for, fit_patch_to_data, pick_width, preset_options
+from ..engine.recipes import RECIPE_FIELDS, depth_for, fit_patch_to_data, pick_width, preset_options
 from ..engine.split import Split
 from ..engine.trainer import Trainer
 from ..errors import InputError
 from ..io.checkpoint import Checkpoint
 from ..io.model_file import Pix2PixModel, load_model
 from ..options import options_of
+from .training_data import batch_seconds
 
 
 def run_config(
@@ -110,15 +111,16 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
                 dev,
                 0.9 * run.time_budget,
                 lambda c: Trainer(c, build_generator(c), dev, amp_dtype(dev, c.amp)),
+                batch_seconds(split, config),
             )
         config = sized(width)
         why.append(reason)
         timed = {"ms_per_step": round(seconds * 1000, 1)}
-    fields = ("patch_size", "depth", "base_channels", "disc_channels", "batch_size")
-    chosen = {k: _plain(getattr(config, k)) for k in fields}
-    return config, {"preset": run.preset, **chosen, **timed, "why": "; ".join(why)}
+    return config, {"preset": run.preset, **recipe_of(config), **timed, "why": "; ".join(why)}
 
 
-def _plain(value):
-    """As the history will read back from a model file's JSON (tuples are lists)."""
-    return list(value) if isinstance(value, tuple) else value
+def recipe_of(config: Pix2PixConfig) -> dict:
+    """The fields a recipe sets, as the history will read them back from a model file's
+    JSON (tuples are lists)."""
+    values = {k: getattr(config, k) for k in (*RECIPE_FIELDS, "batch_size")}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
