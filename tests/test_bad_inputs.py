@@ -302,7 +302,7 @@ CASES = [
         "folder that is not a model",
         lambda s, t, f: p2p.load_model(f["tmp"] / "empty_folder"),
         p2p.ModelFileError,
-        "not a napari-pix2pix model folder",
+        "neither a napari-pix2pix model folder .* nor a run folder",
     ),
     (
         "a TIFF given as the model",

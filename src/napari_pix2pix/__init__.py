@@ -27,6 +27,7 @@ from .errors import (
 )
 from .io.images import read_image, write_image
 from .io.model_file import Pix2PixModel, load_model
+from .workflows.evaluation import Evaluation, evaluate
 from .workflows.export import export_bioimageio
 from .workflows.prediction import predict, predict_lazy
 from .workflows.run_plan import RunPlan, plan_run
@@ -34,6 +35,7 @@ from .workflows.training import train, train_iter
 
 __all__ = [
     "DeviceError",
+    "Evaluation",
     "FinishedEvent",
     "ImageFileError",
     "InputError",
@@ -50,6 +52,7 @@ __all__ = [
     "ValidationEvent",
     "WarningEvent",
     "__version__",
+    "evaluate",
     "export_bioimageio",
     "load_model",
     "output_axes",

@@ -16,10 +16,12 @@ from napari_pix2pix.engine.schedule import lr_factor
 
 
 def held_out_mae(model, pair, val_fraction):
-    """The validation MAE of ``model`` recomputed as train does (the right strip)."""
+    """The validation MAE of ``model`` recomputed as train does: the right strip, predicted
+    with one patch of training columns to its left as context, scored without them."""
     source, target = pair
     n = int(round(source.shape[-1] * val_fraction))
-    pred = p2p.predict(model, source[:, -n:], tile_size=32)
+    c = max(model.config.patch_size)
+    pred = p2p.predict(model, source[:, -n - c :], tile_size=32)[:, c:]
     norm = Normalization.of(model.config, "target")
     truth = target[:, -n:].astype(np.float32)
     return image_metrics(pred[None, None], truth[None, None], norm)["mae"]

@@ -90,3 +90,23 @@ def test_save_is_atomic_and_keeps_the_previous_file(trained, tmp_path, monkeypat
         trained.save(path, overwrite=True)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+def test_a_checkpoint_or_run_folder_opens_as_a_model(tiny, tmp_path):
+    """A run stopped before it saved a model still gives one: its checkpoint's generator."""
+    from napari_pix2pix.engine.sample_data import make_pair
+
+    source, target = make_pair((64, 64), seed=2, nucleus_radius=5.0)
+    run = tmp_path / "run"
+    trained = p2p.train(source, target, steps=3, val_fraction=0, checkpoint_dir=run, **tiny)
+    assert not (run / "model.safetensors").exists() and not (run / "best.safetensors").exists()
+    expected = p2p.predict(trained, source, device="cpu")
+    for path in (run, run / "checkpoint.safetensors"):
+        model = p2p.load_model(path)
+        assert model.history["steps_done"] == 3 and model.history["kept"] == "last"
+        np.testing.assert_array_equal(p2p.predict(model, source, device="cpu"), expected)
+    trained.history["steps_done"] = 99
+    trained.save(run / "model.safetensors")  # a run folder's own model comes first
+    assert p2p.load_model(run).history["steps_done"] == 99
+    with pytest.raises(p2p.ModelFileError, match="nor a run folder"):
+        p2p.load_model(tmp_path)

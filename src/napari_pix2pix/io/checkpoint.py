@@ -15,7 +15,7 @@ from ..config import Pix2PixConfig
 from ..errors import InputError, ModelFileError
 from ..options import user_path
 from .checkpoint_schema import check_document
-from .model_file import check_finite_weights, check_format_version, parse_config
+from .model_checks import check_finite_weights, check_format_version, parse_config
 from .output_paths import (
     atomic_write,
     check_input_path,
@@ -26,6 +26,11 @@ from .output_paths import (
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+# what else a run folder holds: the best model so far, and the model a run (or the Train
+# widget) saved when it ended; a run folder opened as a model gives the first there is
+MODEL_NAME = "model.safetensors"
+BEST_NAME = "best.safetensors"
+RUN_MODELS = (MODEL_NAME, BEST_NAME, CHECKPOINT_NAME)
 KIND = "napari-pix2pix-checkpoint"
 FORMAT_VERSION = 1
 

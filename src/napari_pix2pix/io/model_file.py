@@ -20,9 +20,11 @@ import torch
 from .._version import __version__
 from ..config import Pix2PixConfig
 from ..engine.device import resolve_device
-from ..engine.networks import build_generator, invalid_weights
+from ..engine.networks import build_generator
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
-from . import bioimageio, model_zip
+from . import bioimageio, checkpoint, model_zip
+from .checkpoint import RUN_MODELS
+from .model_checks import check_finite_weights, check_format_version, check_weights, parse_config
 from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
 from .safetensors_file import (
     MAX_JSON_BYTES,
@@ -78,6 +80,39 @@ class Pix2PixModel:
             "steps trained": self.history.get("steps_done", 0),
             "final validation": self.history.get("final_metrics", {}),
         }
+
+    def card(self) -> list[str]:
+        """The summary as lines a person reads (the Predict widget's model card)."""
+        c, h = self.config, self.history
+        dims = f"{c.spatial_dims}D"
+        lines = [
+            f"{c.in_channels} -> {c.out_channels} channel(s), {c.source_axes} -> "
+            f"{c.target_axes}, {dims}"
+        ]
+        side = c.patch_size[0]
+        recipe = (h.get("recipe") or {}).get("preset")
+        lines.append(
+            f"U-Net depth {c.depth}, {c.base_channels} channels, {side} px crops, "
+            f"{c.gan_mode if c.gan_mode != 'none' else 'L1 only'}"
+            + (f" ({recipe} recipe)" if recipe else "")
+        )
+        trained = f"{h.get('steps_done', 0):,} steps"
+        if h.get("train_seconds"):
+            trained += f" in {duration_text(h['train_seconds'])}"
+        if h.get("device"):
+            trained += f" on {h['device']}"
+        best = h.get("best") if h.get("kept") == "best" else None
+        if best:
+            trained += f"; holds the best validation ({best.get('metric')}), step {best['step']}"
+        lines.append("Trained: " + trained)
+        metrics = (best or {}).get("metrics") or h.get("final_metrics") or {}
+        if metrics:
+            shown = [metric_text(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
+            lines.append("Validation: " + ", ".join(shown))
+        pixel = h.get("pixel_size")
+        if pixel:
+            lines.append(f"Pixel size trained at: {pixel}")
+        return lines
 
     def document(self) -> dict:
         import monai
@@ -174,12 +209,40 @@ def save_or_rescue(model: Pix2PixModel, path, overwrite: bool = False) -> tuple[
         raise
 
 
+METRIC_NAMES = {"mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "pearson_r": "Pearson r"}
+
+
+def metric_text(name: str, value) -> str:
+    """'PSNR 23.9 dB', 'MAE 855 (target units)', 'SSIM 0.784'."""
+    label = METRIC_NAMES.get(name, name)
+    if not isinstance(value, (int, float)):
+        return f"{label} {value}"
+    if name == "psnr":
+        return f"{label} {value:.1f} dB"
+    if name == "mae":
+        return f"{label} {value:.4g} (target units)"
+    return f"{label} {value:.3f}"
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '20.1 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
-    """Load a model file or folder written by ``Pix2PixModel.save``, or a bioimage.io
-    package (.zip) exported by napari-pix2pix; no code is executed. A model with NaN or
-    infinite weights is refused."""
+    """Load a model file or folder written by ``Pix2PixModel.save``, a bioimage.io
+    package (.zip) exported by napari-pix2pix, a training checkpoint (its generator at
+    the step it was written) or a run folder (its model, else its best model, else its
+    checkpoint: a run that was stopped or crashed early still gives a model); no code
+    is executed. A model with NaN or infinite weights is refused."""
     path = check_input_path(path, ModelFileError, "model path", folder_ok=True)
     device = resolve_device(device)
+    if path.is_dir() and not (path / "weights.safetensors").exists():
+        inside = next((path / n for n in RUN_MODELS if (path / n).exists()), None)
+        if inside is not None:
+            path = check_input_path(inside, ModelFileError, "model path")
     if not path.is_dir() and model_zip.is_zip(path):
         model = model_from_bytes(model_zip.model_bytes(path), source=path)
         model.generator.to(device)
@@ -188,8 +251,9 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
         weights, config_file = path / "weights.safetensors", path / "config.json"
         if not weights.is_file() or not config_file.is_file():
             raise ModelFileError(
-                f"{str(path)!r} is not a napari-pix2pix model folder (it needs "
-                "weights.safetensors and config.json)."
+                f"{str(path)!r} is neither a napari-pix2pix model folder (weights.safetensors "
+                "and config.json) nor a run folder (model.safetensors, best.safetensors or "
+                "checkpoint.safetensors)."
             )
         if config_file.stat().st_size > MAX_JSON_BYTES:
             raise ModelFileError(f"{str(config_file)!r} is too large to be a model config.")
@@ -202,6 +266,10 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
         weights = path
         header = read_header(path)
         doc = header_document(header, path)
+        if doc.get("format") == checkpoint.KIND:
+            model = model_from_checkpoint(checkpoint.load_checkpoint(path))
+            model.generator.to(device)
+            return model
     config, history = parse_document(doc, path)
     check_weights(config, header, weights)
     model = _build(
@@ -212,6 +280,12 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
     )
     model.generator.to(device)
     return model
+
+
+def model_from_checkpoint(ckpt: checkpoint.Checkpoint) -> Pix2PixModel:
+    """The generator a checkpoint holds, as a model ("kept": its last step)."""
+    history = {**ckpt.history, "kept": "last"}
+    return _build(ckpt.config, history, ckpt.trainer["generator"], ckpt.path)
 
 
 def model_from_bytes(data: bytes, source="<bytes>") -> Pix2PixModel:
@@ -252,58 +326,6 @@ def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2Pix
     return model
 
 
-def check_finite_weights(state: dict, source) -> None:
-    """NaN or infinite weights, or negative BatchNorm variances, make every prediction
-    NaN: such a model (diverged, or damaged) is refused instead of giving NaN images.
-    (Also Adam's steps and second moments in a checkpoint: negative, they make NaN.)"""
-    what = invalid_weights(state)
-    if what:
-        raise ModelFileError(
-            f"the weights in {str(source)!r} hold {what}: the model is damaged "
-            "or its training diverged, and it cannot give valid predictions."
-        )
-
-
-def check_weights(config: Pix2PixConfig, header: dict, source, prefix: str = "") -> None:
-    """Compare the tensors the file declares with those the config's network has, on
-    the meta device (no memory), before anything is allocated or read: a config that
-    does not describe its weights (or describes a network of absurd size) stops here."""
-    with torch.device("meta"):
-        expected = {
-            prefix + k: list(v.shape) for k, v in build_generator(config).state_dict().items()
-        }
-    declared = {
-        k: v.get("shape") if isinstance(v, dict) else None
-        for k, v in header.items()
-        if k != "__metadata__" and k.startswith(prefix)
-    }
-    if declared != expected:
-        missing = sorted(set(expected) - set(declared))
-        wrong = sorted(k for k in set(expected) & set(declared) if expected[k] != declared[k])
-        detail = (
-            f"missing {missing[:3]}"
-            if missing
-            else f"wrong shapes for {wrong[:3]}"
-            if wrong
-            else f"unexpected {sorted(set(declared) - set(expected))[:3]}"
-        )
-        raise ModelFileError(
-            f"the weights in {str(source)!r} do not match the architecture in "
-            f"its config ({detail})."
-        )
-
-
-def parse_config(data, path, what: str = "model") -> Pix2PixConfig:
-    """A stored config, checked like any other (types, ranges, normalization present)."""
-    try:
-        config = Pix2PixConfig.from_dict(data)
-    except InputError as exc:
-        raise ModelFileError(f"the config in {str(path)!r} is invalid: {exc}") from exc
-    if not config.normalized:
-        raise ModelFileError(f"the config in {str(path)!r} has no normalization parameters.")
-    return config
-
-
 def parse_document(doc, path) -> tuple[Pix2PixConfig, dict]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model (format tag missing).")
@@ -312,15 +334,3 @@ def parse_document(doc, path) -> tuple[Pix2PixConfig, dict]:
     if not isinstance(history, dict):
         raise ModelFileError(f"the training history in {str(path)!r} is malformed.")
     return parse_config(doc.get("config"), path), history
-
-
-def check_format_version(doc: dict, path, newest: int) -> None:
-    version = doc.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{str(path)!r} has an invalid format_version {version!r}.")
-    if version > newest:
-        raise ModelFileError(
-            f"{str(path)!r} was written by a newer napari-pix2pix (format "
-            f"{version}, this version reads up to {newest}); upgrade "
-            "napari-pix2pix to open it."
-        )

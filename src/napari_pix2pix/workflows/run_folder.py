@@ -9,9 +9,8 @@ from pathlib import Path
 import torch
 
 from ..config import Pix2PixConfig
+from ..io.checkpoint import BEST_NAME
 from ..io.model_file import Pix2PixModel, load_model
-
-BEST_NAME = "best.safetensors"  # the best model so far, in the run folder
 
 
 def save_best(folder, config: Pix2PixConfig, history: dict, weights: dict) -> None:

@@ -40,6 +40,18 @@ class RunSetup:
     world: int
 
 
+def check_run_options(options: dict, axes=None, target_axes=None) -> None:
+    """Raise InputError for options that cannot make a run, as ``train`` would before it
+    reads any data (clashes such as a patch that 2**depth does not divide included): a
+    form can check every change at once. A run from a checkpoint or a model takes part
+    of its config from there and is only checked by ``train``."""
+    options = dict(options)
+    if options.get("init_model") is not None or options.get("resume") is not None:
+        return
+    model_options, run_options = split_options(options, Pix2PixConfig, TrainingRun)
+    run_config(None, model_options, axes, target_axes, TrainingRun(**run_options).preset)
+
+
 def set_up_run(
     source, target, axes, target_axes, val, options: dict, planning: bool = False
 ) -> RunSetup:

@@ -1,0 +1,36 @@
+"""evaluate(): a model scored on a pair it never saw, against numpy's own numbers."""
+
+import numpy as np
+import pytest
+
+import napari_pix2pix as p2p
+from napari_pix2pix.engine.sample_data import make_pair
+
+
+def test_metrics_match_numpy_and_the_difference_is_the_error(trained):
+    source, target = make_pair((96, 96), seed=11, nucleus_radius=5.0)
+    result = p2p.evaluate(trained, source, target, device="cpu")
+    pred = p2p.predict(trained, source, device="cpu")
+    np.testing.assert_allclose(result.prediction, pred, atol=1e-4)
+    error = pred.astype(np.float64) - target
+    np.testing.assert_allclose(result.difference, error, atol=1e-3)
+    assert result.metrics["mae"] == pytest.approx(np.abs(error).mean(), rel=1e-4)
+    r = np.corrcoef(pred.ravel(), target.ravel().astype(np.float64))[0, 1]
+    assert result.metrics["pearson_r"] == pytest.approx(r, abs=1e-6)
+    lo, hi = trained.config.target_low[0], trained.config.target_high[0]
+    unit = lambda a: (np.asarray(a, np.float64) - lo) / (hi - lo)  # noqa: E731
+    mse = np.mean((unit(pred) - unit(target)) ** 2)
+    assert result.metrics["psnr"] == pytest.approx(10 * np.log10(1 / mse), abs=0.05)
+    assert 0 < result.metrics["ssim"] <= 1
+    assert result.spread.shape == pred.shape and result.axes == "YX"
+
+
+def test_a_stack_is_scored_slice_by_slice_and_a_wrong_target_is_refused(trained):
+    source, target = make_pair((64, 64), seed=12, nucleus_radius=5.0)
+    stack, targets = np.stack([source] * 3), np.stack([target] * 3)
+    one = p2p.evaluate(trained, source, target, device="cpu").metrics
+    three = p2p.evaluate(trained, stack, targets, axes="ZYX", device="cpu").metrics
+    assert three["mae"] == pytest.approx(one["mae"], rel=1e-3)
+    assert three["ssim"] == pytest.approx(one["ssim"], rel=1e-3)
+    with pytest.raises(p2p.InputError, match="differs from the prediction"):
+        p2p.evaluate(trained, source, target[:32], device="cpu")
