@@ -1,5 +1,5 @@
 """Regenerate the docs' viewer screenshots: the README picture and the four steps of the
-user guide (pair loaded, training, a predicted stack, the confidence layer). Uses the
+user guide (pair loaded, training, a predicted stack, the confidence layer, Evaluate). Uses the
 built-in simulated sample, so it runs anywhere with a display, e.g.
 `xvfb-run -a -s "-screen 0 1600x1200x24" python docs/make_screenshots.py`.
 """
@@ -19,7 +19,7 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screensh
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_pix2pix.engine.sample_data import make_stack
+from napari_pix2pix.engine.sample_data import make_pair, make_stack
 
 OUT = Path(__file__).parent / "images"
 
@@ -58,7 +58,7 @@ def main(steps: int = 300) -> None:
     viewer = napari.Viewer(title="napari-pix2pix")
     viewer.window.resize(1500, 1000)
     viewer.open_sample("napari-pix2pix", "paired_sample")
-    _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Train")
+    _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Train")
     # the form's fields are made from the option declarations, one per keyword of train()
     # crops and depth are left to the recipe ("auto"); the width is set, to show both
     for keyword, value in (
@@ -79,9 +79,7 @@ def main(steps: int = 300) -> None:
     show_only(viewer, "pix2pix preview")
     shot(viewer, "guide_2_training.png")
 
-    _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
-    predict.load(OUT.parent / "_screenshot_run" / "model.safetensors")
-    predict.select_layer("phase contrast (source)")
+    predict = train.use_in_predict()  # the model just trained, the source chosen
     predict.controls["Predict"].click()
     wait(lambda: predict.worker is None)
     show_only(viewer, "phase contrast (source) [pix2pix]", "nuclei fluorescence (target)")
@@ -99,6 +97,20 @@ def main(steps: int = 300) -> None:
     shot(viewer, "guide_3_predict_stack.png")
     show_only(viewer, "unseen stack [pix2pix]", "unseen stack [pix2pix spread]")
     shot(viewer, "guide_4_confidence.png")
+
+    phase, dapi = make_pair((256, 256), seed=41, nucleus_radius=6.0)
+    viewer.add_image(phase, name="held-out phase")
+    viewer.add_image(dapi, name="held-out DAPI")
+    predict.form["uncertainty"].value = False
+    predict.select_layer("held-out phase")
+    predict.evaluation.target.value = "held-out DAPI"
+    predict.evaluation.button.native.click()
+    wait(lambda: predict.worker is None)
+    show_only(
+        viewer, "held-out DAPI", "held-out phase [pix2pix]", "held-out phase [pix2pix - target]"
+    )
+    grid(viewer, True)
+    shot(viewer, "guide_5_evaluate.png")
     viewer.close()
 
 

@@ -95,3 +95,27 @@ def test_recipe_fields_are_left_to_the_recipe_until_set(train_widget):
     assert "depth" not in train_widget.options()
     form.set_values({"depth": 6, "patch_size": None})
     assert form["depth"].value == 6 and form["patch_size"].value is None
+
+
+def test_restore_defaults_and_remembered_advanced_values_are_shown(train_widget, viewer):
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    form = train_widget.form
+    assert not form.collapsible.isExpanded() and form.changed_advanced() == []
+    form["spatial_dims"].value = 3  # an advanced option
+    form["depth"].value = 4
+    train_widget.save_settings()
+    again = TrainWidget(viewer)  # the next napari session
+    assert again.form["spatial_dims"].value == 3 and again.form["depth"].value == 4
+    assert again.form.changed_advanced() == ["spatial_dims"]
+    assert again.form.collapsible.isExpanded()  # a remembered advanced value is in sight
+    again.form.restore.native.click()
+    assert again.form["spatial_dims"].value == 2 and again.form["depth"].value is None
+    assert again.form.changed_advanced() == [] and "depth" not in again.form.values()
+
+
+def test_predict_has_restore_defaults(predict_widget):
+    form = predict_widget.form
+    form["overlap"].value = 0.4
+    form.restore.native.click()
+    assert form["overlap"].value == pytest.approx(PredictOptions().overlap)

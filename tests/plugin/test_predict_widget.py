@@ -113,5 +113,91 @@ def test_layers_menu_command_opens_predict_on_the_layer(viewer):
     }
     assert "napari-pix2pix.predict_layer" in menu_ids
     app.commands.execute_command("napari-pix2pix.predict_layer").result()
-    widget = viewer.window.dock_widgets["Predict (napari-pix2pix)"]
+    widget = viewer.window.dock_widgets["pix2pix: Predict (napari-pix2pix)"]
     assert widget.image.value.name == "a"
+
+
+def test_closing_the_viewer_stops_a_prediction(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, _ = make_pair((128, 128), seed=5, nucleus_radius=5.0)
+    viewer.add_image(np.tile(source, (8, 8)), name="big")
+    p = PredictWidget(viewer)
+    viewer.window.add_dock_widget(p, name="Predict")
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("big")
+    p.form["tile_size"].value = 16
+    p.form["overlap"].value = 0.5
+    p.form["batch_size"].value = 1
+    p.run()
+    qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
+    worker = p.worker
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
+    assert p.state["done"] < p.state["total"]  # stopped, not run to the end
+
+
+def test_the_model_card_is_readable(viewer, trained, tmp_path):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    p = PredictWidget(viewer)
+    p.load(trained.save(tmp_path / "m.safetensors"))
+    card = p.chooser.info.value
+    c, best = trained.config, trained.history["best"]
+    assert "1 -> 1 channel(s), YX -> YX, 2D" in card
+    assert f"U-Net depth {c.depth}, {c.base_channels} channels, {c.patch_size[0]} px crops" in card
+    assert "Trained: 300 steps" in card and f"step {best['step']}" in card
+    assert f"MAE {best['metrics']['mae']:.4g} (target units)" in card
+    assert f"PSNR {best['metrics']['psnr']:.1f} dB" in card
+    assert "{" not in card and "'" not in card  # no raw dicts
+
+
+def test_predict_this_slice_places_the_plane_where_the_viewer_stands(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 64), seed=5, nucleus_radius=5.0)
+    stack = np.stack([np.roll(source, 7 * i, axis=1) for i in range(5)])
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(1.0, 0.0, 0.0))
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("stack")
+    viewer.dims.set_current_step(0, 3)
+    p.controls["Predict this slice"].click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
+    out = viewer.layers["stack [pix2pix slice]"]
+    assert out.data.shape == (1, 64, 64)
+    np.testing.assert_allclose(out.translate, (1.0 + 3 * 2.0, 0.0, 0.0))
+    expected = p2p.predict(trained, stack[3], device="cpu")
+    np.testing.assert_allclose(out.data[0], expected, atol=1e-3)
+    viewer.dims.set_current_step(0, 1)  # another slice replaces the layer
+    p.controls["Predict this slice"].click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
+    (out,) = [layer for layer in viewer.layers if "slice" in layer.name]
+    np.testing.assert_allclose(out.translate, (1.0 + 2.0, 0.0, 0.0))
+
+
+def test_the_evaluate_section_scores_against_numpy(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, target = make_pair((96, 96), seed=11, nucleus_radius=5.0)
+    viewer.add_image(source, name="held-out phase")
+    viewer.add_image(target, name="held-out dapi")
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("held-out phase")
+    p.evaluation.target.value = "held-out dapi"
+    p.evaluation.button.native.click()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    pred = viewer.layers["held-out phase [pix2pix]"].data
+    np.testing.assert_allclose(pred, p2p.predict(trained, source, device="cpu"), atol=1e-4)
+    difference = viewer.layers["held-out phase [pix2pix - target]"].data
+    np.testing.assert_allclose(difference, pred - target, atol=1e-3)
+    assert "held-out phase [pix2pix spread]" in viewer.layers
+    mae = np.abs(pred.astype(np.float64) - target).mean()
+    r = np.corrcoef(pred.ravel(), target.ravel().astype(np.float64))[0, 1]
+    scores = p.evaluation.scores.value
+    assert f"MAE {mae:.4g} (target units)" in scores and f"Pearson r {r:.3f}" in scores
+    assert "PSNR" in scores and "SSIM" in scores

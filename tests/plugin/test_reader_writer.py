@@ -83,3 +83,34 @@ def test_reader_opens_volumes_with_voxel_spacing_in_zyx(viewer, tmp_path, monkey
     (layer,) = viewer.open(path, plugin="napari-pix2pix")
     np.testing.assert_allclose(layer.scale, (2.5, 0.9, 0.8))
     assert str(layer.units[0]) == "millimeter"
+
+
+def test_a_dropped_tiff_opens_without_a_dialog_once_the_user_agreed(viewer, tmp_path):
+    """napari asks which reader to use when two claim a file; the Train widget offers to
+    make napari-pix2pix the reader for TIFF and NIfTI, and then a drop just opens."""
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+
+    from napari_pix2pix.io.images import write_image
+    from napari_pix2pix.plugin.reader_offer import PATTERNS
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    plugins = get_settings().plugins
+    before = dict(plugins.extension2reader)
+    try:
+        plugins.extension2reader = {k: v for k, v in before.items() if k not in PATTERNS}
+        path = tmp_path / "cells.ome.tif"
+        image = np.random.default_rng(0).integers(0, 4000, (40, 50)).astype(np.uint16)
+        write_image(path, image, axes="YX", scale={"Y": 0.5, "X": 0.25})
+        with pytest.raises(MultipleReaderError):  # the dialog's cause: two readers
+            viewer._open_or_raise_error([str(path)])
+        w = TrainWidget(viewer)
+        viewer.window.add_dock_widget(w, name="Train")
+        assert w.reader_offer.offered
+        w.reader_offer.accept.native.click()
+        assert not w.reader_offer.offered
+        layers = viewer._open_or_raise_error([str(path)])  # the drop path, no dialog
+        np.testing.assert_allclose(layers[0].scale, (0.5, 0.25))
+        assert not TrainWidget(viewer).reader_offer.offered  # asked once
+    finally:
+        plugins.extension2reader = before

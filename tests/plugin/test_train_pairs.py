@@ -2,6 +2,7 @@
 the pair/pixel counts, the best step in the plot and a model to start from."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -189,3 +190,33 @@ def test_start_from_model_is_passed_to_train_iter(pairs_widget, qtbot, tmp_path)
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
     assert "Error" not in w.controls.status.text()
     assert w.model.history["steps_done"] == 2
+
+
+def test_a_pair_shifted_by_5_px_is_warned_about(viewer):
+    from napari_pix2pix.engine.sample_data import make_pair
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    source, target = make_pair((128, 128), seed=3, nucleus_radius=5.0)
+    viewer.add_image(source, name="phase")
+    viewer.add_image(np.roll(target, 5, axis=1), name="dapi shifted")
+    w = TrainWidget(viewer)
+    assert w.pair.target.value.name == "dapi shifted"
+    message = w.pair.message.value
+    assert "shifted by" in message and re.search(r"[+][456] px in X", message)
+    assert w.controls["Start"].isEnabled()  # a warning, not a refusal
+    viewer.add_image(target, name="dapi")
+    w.pair.target.value = "dapi"
+    assert w.pair.message.value == ""
+
+
+def test_a_long_channel_axis_is_questioned(viewer):
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    stack = np.random.default_rng(0).random((32, 64, 64)).astype(np.float32)
+    viewer.add_image(stack, name="z-stack")
+    viewer.add_image(stack + 1, name="z-target")
+    w = TrainWidget(viewer)
+    assert w.pair.source.axes_text() == "ZYX" and "channel" not in w.pair.message.value
+    w.pair.source.axes.value = "CYX"
+    w.pair.target.axes.value = "CYX"
+    assert "32-channel source" in w.pair.message.value and "write Z or T" in w.pair.message.value

@@ -52,7 +52,7 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     p = PredictWidget(viewer)
     viewer.window.add_dock_widget(p, name="Predict")
     p.load(saved)
-    assert "steps trained: 150" in p.chooser.info.value
+    assert "Trained: 150 steps" in p.chooser.info.value
     assert p.form["tile_size"].value is None  # the model's own patch size (32)
     p.select_layer("stack")
     assert p.image.axes_text() == "ZYX"
@@ -88,6 +88,7 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.plot.point_count() >= 5, timeout=60_000)
+    assert "s/step" in w.controls.status.text() and "left" in w.controls.status.text()
     t0 = time.perf_counter()
     n0 = w.plot.point_count()
     w.controls["Stop"].click()
@@ -95,6 +96,8 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     stop_seconds = time.perf_counter() - t0
     done = w.model.history["steps_done"]
     assert done < 60
+    status = w.controls.status.text()
+    assert status.startswith(f"Stopped after step {done}.") and "auto-saved" in status
     assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
@@ -120,7 +123,6 @@ def test_settings_persist_between_sessions(train_widget, viewer):
 @pytest.mark.parametrize(
     "problem, expected",
     [
-        ("patch size 40", "multiple of 2**depth"),  # InputError from the config
         ("cuda without a GPU", "no usable CUDA GPU"),  # DeviceError: a RuntimeError
         ("NaN in the source", "NaN or infinite"),
         ("constant target", "constant"),
@@ -135,9 +137,8 @@ def test_training_errors_are_notifications(problem, expected, train_widget, view
     w = train_widget
     set_fields(w, steps=5)
     source = w.pair.source.value.data
-    if problem == "patch size 40":
-        w.form["patch_size"].value = 40
-    elif problem == "cuda without a GPU":
+    # (options that clash never reach Start: test_options_that_clash_are_said_at_once)
+    if problem == "cuda without a GPU":
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
         w.form["device"].value = "cuda"
@@ -171,11 +172,35 @@ def test_closing_the_viewer_stops_training_cleanly(train_widget, viewer, qtbot, 
 
     step = load_checkpoint(tmp_path / "run").step
     assert 5 <= step < 2000  # stopped after the step in flight, with a checkpoint of it
+    # and a model, saved by the worker although the window is gone
+    model = p2p.load_model(tmp_path / "run" / "model.safetensors")
+    assert model.history["steps_done"] == step
+
+
+def test_the_widget_opened_before_the_layers_never_pairs_a_layer_with_itself(viewer):
+    from napari_pix2pix.engine.sample_data import make_pair
+
+    # as napari opens it from the Plugins menu: the widget gets a proxy of the viewer
+    _, w = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Train")
+    assert type(w.viewer).__name__ == "PublicOnlyProxy"
+    assert not w.controls["Start"].isEnabled() and not w.controls["Resume"].isEnabled()
+    source, target = make_pair((64, 64), seed=0)
+    viewer.add_image(source, name="phase")
+    assert w.pair.source.value is not None
+    assert "same layer" in w.pair.message.value or w.pair.target.value is None
+    assert not w.controls["Start"].isEnabled()
+    viewer.add_image(target, name="dapi")
+    assert w.pair.source.value.name != w.pair.target.value.name
+    assert w.controls["Start"].isEnabled() and w.pair.message.value == ""
+    # the widget's own layers are napari's proxies: choosing one layer twice is caught
+    w.pair.target.value = w.pair.source.value.name
+    assert "same layer" in w.pair.message.value and not w.controls["Start"].isEnabled()
 
 
 def test_rgb_layer_is_a_three_channel_source(train_widget, viewer):
     w = train_widget
     gray = w.pair.source.value.data
+    gray = (gray - gray.min()) / np.ptp(gray) * 255  # an 8-bit picture of the same cells
     viewer.add_image(np.stack([gray] * 3, axis=-1).astype(np.uint8), name="rgb", rgb=True)
     w.pair.source.value = "rgb"
     assert w.pair.source.axes_text() == "YXC"
@@ -212,3 +237,41 @@ def test_renamed_layers_train_and_predict(train_widget, viewer, qtbot, tmp_path)
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
     assert "phase, renamed again [pix2pix]" in viewer.layers
     assert viewer.layers["phase, renamed again [pix2pix]"].data.shape == source.data.shape
+
+
+def test_use_in_predict_opens_the_model_just_trained(train_widget, viewer, qtbot, tmp_path):
+    w = train_widget
+    assert not w.controls["Use in Predict"].isEnabled()
+    set_fields(w, steps=6, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = "~/runs/first"  # ~ is the user's home
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert w.saved == tmp_path / "runs" / "first" / "model.safetensors"  # HOME is tmp_path
+    assert w.controls["Use in Predict"].isEnabled()
+    w.controls["Use in Predict"].click()
+    # the Predict widget that is open now
+    _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Predict")
+    assert predict.model is not None and predict.model.history["steps_done"] == 6
+    assert predict.chooser.path.value == str(w.saved)
+    assert predict.image.value.name == "phase contrast (source)"
+    predict.controls["Predict"].click()
+    qtbot.waitUntil(lambda: predict.worker is None, timeout=60_000)
+    assert "phase contrast (source) [pix2pix]" in viewer.layers
+    bar = w.controls.progress_bar
+    assert bar.value() == bar.maximum() == 6
+    w.form["checkpoint_dir"].value = "~/runs/second"
+    w.controls["Start"].click()  # a new run's bar starts empty, not at 100 %
+    assert bar.value() == 0
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+
+
+def test_options_that_clash_are_said_at_once_with_their_fix(train_widget):
+    w = train_widget
+    assert w.controls["Start"].isEnabled() and w.options_message.value == ""
+    w.form["depth"].value = 8
+    w.form["patch_size"].value = 64
+    message = w.options_message.value
+    assert "multiple of 2**depth = 256" in message and "Use patch_size=" in message
+    assert not w.controls["Start"].isEnabled()
+    w.form["depth"].none_box.value = True  # auto: the depth follows the patch
+    assert w.options_message.value == "" and w.controls["Start"].isEnabled()

@@ -79,10 +79,14 @@ class Message(Label):
         self.native.setWordWrap(True)
         self.native.setHidden(True)
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, color: str = "#e05050") -> None:
         self.value = text
-        self.native.setStyleSheet("color: #e05050;" if text else "")
+        self.native.setStyleSheet(f"color: {color};" if text else "")
         self.native.setHidden(not text)
+
+    def warn(self, text: str) -> None:
+        """Something worth a look that does not stop training (in orange)."""
+        self.say(text, "#e0a040")
 
 
 class PairPicker(Container):

@@ -59,3 +59,35 @@ def contrast_limits(data) -> tuple[float, float]:
     sample = sample[:: max(1, sample.size // 2_000_000)]
     lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def show_preview(viewer, name: str, data, target) -> None:
+    """The layer ``name`` shows ``data``, with the contrast of ``target`` (made or
+    updated in place, so the user's view of it stays)."""
+    limits = (float(np.min(target)), float(np.max(target)))
+    if limits[1] <= limits[0]:
+        limits = (limits[0], limits[0] + 1)
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        layer.data = data
+        layer.contrast_limits = limits
+    else:
+        viewer.add_image(data, name=name, contrast_limits=limits)
+
+
+def current_plane(layer, axes: str, world_point) -> tuple[tuple, dict[str, int]]:
+    """Where the viewer stands in ``layer``: an index that keeps its Y, X (and C) axes
+    whole and every other axis at the viewer's position as a length-1 slice, and those
+    positions (axis -> index) to place a prediction of that plane."""
+    shown = [a for a in axes if not (getattr(layer, "rgb", False) and a == "C")]
+    point = layer.world_to_data(tuple(world_point)[-len(shown) :])
+    data_shape = layer_array(layer).shape
+    index, offsets = [], {}
+    for a, n in zip(axes, data_shape):
+        if a in "YXC":
+            index.append(slice(None))
+        else:
+            i = int(min(max(round(float(point[shown.index(a)])), 0), n - 1))
+            index.append(slice(i, i + 1))
+            offsets[a] = i
+    return tuple(index), offsets

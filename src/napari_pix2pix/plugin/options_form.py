@@ -12,6 +12,7 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     LineEdit,
+    PushButton,
     SpinBox,
     TupleEdit,
     Widget,
@@ -75,6 +76,14 @@ class OptionField:
             return
         value = self.option.to_human(_single(value) if self.option.kind == "size" else value)
         self.editor.value = str(value) if self.option.kind == "path" else value
+
+    def is_default(self) -> bool:
+        value, default = self.value, None if self.auto else self.option.default
+        if self.option.kind == "size" and value is not None and default is not None:
+            return _single(value) == _single(default)
+        if isinstance(value, float) and isinstance(default, (int, float)):
+            return math.isclose(value, default, rel_tol=1e-6, abs_tol=1e-12)
+        return value == default
 
     def suggest(self, number) -> None:
         """The number shown when None is unticked (None stays ticked)."""
@@ -141,12 +150,18 @@ class OptionsForm(QWidget):
                     groups[o.spec.group].append(field.widget)
         self.basic = Container(widgets=groups["basic"])
         self.advanced = Container(widgets=groups["advanced"])
+        self.advanced_keys = [k for k, f in self.fields.items() if f.widget in groups["advanced"]]
         self.collapsible = QCollapsible("Advanced")
         self.collapsible.addWidget(self.advanced.native)
+        self.restore = PushButton(
+            text="Restore defaults", tooltip="every option back to its default"
+        )
+        self.restore.changed.connect(self.restore_defaults)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.basic.native)
         layout.addWidget(self.collapsible)
+        layout.addWidget(self.restore.native)
 
     def __getitem__(self, keyword: str) -> OptionField:
         return self.fields[keyword]
@@ -172,8 +187,14 @@ class OptionsForm(QWidget):
                 field.value = field.option.check(value)
             except (ValueError, TypeError):
                 continue
+        if self.changed_advanced():  # remembered settings are never hidden when closed
+            self.collapsible.expand(animate=False)
 
-    def restore_defaults(self) -> None:
+    def changed_advanced(self) -> list[str]:
+        """The advanced options whose value is not their default."""
+        return [k for k in self.advanced_keys if not self.fields[k].is_default()]
+
+    def restore_defaults(self, *_) -> None:
         for field in self.fields.values():
             field.value = None if field.auto else field.option.default
 

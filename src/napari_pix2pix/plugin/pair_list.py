@@ -15,6 +15,7 @@ from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
+from ..engine.alignment import TOLERATED_SHIFT, estimate_shift, middle_plane
 from ..engine.axes import check_axes
 from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
@@ -88,6 +89,7 @@ class PairsChoice(Container):
         self.viewer, self.exclude = viewer, exclude
         self._callbacks: list = []
         self._counted: dict[tuple, int | None] = {}  # pixels of the folders' files
+        self._shifts: dict[tuple, tuple] = {}  # the layer pairs' estimated misalignment
         names = {**MODE_NAMES, **({} if multiple else {LAYERS: "a layer pair"})}
         self.mode = ComboBox(choices=[(names[m], m) for m in modes], value=modes[0], label=label)
         self.rows = Container(widgets=[], labels=False)
@@ -126,7 +128,7 @@ class PairsChoice(Container):
         row = PairRow(self.viewer, self.exclude)
         pair = row.pair
         pair.reset_choices()
-        free = [layer for layer in pair.source.choices() if all(layer is not u for u in used)]
+        free = [layer for layer in pair.source.choices() if all(layer != u for u in used)]
         if used and len(free) >= 2:
             pair.source.value, pair.target.value = free[:2]
         for picker in (pair.source, pair.target):
@@ -187,6 +189,10 @@ class PairsChoice(Container):
             sources.append(layer_array(src))
             targets.append(layer_array(tgt))
             axes.add((s_axes, t_axes))
+            pair.message.warn(
+                _many_channels(sources[-1].shape, s_axes, targets[-1].shape, t_axes)
+                or self._misalignment(sources[-1], s_axes, targets[-1], t_axes)
+            )
             pixels += _pixel_count(sources[-1].shape, s_axes)
         if not problem and len(axes) > 1:
             problem = "all layer pairs need the same axes (source -> target), not " + ", ".join(
@@ -206,6 +212,27 @@ class PairsChoice(Container):
             t_axes,
             len(sources),
             pixels,
+        )
+
+    def _misalignment(self, source, s_axes: str, target, t_axes: str) -> str:
+        """A warning when the pair looks shifted by more than TOLERATED_SHIFT (measured
+        once per pair of arrays, on their middle planes)."""
+        key = (id(source), id(target), s_axes, t_axes)
+        if key not in self._shifts:
+            try:
+                shift = estimate_shift(middle_plane(source, s_axes), middle_plane(target, t_axes))
+            except (ValueError, MemoryError):
+                shift = (0.0, 0.0)
+            if len(self._shifts) > 32:
+                self._shifts.clear()
+            self._shifts[key] = shift
+        dy, dx = self._shifts[key]
+        if max(abs(dy), abs(dx)) <= TOLERATED_SHIFT:
+            return ""
+        return (
+            f"Source and target look shifted by {dy:+.0f} px in Y and {dx:+.0f} px in X: "
+            "pix2pix needs aligned pairs (misaligned ones give blurry results). Register "
+            "them first, or check that these two images belong together."
         )
 
     def _folders(self) -> Selection:
@@ -236,6 +263,22 @@ def _pair_problem(pair: PairPicker, dims: int) -> str:
         check_pair(s_shape, s_axes, t_shape, t_axes, dims)
     except Pix2PixError as exc:
         return str(exc)
+    return ""
+
+
+MANY_CHANNELS = 8  # more channels than this are more often planes given the axis C
+
+
+def _many_channels(s_shape, s_axes: str, t_shape, t_axes: str) -> str:
+    """A warning when an axis C is so long that it is more likely Z or T planes."""
+    for shape, axes, side in ((s_shape, s_axes, "source"), (t_shape, t_axes, "target")):
+        if "C" in axes and shape[axes.index("C")] > MANY_CHANNELS:
+            n = shape[axes.index("C")]
+            return (
+                f"The {side} axes {axes} make a {n}-channel {side}: the model will "
+                f"{'take' if side == 'source' else 'predict'} {n} channels at once. If "
+                f"these are Z planes or time points, write Z or T instead of C."
+            )
     return ""
 
 

@@ -4,15 +4,15 @@ adds the result as a new layer with the input's scale, translate and axis labels
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import napari
 import numpy as np
 from magicgui.widgets import Container, Label, LineEdit, PushButton
-from napari.qt.threading import create_worker
+from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QFileDialog, QVBoxLayout, QWidget
@@ -21,9 +21,18 @@ from ..errors import Pix2PixError
 from ..io.model_file import load_model
 from ..options import user_path
 from ..run_options import PredictOptions
+from ..workflows.evaluation import Evaluation, evaluate
 from ..workflows.prediction import predict
+from . import PLUGIN, PREDICT
+from .evaluate_section import EvaluateSection
 from .layer_picker import LayerPicker
-from .layers import contrast_limits, layer_array, layer_axes, result_layer_kwargs
+from .layers import (
+    contrast_limits,
+    current_plane,
+    layer_array,
+    layer_axes,
+    result_layer_kwargs,
+)
 from .options_form import OptionsForm
 from .run_controls import RunControls
 from .settings import WidgetSettings
@@ -39,6 +48,19 @@ def lazy_output_path(name: str) -> Path:
 
 class PredictionCancelled(Pix2PixError):
     """Raised inside the worker when the user pressed Cancel."""
+
+
+class PredictionWorker(FunctionWorker):
+    """napari quits every worker when its window closes; a function worker would go on
+    to the end, so quitting sets the Cancel flag (the last argument), which the
+    prediction checks after every batch of tiles."""
+
+    def __init__(self, func, *args, **kwargs) -> None:
+        super().__init__(func, *args, **kwargs)
+        self.cancel_event: threading.Event = args[-1]
+
+    def quit(self) -> None:
+        self.cancel_event.set()
 
 
 class ModelChooser(Container):
@@ -93,18 +115,27 @@ class PredictWidget(QWidget):
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.image.reset_choices)
         self.form = OptionsForm(PredictOptions)
-        self.controls = RunControls("Predict", "Cancel")
+        self.controls = RunControls("Predict", "Predict this slice", "Cancel")
         self.controls["Predict"].clicked.connect(lambda: self.run())
+        self.controls["Predict this slice"].clicked.connect(lambda: self.run(this_slice=True))
+        self.controls["Predict this slice"].setToolTip(
+            "only the plane the viewer shows: a quick look before a whole stack"
+        )
         self.controls["Cancel"].clicked.connect(self.cancel)
         self.timer = QTimer(self)
         self.timer.setInterval(100)
         self.timer.timeout.connect(
             lambda: self.controls.progress(self.state["done"], self.state["total"])
         )
+        self.evaluation = EvaluateSection(self.viewer)
+        self.evaluation.button.changed.connect(lambda *_: self.evaluate())
+        for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
+            event.connect(self.evaluation.target.reset_choices)
         layout = QVBoxLayout(self)
         image_row = Container(widgets=[self.image])  # shows the picker's label
         image_row.margins = (0, 0, 0, 0)
-        for part in (self.chooser.native, image_row.native, self.form, self.controls):
+        parts = (self.chooser.native, image_row.native, self.form, self.controls)
+        for part in (*parts, self.evaluation.native):
             layout.addWidget(part)
         layout.addStretch()
 
@@ -135,12 +166,7 @@ class PredictWidget(QWidget):
             self._set_running(False)
             return
         self.chooser.path.value = str(path)
-        summary = self.model.summary()
-        metrics = summary.pop("final validation") or {}
-        lines = [f"{k}: {v}" for k, v in summary.items()]
-        if metrics:
-            lines.append("validation: " + json.dumps({k: round(v, 3) for k, v in metrics.items()}))
-        self.chooser.info.value = "\n".join(lines)
+        self.chooser.info.value = "\n".join(self.model.card())
         self.form["tile_size"].suggest(int(self.model.config.patch_size[-1]))
         self._set_running(False)
 
@@ -175,15 +201,24 @@ class PredictWidget(QWidget):
         return result
 
     # ------------------------------------------------------------------ running
-    def run(self) -> None:
+    def run(self, this_slice: bool = False) -> None:
+        """Predict the chosen layer, or (``this_slice``) only the plane the viewer
+        shows, in seconds, placed where it belongs."""
         layer = self.image.value
         if self.worker is not None or self.model is None or layer is None:
             if self.model is None:
                 show_error("Load a model first.")
             return
         self.settings.save(self.form.values())
-        options = {**self.form.values(), "axes": self.image.axes_text() or None}
-        data = layer_array(layer)
+        axes = self.image.axes_text() or layer_axes(layer)
+        options = {**self.form.values(), "axes": axes}
+        data, offsets = layer_array(layer), None
+        if this_slice:
+            if self.model.config.spatial_dims == 3:
+                show_error("This model is 3D: it predicts volumes, not a slice.")
+                return
+            index, offsets = current_plane(layer, axes, self.viewer.dims.point)
+            data = np.asarray(data[index])
         if not isinstance(data, np.ndarray):
             if options["uncertainty"]:
                 show_error(
@@ -194,41 +229,102 @@ class PredictWidget(QWidget):
             # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
+        self._start(
+            partial(self._predict, data, options),
+            lambda result, lyr=layer: self._add_result(lyr, *result, offsets=offsets),
+            f"Predicting {layer.name}…",
+        )
+
+    def _start(self, job, on_result, message: str) -> None:
+        """Run ``job(progress=...)`` in a worker, with progress, Cancel and errors shown."""
         self.cancel_requested.clear()
         self.state.update(done=0, total=0)
         self.worker = create_worker(
-            self._job, data, options, _start_thread=False, _ignore_errors=True
+            self._job,
+            job,
+            self.cancel_requested,
+            _start_thread=False,
+            _ignore_errors=True,
+            _worker_class=PredictionWorker,
         )
-        self.worker.returned.connect(lambda result, lyr=layer: self._add_result(lyr, *result))
+        self.worker.returned.connect(on_result)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
         self.controls.progress(0, 1)
-        self.controls.say(f"Predicting {layer.name}…")
+        self.controls.say(message)
         self._set_running(True)
         self.timer.start()
         self.worker.start()
 
-    def _job(self, data, options: dict):
-        """In the worker thread: (prediction, output axes, spread or None)."""
+    def evaluate(self) -> None:
+        """Predict the image and score it against the held-out target layer; adds the
+        prediction, its difference to the target and the confidence layer."""
+        layer, target = self.image.value, self.evaluation.target.value
+        if self.worker is not None or self.model is None or layer is None or target is None:
+            if self.model is None or layer is None or target is None:
+                show_error("Load a model and choose an image and its held-out target.")
+            return
+        options = {
+            k: v for k, v in self.form.values().items() if k not in ("uncertainty", "if_exists")
+        }
+        axes = self.image.axes_text() or layer_axes(layer)
+        source, truth = np.asarray(layer_array(layer)), np.asarray(layer_array(target))
+        self._start(
+            partial(evaluate, self.model, source, truth, axes=axes, **options),
+            lambda result, lyr=layer: self._show_evaluation(lyr, result),
+            f"Evaluating on {target.name}…",
+        )
+
+    def _show_evaluation(self, layer, result: Evaluation) -> None:
+        kwargs = result_layer_kwargs(
+            layer, self.image.axes_text() or layer_axes(layer), result.axes
+        )
+        self._add_layer(result.prediction, f"{layer.name} [pix2pix]", kwargs)
+        self._add_layer(result.spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
+        worst = float(np.max(np.abs(result.difference))) or 1.0
+        self._add_layer(
+            result.difference,
+            f"{layer.name} [pix2pix - target]",
+            kwargs,
+            colormap="PiYG",
+            contrast_limits=(-worst, worst),
+        )
+        self.evaluation.show(result.metrics)
+        self.controls.say("Evaluated: " + self.evaluation.scores.value)
+
+    def _job(self, job, cancel: threading.Event):
+        """In the worker thread: ``job`` with a progress callback that also cancels."""
 
         def report(done: int, total: int) -> None:
             self.state.update(done=done, total=total)
-            if self.cancel_requested.is_set():
+            if cancel.is_set():
                 raise PredictionCancelled("prediction cancelled")
 
-        *arrays, axes = predict(self.model, data, progress=report, return_axes=True, **options)
+        return job(progress=report)
+
+    def _predict(self, data, options: dict, progress):
+        """(prediction, output axes, spread or None)."""
+        *arrays, axes = predict(self.model, data, progress=progress, return_axes=True, **options)
         return arrays[0], axes, (arrays[1] if options["uncertainty"] else None)
 
     def cancel(self) -> None:
         self.cancel_requested.set()
 
-    def _add_result(self, layer, result, out_axes: str, spread=None) -> None:
+    def _add_result(self, layer, result, out_axes: str, spread=None, offsets=None) -> None:
         if isinstance(result, Path):
             import dask.array as da
 
             result = da.from_zarr(str(result))
         kwargs = result_layer_kwargs(layer, self.image.axes_text() or layer_axes(layer), out_axes)
         name = f"{layer.name} [pix2pix]"
+        if offsets is not None:  # one plane: placed at its position, replaced next time
+            labels = kwargs["axis_labels"]
+            for a, i in offsets.items():
+                if a in labels:
+                    kwargs["translate"][labels.index(a)] += i * kwargs["scale"][labels.index(a)]
+            name = f"{layer.name} [pix2pix slice]"
+            for old in [x for x in self.viewer.layers if x.name.startswith(name)]:
+                self.viewer.layers.remove(old)
         self._add_layer(result, name, kwargs)
         if spread is not None:
             self._add_layer(spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
@@ -243,7 +339,7 @@ class PredictWidget(QWidget):
             kwargs["name"] = [f"{name} c{i}" for i in range(data.shape[kwargs["channel_axis"]])]
         else:
             kwargs["name"] = name
-            kwargs["contrast_limits"] = contrast_limits(data)
+            kwargs.setdefault("contrast_limits", contrast_limits(data))
         self.viewer.add_image(data, **kwargs)
 
     def _on_error(self, exc: Exception) -> None:
@@ -261,8 +357,13 @@ class PredictWidget(QWidget):
         self.worker = None
         self._set_running(False)
 
+    def closeEvent(self, event) -> None:  # Qt's name
+        self.cancel_requested.set()
+        super().closeEvent(event)
+
     def _set_running(self, running: bool) -> None:
         self.controls["Predict"].setEnabled(not running and self.model is not None)
+        self.controls["Predict this slice"].setEnabled(not running and self.model is not None)
         self.controls["Cancel"].setEnabled(running)
         self.chooser.export.enabled = not running and self.model is not None
 
@@ -272,6 +373,6 @@ def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:
     0.9 does not open the layer list's context menu to plugins). napari injects the
     viewer from the type annotation."""
     layer = viewer.layers.selection.active
-    _, widget = viewer.window.add_plugin_dock_widget("napari-pix2pix", "Predict")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, PREDICT)
     if layer is not None:
         widget.select_layer(layer.name)

@@ -38,9 +38,9 @@ class RunControls(QWidget):
         return self.buttons[label]
 
     def progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress_bar.setMaximum(total)
-            self.progress_bar.setValue(done)
+        """``total`` 0: not known yet (an empty bar, not a busy animation, which repaints)."""
+        self.progress_bar.setMaximum(max(1, total))
+        self.progress_bar.setValue(done if total else 0)
 
     def say(self, text: str) -> None:
         self.status.setText(text)

@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from magicgui.widgets import Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
@@ -19,17 +18,21 @@ from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEv
 from ..engine.recipes import RECIPE_FIELDS
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
-from ..io.model_file import save_or_rescue
+from ..io.model_file import duration_text
 from ..options import user_path
 from ..run_options import TrainingRun
-from .layer_picker import PairPicker
+from ..workflows.run_setup import check_run_options
+from . import PLUGIN, PREDICT
+from .layer_picker import Message, PairPicker
+from .layers import show_preview
 from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
+from .reader_offer import ReaderOffer
 from .run_controls import RunControls
 from .run_planner import RunPlanner
 from .settings import WidgetSettings
-from .training_worker import WorkerFailed, start_training
+from .training_worker import Saved, WorkerFailed, start_training
 
 PREVIEW_LAYER = "pix2pix preview"
 
@@ -60,6 +63,9 @@ class TrainWidget(QWidget):
         self.worker = None
         self.stop_requested = threading.Event()
         self.run_folder: Path | None = None
+        self._first_step: tuple[int, float] | None = None  # (step, elapsed) for the pace
+        self._saved_text = ""
+        self.saved: Path | None = None  # where the last run's model was auto-saved
         self.selection = (Selection(), Selection())  # training, validation
         self.settings = WidgetSettings("train")
         self._init_ui()
@@ -75,8 +81,12 @@ class TrainWidget(QWidget):
         self.plot = LossPlot()
         layout = QVBoxLayout(self)
         self.planner = RunPlanner(self._plan_inputs)
-        parts = (self.pairs, self.validation, self.init_model_row, self.summary, self.planner.label)
-        for part in (*(p.native for p in parts), self.form, self.controls, self.plot):
+        self.reader_offer = ReaderOffer(self.settings)
+        parts = (self.reader_offer, self.pairs, self.validation, self.init_model_row, self.summary)
+        parts = (*parts, self.planner.label)
+        ends = (self.form, self.options_message.native, self.controls, self.warning.native)
+        ends = (*ends, self.plot)
+        for part in (*(p.native for p in parts), *ends):
             layout.addWidget(part)
         layout.addStretch()
 
@@ -119,13 +129,17 @@ class TrainWidget(QWidget):
         )
         self.form["checkpoint_dir"].widget.tooltip += "; the trained model is auto-saved there too"
         self.form.connect(self.check_pair)
+        self.options_message = Message()  # options that clash, said as they are chosen
+        self.warning = Message()  # the run's warnings, whole
 
     def _init_controls(self) -> None:
-        self.controls = RunControls("Start", "Stop", "Resume", "Save model…")
+        self.controls = RunControls("Start", "Stop", "Resume", "Save model…", "Use in Predict")
         self.controls["Start"].clicked.connect(lambda: self.start())
         self.controls["Resume"].clicked.connect(lambda: self.start(resume=True))
         self.controls["Stop"].clicked.connect(self.stop)
         self.controls["Save model…"].clicked.connect(self._save_dialog)
+        self.controls["Use in Predict"].clicked.connect(lambda: self.use_in_predict())
+        self.controls["Use in Predict"].setToolTip("open the model just trained in Predict")
         self.controls.say("Choose the training pairs, then press Start.")
 
     # ------------------------------------------------------------------ layers
@@ -157,10 +171,25 @@ class TrainWidget(QWidget):
             self.validation.message.say(problem)
         self.selection = (train, val)
         self.summary.value = "" if problem else self._describe(train, val)
+        options_problem = self._options_problem(train)
+        self.options_message.say(options_problem)
+        problem = problem or options_problem
         if self.worker is None:
             self.controls["Start"].setEnabled(not problem)
+            self.controls["Resume"].setEnabled(not problem and self._last_checkpoint() is not None)
             self.planner.request(not problem)
         return not problem
+
+    def _options_problem(self, train: Selection) -> str:
+        """What is wrong with the options as they stand ('' if nothing), with its fix."""
+        init_model = self.init_model.line_edit.value.strip() or None
+        try:
+            check_run_options(
+                {**self.form.values(), "init_model": init_model}, train.axes, train.target_axes
+            )
+        except Pix2PixError as exc:
+            return str(exc)
+        return ""
 
     def _describe(self, train: Selection, val: Selection) -> str:
         """'3 pairs, 1.2 Mpx; validation: 1 pair, 16 kpx'."""
@@ -200,11 +229,11 @@ class TrainWidget(QWidget):
             return
         options = self.options()
         if resume:
-            last = self.settings.get("last_run")
-            if not last or not checkpoint_path(last).is_file():
+            last = self._last_checkpoint()
+            if last is None:
                 show_warning("No checkpoint to resume from yet: start a training first.")
                 return
-            self.run_folder = Path(last)
+            self.run_folder = last
             options["resume"] = self.run_folder
         else:
             folder = options["checkpoint_dir"]
@@ -224,9 +253,13 @@ class TrainWidget(QWidget):
         self.worker = start_training(train.source, train.target, options, self.stop_requested)
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
+        self.worker.returned.connect(self._on_saved)
         self.worker.finished.connect(self._on_finished)
         self.controls.progress(0, self.planner.plan.steps if self.planner.plan else 0)
         self.controls.say(f"Preparing data: {self.summary.value}…")
+        self.warning.say("")
+        self._first_step = None
+        self._saved_text = ""
         self._set_running(True)
         self.worker.start()
 
@@ -241,28 +274,36 @@ class TrainWidget(QWidget):
         if isinstance(event, StepEvent):
             self.controls.progress(event.step, event.total)
             self.plot.add_losses(event.step, event.losses)
-            self.controls.say(f"step {event.step}/{event.total}  L1 {event.losses['g_l1']:.4f}")
+            self.controls.say(
+                f"step {event.step:,}/{event.total:,}{self._pace(event)}  "
+                f"L1 {event.losses['g_l1']:.4f}"
+            )
         elif isinstance(event, ValidationEvent):
             self.plot.add_metrics(event.step, event.metrics)
             if event.best:
                 self.plot.mark_best(event.step)
-            self._show_preview(event)
+            show_preview(self.viewer, PREVIEW_LAYER, event.preview, event.preview_target)
         elif isinstance(event, WarningEvent):
             show_warning(event.message)
+            self.warning.say(f"Warning: {event.message}")  # whole, where a toast cuts it
         elif isinstance(event, FinishedEvent):
             self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
-    def _show_preview(self, event: ValidationEvent) -> None:
-        data = event.preview
-        limits = (float(np.min(event.preview_target)), float(np.max(event.preview_target)))
-        if limits[1] <= limits[0]:
-            limits = (limits[0], limits[0] + 1)
-        if PREVIEW_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[PREVIEW_LAYER]
-            layer.data = data
-            layer.contrast_limits = limits
-        else:
-            self.viewer.add_image(data, name=PREVIEW_LAYER, contrast_limits=limits)
+    def _last_checkpoint(self) -> Path | None:
+        """The folder of the last run, if it left a checkpoint to resume."""
+        last = self.settings.get("last_run")
+        return Path(last) if last and checkpoint_path(last).is_file() else None
+
+    def _pace(self, event: StepEvent) -> str:
+        """' · 0.27 s/step · 19 min left', measured over this session's steps."""
+        if self._first_step is None:
+            self._first_step = (event.step, event.elapsed)
+            return ""
+        steps, seconds = event.step - self._first_step[0], event.elapsed - self._first_step[1]
+        if steps <= 0:
+            return ""
+        pace = seconds / steps
+        return f" · {pace:.2f} s/step · {duration_text((event.total - event.step) * pace)} left"
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, WorkerFailed) and exc.__cause__ is not None:
@@ -278,28 +319,36 @@ class TrainWidget(QWidget):
             show_error(f"Training failed ({type(exc).__name__}: {exc}).{hint}")
         self.controls.say(f"Error: {exc}")
 
+    def _on_saved(self, saved: Saved) -> None:
+        """The worker saved the run's model (training_worker.py) or says why not."""
+        if saved.error:
+            show_error(f"Could not save the model anywhere: {saved.error}")
+        if saved.note:
+            show_warning(saved.note)
+        self.saved = saved.path
+        self.controls["Use in Predict"].setEnabled(saved.path is not None)
+        if saved.path is not None and self.model is not None:
+            done = self.model.history["steps_done"]
+            self._saved_text = (
+                f" Model ({done} steps{best_note(self.model, ', ', '')}) auto-saved to "
+                f"{saved.path}."
+            )
+
     def _on_finished(self) -> None:
         self.worker = None
         self._set_running(False)
-        if self.model is not None and self.model.history.get("steps_done"):
-            try:  # the run folder's own model, replaced as the run goes on
-                path, note = save_or_rescue(self.model, self.run_folder / "model.safetensors", True)
-            except (OSError, Pix2PixError) as exc:
-                show_error(f"Could not save the model anywhere: {exc}")
-                return
-            if note:
-                show_warning(note)
-            done = self.model.history["steps_done"]
-            self.controls.say(
-                f"{self.controls.status.text()} Model ({done} steps"
-                f"{best_note(self.model, ', ', '')}) auto-saved to {path}."
-            )
+        status = self.controls.status.text()
+        if self.stop_requested.is_set():
+            done = self.model.history.get("steps_done", 0) if self.model is not None else 0
+            status = f"Stopped after step {done}." if done else "Stopped before the first step."
+        self.controls.say(status + self._saved_text)
 
     def _set_running(self, running: bool) -> None:
         self.controls["Start"].setEnabled(not running)
-        self.controls["Resume"].setEnabled(not running)
+        self.controls["Resume"].setEnabled(not running)  # until check_pair says more
         self.controls["Stop"].setEnabled(running)
         self.controls["Save model…"].setEnabled(not running and self.model is not None)
+        self.controls["Use in Predict"].setEnabled(not running and self.saved is not None)
         if not running:
             self.check_pair()
 
@@ -323,6 +372,19 @@ class TrainWidget(QWidget):
                 self.controls.say(f"Model{best_note(self.model)} saved to {saved}.")
             except (OSError, Pix2PixError) as exc:
                 show_error(f"Could not save the model: {exc}")
+
+    def use_in_predict(self):
+        """Open the Predict widget (or bring it forward) with the model just trained
+        and the training source chosen as the image; returns that widget."""
+        if self.saved is None:
+            return None
+        dock, predict = self.viewer.window.add_plugin_dock_widget(PLUGIN, PREDICT)
+        dock.show()
+        predict.load(self.saved)
+        source = self.pair.source.value
+        if source is not None and source in predict.image.choices():
+            predict.select_layer(source.name)
+        return predict
 
     def closeEvent(self, event) -> None:  # Qt's name
         self.shutdown()

@@ -4,9 +4,15 @@ through its own flag so that a stop always ends after a whole step, with a check
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
+from ..engine.networks import invalid_weights
+from ..errors import Pix2PixError
+from ..io.checkpoint import MODEL_NAME
+from ..io.model_file import save_or_rescue
 from ..workflows.training import train_iter
 
 
@@ -17,19 +23,49 @@ class WorkerFailed(Exception):
     "running" forever; wrapped, it reaches ``errored``."""
 
 
+@dataclass
+class Saved:
+    """Where the run's model went when the run ended, or why it could not be saved."""
+
+    path: Path | None = None
+    note: str = ""
+    error: str = ""
+
+
 def training_events(source, target, options: dict, stop: threading.Event):
     """The worker's generator: the core loop, closed cleanly (checkpoint written) when
-    ``stop`` is set; the Stop button therefore acts within one training step."""
+    ``stop`` is set; the Stop button therefore acts within one training step. However
+    the run ends (finished, Stop, the viewer closing, an error), the model trained so far
+    is saved here in the worker, where no closed window can prevent it, as
+    ``model.safetensors`` in the run folder; its ``Saved`` is the worker's return value."""
     events = train_iter(source, target, **options)
+    model = None
     try:
         for event in events:
+            model = event.model
             yield event
             if stop.is_set():
                 break
     except RuntimeError as exc:
         raise WorkerFailed(str(exc)) from exc
     finally:
-        events.close()
+        events.close()  # writes the checkpoint and keeps the best weights in ``model``
+        saved = save_run_model(model, options.get("checkpoint_dir"))
+    return saved
+
+
+def save_run_model(model, folder) -> Saved:
+    """The run folder's model, replaced as runs go on (if it cannot be written there, it
+    is rescued elsewhere); nothing for a run without a step or with invalid weights."""
+    if model is None or folder is None or not model.history.get("steps_done"):
+        return Saved()
+    if invalid_weights(model.generator.state_dict()):
+        return Saved(error="its weights are not finite (the last checkpoint is intact)")
+    try:
+        path, note = save_or_rescue(model, Path(folder) / MODEL_NAME, True)
+    except (OSError, Pix2PixError) as exc:
+        return Saved(error=str(exc))
+    return Saved(path, note)
 
 
 class TrainingWorker(GeneratorWorker):
@@ -43,6 +79,15 @@ class TrainingWorker(GeneratorWorker):
 
     def quit(self) -> None:
         self.stop_event.set()
+
+    def work(self):
+        """superqt ends its loop without closing the generator when a signal cannot be
+        emitted (a closed window deleted the receiver); closing it here runs the run's
+        clean-up (checkpoint, model saved) in this thread all the same."""
+        try:
+            return super().work()
+        finally:
+            self._gen.close()
 
 
 def start_training(source, target, options: dict, stop: threading.Event) -> TrainingWorker:

@@ -1,0 +1,152 @@
+"""How training and prediction feel in napari: the Train widget's seconds per step
+against the same training from Python in the same process, the Qt event loop's gaps
+(p99 and largest) while training and predicting, and the viewer's idle CPU with both
+widgets open.
+
+Run under a display (the viewer needs OpenGL), alone on the machine:
+
+    xvfb-run -a -s "-screen 0 1600x1200x24" python benchmarks/gui.py [--steps 120]
+
+The API runs before and after the GUI run and their mean is the baseline, so a load
+that comes and goes shows as a spread between the two rather than as a GUI cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import napari_pix2pix as p2p
+from napari_pix2pix.engine.sample_data import make_pair
+
+RECIPE = dict(
+    patch_size=64,
+    depth=4,
+    base_channels=16,
+    disc_channels=16,
+    batch_size=4,
+    device="cpu",
+    val_fraction=0.1,
+    seed=0,
+)
+TICK_MS = 10
+
+
+def api_seconds_per_step(pair, steps: int) -> float:
+    """Median seconds between steps of the core loop, first step left out."""
+    stamps = []
+    for event in p2p.train_iter(*pair, axes="YX", steps=steps, **RECIPE):
+        if isinstance(event, p2p.StepEvent):
+            stamps.append(time.perf_counter())
+    return float(np.median(np.diff(stamps[1:])))
+
+
+class Ticks:
+    """A QTimer every TICK_MS: the gaps between its ticks are how long the GUI froze."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.stamps: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(lambda: self.stamps.append(time.perf_counter()))
+
+    def __enter__(self):
+        self.stamps.clear()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.timer.stop()
+
+    def gaps_ms(self) -> tuple[float, float]:
+        gaps = np.diff(self.stamps) * 1000
+        return float(np.percentile(gaps, 99)), float(gaps.max())
+
+
+def wait(app, condition, timeout: float = 3600) -> None:
+    end = time.perf_counter() + timeout
+    while not condition():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.perf_counter() > end:
+            raise TimeoutError("the widget did not finish")
+
+
+def main() -> None:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle viewer")
+    args = parser.parse_args()
+    pair = make_pair((256, 256), seed=0, nucleus_radius=5.0)
+
+    before = api_seconds_per_step(pair, args.steps)
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.add_image(pair[0], name="source")
+    viewer.add_image(pair[1], name="target")
+    train = TrainWidget(viewer)
+    viewer.window.add_dock_widget(train, name="Train")
+    predict = PredictWidget(viewer)
+    viewer.window.add_dock_widget(predict, name="Predict")
+    for key, value in {**RECIPE, "steps": args.steps}.items():
+        train.form[key].value = value
+    wait(app, lambda: train.planner.plan is not None, 120)
+
+    stamps: list[float] = []
+    with Ticks() as training_ticks:
+        train.controls["Start"].click()
+        train.worker.yielded.connect(
+            lambda e: stamps.append(time.perf_counter()) if isinstance(e, p2p.StepEvent) else None
+        )
+        wait(app, lambda: train.worker is None)
+    gui = float(np.median(np.diff(stamps[1:])))
+
+    after = api_seconds_per_step(pair, args.steps)
+
+    stack = np.stack([pair[0]] * 8)
+    viewer.add_image(stack, name="stack")
+    predict.load(train.saved)
+    predict.select_layer("stack")
+    with Ticks() as predict_ticks:
+        predict.controls["Predict"].click()
+        wait(app, lambda: predict.worker is None)
+
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()  # Qt's own idle loop, as napari runs it (no polling of ours)
+    QTimer.singleShot(int(args.idle * 1000), loop.quit)
+    cpu = time.process_time()
+    loop.exec()
+    idle_cpu = time.process_time() - cpu
+
+    api = (before + after) / 2
+    print(f"\n{args.steps} steps, {RECIPE}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| API s/step (before / after the GUI run) | {before:.3f} / {after:.3f} |")
+    print(f"| GUI s/step (Train widget) | {gui:.3f} |")
+    print(f"| GUI / API | {gui / api:.2f} |")
+    p99, worst = training_ticks.gaps_ms()
+    print(
+        f"| event-loop gap while training, p99 / max (ms; timer {TICK_MS} ms) | "
+        f"{p99:.0f} / {worst:.0f} |"
+    )
+    p99, worst = predict_ticks.gaps_ms()
+    print(f"| event-loop gap while predicting, p99 / max (ms) | {p99:.0f} / {worst:.0f} |")
+    print(f"| idle viewer, both widgets open: CPU s per {args.idle:.0f} s | {idle_cpu:.2f} |")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The Predict widget's Evaluate section: a held-out target layer for the chosen image,
+and what the model scores on it. Users must judge a model before trusting it."""
+
+from __future__ import annotations
+
+from magicgui.widgets import Container, Label, PushButton
+
+from ..io.model_file import METRIC_NAMES, metric_text
+from .layer_picker import LayerPicker
+
+
+class EvaluateSection(Container):
+    """Target picker, Evaluate button and the scores (the layers go to the viewer)."""
+
+    def __init__(self, viewer) -> None:
+        self.target = LayerPicker(viewer, "Held-out target")
+        self.button = PushButton(
+            text="Evaluate",
+            tooltip="predict the image and score it against this target: MAE, PSNR, SSIM, "
+            "Pearson r, with a difference layer and the confidence layer",
+        )
+        self.scores = Label(value="")
+        self.scores.native.setWordWrap(True)
+        title = Label(value="<b>Evaluate</b> on a held-out pair")
+        super().__init__(widgets=[title, self.target, self.button, self.scores], labels=False)
+        self.margins = (0, 0, 0, 0)
+
+    def show(self, metrics: dict) -> None:
+        self.scores.value = ", ".join(
+            metric_text(k, v) for k, v in metrics.items() if k in METRIC_NAMES
+        )
