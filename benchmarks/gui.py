@@ -68,12 +68,23 @@ class Ticks:
 
 
 def wait(app, condition, timeout: float = 3600) -> None:
+    """Poll for a condition (set-up only: polling competes with the worker)."""
     end = time.perf_counter() + timeout
     while not condition():
         app.processEvents()
-        time.sleep(0.002)
+        time.sleep(0.02)
         if time.perf_counter() > end:
             raise TimeoutError("the widget did not finish")
+
+
+def run_until_finished(worker) -> None:
+    """Qt's own event loop until ``worker`` finishes, as napari runs it: no polling of
+    ours competes with the worker thread for the interpreter."""
+    from qtpy.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    loop.exec()
 
 
 def main() -> None:
@@ -109,7 +120,7 @@ def main() -> None:
         train.worker.yielded.connect(
             lambda e: stamps.append(time.perf_counter()) if isinstance(e, p2p.StepEvent) else None
         )
-        wait(app, lambda: train.worker is None)
+        run_until_finished(train.worker)
     gui = float(np.median(np.diff(stamps[1:])))
 
     after = api_seconds_per_step(pair, args.steps)
@@ -120,10 +131,13 @@ def main() -> None:
     predict.select_layer("stack")
     with Ticks() as predict_ticks:
         predict.controls["Predict"].click()
-        wait(app, lambda: predict.worker is None)
+        run_until_finished(predict.worker)
 
     from qtpy.QtCore import QEventLoop, QTimer
 
+    # the Train widget plans the next run (a few timed steps) once training ends: let it
+    # finish, so that what follows is the viewer at rest
+    wait(app, lambda: train.planner.plan is not None, 120)
     loop = QEventLoop()  # Qt's own idle loop, as napari runs it (no polling of ours)
     QTimer.singleShot(int(args.idle * 1000), loop.quit)
     cpu = time.process_time()

@@ -119,3 +119,26 @@ def test_predict_has_restore_defaults(predict_widget):
     form["overlap"].value = 0.4
     form.restore.native.click()
     assert form["overlap"].value == pytest.approx(PredictOptions().overlap)
+
+
+def test_both_widgets_with_advanced_open_fit_a_1200_px_screen(train_widget, viewer, qtbot):
+    """The docks scroll: before, Train alone asked for 1,772 px and napari's window for
+    2,462 px, past a 1200 px screen."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    predict = PredictWidget(viewer)
+    viewer.window.add_dock_widget(predict, name="Predict")
+    for widget in (train_widget, predict):
+        widget.form.collapsible.expand(animate=False)
+    train_widget.plot.add_losses(1, {"g_l1": 0.5})
+    qtbot.wait(50)
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() <= 1200
+    for widget in (train_widget, predict):
+        assert widget.minimumSizeHint().height() < 600
+        # all of it is reachable: the scroll area holds the whole form
+        area = widget.findChild(QScrollArea)
+        assert area.widget().isAncestorOf(widget.form.collapsible)
+        assert area.widget().sizeHint().height() > widget.minimumSizeHint().height()

@@ -220,3 +220,19 @@ def test_a_long_channel_axis_is_questioned(viewer):
     w.pair.source.axes.value = "CYX"
     w.pair.target.axes.value = "CYX"
     assert "32-channel source" in w.pair.message.value and "write Z or T" in w.pair.message.value
+
+
+def test_the_layers_pixel_size_goes_into_the_model(viewer, qtbot, tmp_path):
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    source, target = _pair(np.random.default_rng(1))
+    for name, data in (("s", source), ("t", target)):
+        viewer.add_image(data, name=name, scale=(0.5, 0.5), units=("um", "um"))
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    set_fields(w, steps=2, val_fraction=0.0)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert w.model.history["pixel_size"] == [{"Y": 0.5, "X": 0.5, "unit": "µm"}]
+    assert "0.5 x 0.5 µm (Y x X)" in "\n".join(p2p.load_model(w.saved).card())

@@ -28,6 +28,8 @@ class Split:
     # as context for the held-out strip, never scored (a strip predicted on its own is
     # mostly image border, and scored the border's artefacts more than the model)
     val_context: int = 0
+    # the physical pixel sizes of the images (distinct ones), for the model's record
+    pixel_sizes: list[dict] = field(default_factory=list)
 
 
 def split_train_val(

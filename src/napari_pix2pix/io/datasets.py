@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ImageFileError, InputError
 from ..options import user_path
 from .images import ImageData, as_image
+from .metadata import pixel_size
 from .output_paths import check_input_path
 from .tiff import TIFF_SUFFIXES, read_tiff
 
@@ -163,16 +164,21 @@ def _name(item, i: int, count: int) -> str:
     return f"array {i}" if count > 1 else "array"
 
 
-def open_pairs(inputs: list[PairInput]) -> tuple[list, list]:
-    """(array, axes from its file) per source and per target. TIFF files stay on disk
-    (FileArray), unless all of them together decode to at most EAGER_BYTES: then they
-    are read whole, and train exactly as the same arrays would."""
+def open_pairs(inputs: list[PairInput]) -> tuple[list, list, list]:
+    """(array, axes from its file) per source and per target, and each source's pixel
+    size (metadata.pixel_size: None when unknown). TIFF files stay on disk (FileArray),
+    unless all of them together decode to at most EAGER_BYTES: then they are read whole,
+    and train exactly as the same arrays would."""
     opened = [(open_lazy(p.source, "source"), open_lazy(p.target, "target")) for p in inputs]
     files = [d for pair in opened for d in pair if isinstance(d.array, FileArray)]
     if sum(d.array.nbytes for d in files) <= EAGER_BYTES:
         for d in files:
             d.array = d.array[...]
-    return [(s.array, s.axes) for s, _ in opened], [(t.array, t.axes) for _, t in opened]
+    return (
+        [(s.array, s.axes) for s, _ in opened],
+        [(t.array, t.axes) for _, t in opened],
+        [pixel_size(s.scale, s.unit) for s, _ in opened],
+    )
 
 
 def open_lazy(image, what: str) -> ImageData:

@@ -90,3 +90,40 @@ def ome_metadata(axes: str, scale: dict[str, float] | None, unit: str | None) ->
             if unit:
                 metadata[f"PhysicalSize{a}Unit"] = unit
     return metadata
+
+
+def pixel_size(scale: dict[str, float] | None, unit: str | None) -> dict | None:
+    """What a model records of the physical pixel size it was trained at, e.g.
+    {"Y": 0.65, "X": 0.65, "unit": "µm"}; None when the image has none."""
+    sizes = {a: float(scale[a]) for a in "ZYX" if scale and a in scale}
+    if not sizes or not normalize_unit(unit):
+        return None
+    return {**sizes, "unit": normalize_unit(unit)}
+
+
+def pixel_size_text(record: dict) -> str:
+    """'0.65 x 0.65 µm (Y x X)'."""
+    axes = [a for a in "ZYX" if a in record]
+    values = " x ".join(f"{record[a]:.4g}" for a in axes)
+    return f"{values} {record.get('unit', '')} ({' x '.join(axes)})"
+
+
+def scale_mismatch(trained: list[dict] | None, given: dict | None, tolerance: float = 0.2) -> str:
+    """A warning when an image's pixel size differs from every one the model was trained
+    at by more than ``tolerance`` ('' when they agree or either is unknown): a model sees
+    structures at the size it learned them."""
+    if not trained or not given:
+        return ""
+    for record in trained:
+        same_unit = record.get("unit") == given.get("unit")
+        shared = [a for a in "YX" if a in record and a in given]
+        if not same_unit or not shared:
+            return ""
+        if all(abs(given[a] / record[a] - 1) <= tolerance for a in shared):
+            return ""
+    return (
+        f"the image's pixel size ({pixel_size_text(given)}) differs from the one the model "
+        f"was trained at ({'; '.join(map(pixel_size_text, trained))}): objects will look "
+        "larger or smaller to it than in training. Resample the image to the training "
+        "pixel size for reliable results."
+    )

@@ -24,6 +24,7 @@ from ..engine.networks import build_generator
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio, checkpoint, model_zip
 from .checkpoint import RUN_MODELS
+from .metadata import pixel_size_text
 from .model_checks import check_finite_weights, check_format_version, check_weights, parse_config
 from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
 from .safetensors_file import (
@@ -109,9 +110,9 @@ class Pix2PixModel:
         if metrics:
             shown = [metric_text(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
             lines.append("Validation: " + ", ".join(shown))
-        pixel = h.get("pixel_size")
-        if pixel:
-            lines.append(f"Pixel size trained at: {pixel}")
+        sizes = h.get("pixel_size") or []
+        if sizes:
+            lines.append("Pixel size trained at: " + "; ".join(map(pixel_size_text, sizes)))
         return lines
 
     def document(self) -> dict:

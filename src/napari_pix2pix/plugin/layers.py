@@ -6,12 +6,27 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.axes import AXES_LETTERS, guess_axes
+from ..io.images import ImageData
+from ..io.metadata import normalize_unit
 
 
 def layer_array(layer):
     """The layer's full-resolution data, left lazy when it is a dask/zarr array."""
     data = layer.data
     return data[0] if getattr(layer, "multiscale", False) else data
+
+
+def layer_image(layer, axes: str, data=None) -> ImageData:
+    """The layer as the core takes an image: its data (or ``data``, a part of it), axes
+    and physical pixel size, so that a model records the scale it was trained at and
+    Predict can say when an image's differs."""
+    shown = [a for a in axes if not (getattr(layer, "rgb", False) and a == "C")]
+    units = [str(u) for u in getattr(layer, "units", ())]
+    spatial = [i for i, a in enumerate(shown) if a in "ZYX" and i < len(units)]
+    unit = next((units[i] for i in spatial if shown[i] in "YX"), None)
+    scale = {shown[i]: float(layer.scale[i]) for i in spatial if units[i] == unit}
+    data = layer_array(layer) if data is None else data
+    return ImageData(data, axes, scale if normalize_unit(unit) else {}, normalize_unit(unit))
 
 
 def layer_axes(layer) -> str:

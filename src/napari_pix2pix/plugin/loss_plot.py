@@ -66,11 +66,13 @@ class LossPlot(QWidget):
     def metrics(self) -> dict[str, list[float]]:
         return self.current.metrics
 
-    def add_losses(self, step: int, losses: dict) -> None:
+    def add_losses(self, step: int, losses: dict, repaint: bool = True) -> None:
+        """``repaint`` False: drawn at the next ``update()`` (the widget's refresh)."""
         self.current.steps.append(step)
         for k in LOSS_KEYS:
             self.current.losses[k].append(float(losses.get(k, math.nan)))
-        self.update()  # Qt coalesces repaints
+        if repaint:
+            self.update()
 
     def add_metrics(self, step: int, metrics: dict) -> None:
         self.current.val_steps.append(step)

@@ -20,8 +20,9 @@ from ..engine.axes import check_axes
 from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
 from ..io.datasets import match_folders, open_lazy
+from ..io.images import ImageData
 from .layer_picker import Message, PairPicker
-from .layers import layer_array
+from .layers import layer_array, layer_image
 
 FRACTION, LAYERS, FOLDERS = "fraction", "layers", "folders"
 MODE_NAMES = {
@@ -204,6 +205,9 @@ class PairsChoice(Container):
         if problem:
             return Selection(problem=problem)
         (s_axes, t_axes) = axes.pop()
+        layers = [(p.source.value, p.target.value) for p in self.pairs]
+        sources = [layer_image(s, s_axes, a) for (s, _), a in zip(layers, sources)]
+        targets = [layer_image(t, t_axes, a) for (_, t), a in zip(layers, targets)]
         single = len(sources) == 1
         return Selection(
             sources[0] if single else sources,
@@ -310,8 +314,11 @@ def shared(train: Selection, val: Selection) -> bool:
     def items(images) -> list:
         return list(images) if isinstance(images, list) else [images]
 
+    def data(image):
+        return image.array if isinstance(image, ImageData) else image
+
     return any(
-        v is t or (isinstance(v, str) and isinstance(t, str) and v == t)
+        data(v) is data(t) or (isinstance(v, str) and isinstance(t, str) and v == t)
         for side in ("source", "target")
         for v in items(getattr(val, side))
         for t in items(getattr(train, side))

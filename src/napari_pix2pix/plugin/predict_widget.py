@@ -15,7 +15,7 @@ from magicgui.widgets import Container, Label, LineEdit, PushButton
 from napari.qt.threading import FunctionWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 
 from ..errors import Pix2PixError
 from ..io.model_file import load_model
@@ -31,10 +31,12 @@ from .layers import (
     current_plane,
     layer_array,
     layer_axes,
+    layer_image,
     result_layer_kwargs,
 )
 from .options_form import OptionsForm
-from .run_controls import RunControls
+from .run_controls import REFRESH_MS, RunControls
+from .scrolling import fit_width, scrolling_layout
 from .settings import WidgetSettings
 
 
@@ -123,7 +125,7 @@ class PredictWidget(QWidget):
         )
         self.controls["Cancel"].clicked.connect(self.cancel)
         self.timer = QTimer(self)
-        self.timer.setInterval(100)
+        self.timer.setInterval(REFRESH_MS // 2)
         self.timer.timeout.connect(
             lambda: self.controls.progress(self.state["done"], self.state["total"])
         )
@@ -131,13 +133,14 @@ class PredictWidget(QWidget):
         self.evaluation.button.changed.connect(lambda *_: self.evaluate())
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.evaluation.target.reset_choices)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         image_row = Container(widgets=[self.image])  # shows the picker's label
         image_row.margins = (0, 0, 0, 0)
         parts = (self.chooser.native, image_row.native, self.form, self.controls)
         for part in (*parts, self.evaluation.native):
             layout.addWidget(part)
         layout.addStretch()
+        fit_width(self)
 
     def reset_choices(self, *_) -> None:
         self.image.reset_choices()
@@ -229,8 +232,9 @@ class PredictWidget(QWidget):
             # a lazy (dask/zarr) layer may not fit in memory: stream into a zarr store
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
+        image = layer_image(layer, axes, data)  # with its pixel size, checked against the model's
         self._start(
-            partial(self._predict, data, options),
+            partial(self._predict, image, options),
             lambda result, lyr=layer: self._add_result(lyr, *result, offsets=offsets),
             f"Predicting {layer.name}…",
         )

@@ -14,6 +14,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+REFRESH_MS = 1000  # a running job is shown at most this often: each repaint of napari's
+# window costs 20-30 ms of CPU without a GPU, and per-step repaints slowed training 2x
+
 
 class RunControls(QWidget):
     """A row of buttons named by ``labels``, a progress bar and a status line."""
@@ -39,8 +42,11 @@ class RunControls(QWidget):
 
     def progress(self, done: int, total: int) -> None:
         """``total`` 0: not known yet (an empty bar, not a busy animation, which repaints)."""
-        self.progress_bar.setMaximum(max(1, total))
-        self.progress_bar.setValue(done if total else 0)
+        bar, value = self.progress_bar, done if total else 0
+        if bar.maximum() != max(1, total):
+            bar.setMaximum(max(1, total))
+        if bar.value() != value:  # unchanged values cost no repaint
+            bar.setValue(value)
 
     def say(self, text: str) -> None:
         self.status.setText(text)

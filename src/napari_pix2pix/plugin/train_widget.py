@@ -11,7 +11,8 @@ from pathlib import Path
 
 from magicgui.widgets import Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..config import Pix2PixConfig
 from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEvent
@@ -29,8 +30,9 @@ from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
 from .reader_offer import ReaderOffer
-from .run_controls import RunControls
+from .run_controls import REFRESH_MS, RunControls
 from .run_planner import RunPlanner
+from .scrolling import fit_width, scrolling_layout
 from .settings import WidgetSettings
 from .training_worker import Saved, WorkerFailed, start_training
 
@@ -67,6 +69,10 @@ class TrainWidget(QWidget):
         self._saved_text = ""
         self.saved: Path | None = None  # where the last run's model was auto-saved
         self.selection = (Selection(), Selection())  # training, validation
+        self._last_step: StepEvent | None = None  # received, not yet shown
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self._show_step)
         self.settings = WidgetSettings("train")
         self._init_ui()
         self.form.set_values(self.settings.load())
@@ -79,7 +85,7 @@ class TrainWidget(QWidget):
         self._init_form()
         self._init_controls()
         self.plot = LossPlot()
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         self.planner = RunPlanner(self._plan_inputs)
         self.reader_offer = ReaderOffer(self.settings)
         parts = (self.reader_offer, self.pairs, self.validation, self.init_model_row, self.summary)
@@ -89,6 +95,7 @@ class TrainWidget(QWidget):
         for part in (*(p.native for p in parts), *ends):
             layout.addWidget(part)
         layout.addStretch()
+        fit_width(self)
 
     def _init_pairs(self) -> None:
         exclude = (PREVIEW_LAYER,)
@@ -272,13 +279,13 @@ class TrainWidget(QWidget):
     def _on_event(self, event) -> None:
         self.model = event.model
         if isinstance(event, StepEvent):
-            self.controls.progress(event.step, event.total)
-            self.plot.add_losses(event.step, event.losses)
-            self.controls.say(
-                f"step {event.step:,}/{event.total:,}{self._pace(event)}  "
-                f"L1 {event.losses['g_l1']:.4f}"
-            )
-        elif isinstance(event, ValidationEvent):
+            self.plot.add_losses(event.step, event.losses, repaint=False)
+            self._last_step = event  # shown by the refresh timer
+            if self._first_step is None:  # the pace is measured from here
+                self._first_step = (event.step, event.elapsed)
+            return
+        self._show_step()
+        if isinstance(event, ValidationEvent):
             self.plot.add_metrics(event.step, event.metrics)
             if event.best:
                 self.plot.mark_best(event.step)
@@ -289,6 +296,19 @@ class TrainWidget(QWidget):
         elif isinstance(event, FinishedEvent):
             self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
+    def _show_step(self) -> None:
+        """The latest step in the bar, the status line and the plot."""
+        event, self._last_step = self._last_step, None
+        if event is None:
+            return
+        self.controls.progress(event.step, event.total)
+        self.plot.update()
+        if not self.stop_requested.is_set():
+            self.controls.say(
+                f"step {event.step:,}/{event.total:,}{self._pace(event)}  "
+                f"L1 {event.losses['g_l1']:.4f}"
+            )
+
     def _last_checkpoint(self) -> Path | None:
         """The folder of the last run, if it left a checkpoint to resume."""
         last = self.settings.get("last_run")
@@ -297,7 +317,6 @@ class TrainWidget(QWidget):
     def _pace(self, event: StepEvent) -> str:
         """' · 0.27 s/step · 19 min left', measured over this session's steps."""
         if self._first_step is None:
-            self._first_step = (event.step, event.elapsed)
             return ""
         steps, seconds = event.step - self._first_step[0], event.elapsed - self._first_step[1]
         if steps <= 0:
@@ -335,6 +354,7 @@ class TrainWidget(QWidget):
             )
 
     def _on_finished(self) -> None:
+        self._show_step()
         self.worker = None
         self._set_running(False)
         status = self.controls.status.text()
@@ -344,6 +364,10 @@ class TrainWidget(QWidget):
         self.controls.say(status + self._saved_text)
 
     def _set_running(self, running: bool) -> None:
+        if running:
+            self.refresh_timer.start()
+        else:
+            self.refresh_timer.stop()
         self.controls["Start"].setEnabled(not running)
         self.controls["Resume"].setEnabled(not running)  # until check_pair says more
         self.controls["Stop"].setEnabled(running)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..engine.inference import (
 from ..engine.memory import device_memory
 from ..errors import InputError
 from ..io.images import as_image
+from ..io.metadata import pixel_size, scale_mismatch
 from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
 from ..io.outputs import check_output, open_output
 from ..options import options_doc, split_options, user_path
@@ -81,6 +83,9 @@ def predict(
     out_shape = layout.with_channels(out_axes, cfg.out_channels).shape
     check_output(out, out_shape, out_axes, opts.if_exists, inputs)
     check_values(image.array, layout, predictor.source_norm)
+    mismatch = scale_mismatch(model.history.get("pixel_size"), pixel_size(image.scale, image.unit))
+    if mismatch:
+        warnings.warn(mismatch, stacklevel=2)
     if opts.uncertainty:
         result = predict_with_spread(
             predictor,

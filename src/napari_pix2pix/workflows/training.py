@@ -69,6 +69,7 @@ def train_iter(
             "train_seconds": 0.0,
             "device": str(dev),
             "recipe": setup.recipe,
+            "pixel_size": split.pixel_sizes,
         }
     )
     if init_model is not None:

@@ -33,8 +33,9 @@ def prepare_data(
         axes if ckpt is None else config.source_axes,
         target_axes if ckpt is None else config.target_axes,
     )
+    sources, targets, sizes = open_pairs(inputs)
     pairs, s_axes, t_axes, groups = prepare_pairs(
-        *open_pairs(inputs), *given_axes, config.spatial_dims
+        sources, targets, *given_axes, config.spatial_dims
     )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
     if ckpt is None and init is None:
@@ -57,6 +58,7 @@ def prepare_data(
         split = split_train_val(
             pairs, config.val_fraction, groups=groups, names=names, context=max(config.patch_size)
         )
+    split.pixel_sizes = [p for i, p in enumerate(sizes) if p and p not in sizes[:i]]
     if not config.normalized:
         config = config.replace(
             **Normalization.fit(
@@ -74,7 +76,7 @@ def _given_validation(pairs, names, val, given_axes, config, channels) -> Split:
     most MAX_VAL_SAMPLES samples)."""
     inputs = pair_inputs(*val, what="validation")
     val_pairs, *_ = prepare_pairs(
-        *open_pairs(inputs),
+        *open_pairs(inputs)[:2],
         given_axes[0] or config.source_axes,
         given_axes[1] or config.target_axes,
         config.spatial_dims,
