@@ -97,6 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle viewer")
+    parser.add_argument(
+        "--val-every",
+        type=int,
+        default=None,
+        help="steps between validations (default: a tenth of the steps, as a run does)",
+    )
     args = parser.parse_args()
     pair = make_pair((256, 256), seed=0, nucleus_radius=5.0)
 
@@ -110,7 +116,7 @@ def main() -> None:
     viewer.window.add_dock_widget(train, name="Train")
     predict = PredictWidget(viewer)
     viewer.window.add_dock_widget(predict, name="Predict")
-    for key, value in {**RECIPE, "steps": args.steps}.items():
+    for key, value in {**RECIPE, "steps": args.steps, "val_every": args.val_every}.items():
         train.form[key].value = value
     wait(app, lambda: train.planner.plan is not None, 120)
 
@@ -145,7 +151,7 @@ def main() -> None:
     idle_cpu = time.process_time() - cpu
 
     api = (before + after) / 2
-    print(f"\n{args.steps} steps, {RECIPE}\n")
+    print(f"\n{args.steps} steps, validation every {args.val_every or 'tenth'}, {RECIPE}\n")
     print("| measure | value |")
     print("|---|---|")
     print(f"| API s/step (before / after the GUI run) | {before:.3f} / {after:.3f} |")

@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screenshots-")
 
 import napari
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QScrollArea
 
 from napari_pix2pix.engine.sample_data import make_pair, make_stack
 
@@ -36,7 +36,10 @@ def wait(condition, timeout: float = 900.0) -> None:
 
 def shot(viewer, name: str) -> None:
     viewer.reset_view()
-    QApplication.instance().processEvents()
+    settle = time.time() + 0.5  # layouts settle over a few rounds of events
+    while time.time() < settle:
+        QApplication.instance().processEvents()
+        time.sleep(0.02)
     viewer.screenshot(str(OUT / name), canvas_only=False)
     print(f"wrote {OUT / name}")
 
@@ -66,7 +69,7 @@ def main(steps: int = 300) -> None:
         ("base_channels", 16),
         ("batch_size", 4),
         ("val_fraction", 0.2),
-        ("checkpoint_dir", str(OUT.parent / "_screenshot_run")),
+        ("checkpoint_dir", tempfile.mkdtemp(prefix="napari-pix2pix-screenshot-run-")),
     ):
         train.form[keyword].value = value
     grid(viewer, True)
@@ -76,7 +79,9 @@ def main(steps: int = 300) -> None:
     train.controls["Start"].click()
     wait(lambda: train.worker is None)
     grid(viewer, False)
-    show_only(viewer, "pix2pix preview")
+    show_only(viewer, "phase contrast (source)", "pix2pix live view")  # the model over the view
+    bar = train.findChild(QScrollArea).verticalScrollBar()  # the dock scrolls: show the plot
+    bar.setValue(bar.maximum())
     shot(viewer, "guide_2_training.png")
 
     predict = train.use_in_predict()  # the model just trained, the source chosen

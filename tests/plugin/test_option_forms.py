@@ -124,7 +124,7 @@ def test_predict_has_restore_defaults(predict_widget):
 def test_both_widgets_with_advanced_open_fit_a_1200_px_screen(train_widget, viewer, qtbot):
     """The docks scroll: before, Train alone asked for 1,772 px and napari's window for
     2,462 px, past a 1200 px screen."""
-    from qtpy.QtWidgets import QScrollArea
+    from qtpy.QtWidgets import QLabel, QScrollArea
 
     from napari_pix2pix.plugin.predict_widget import PredictWidget
 
@@ -133,7 +133,9 @@ def test_both_widgets_with_advanced_open_fit_a_1200_px_screen(train_widget, view
     for widget in (train_widget, predict):
         widget.form.collapsible.expand(animate=False)
     train_widget.plot.add_losses(1, {"g_l1": 0.5})
-    qtbot.wait(50)
+    viewer.window._qt_window.resize(1500, 1000)
+    viewer.window._qt_window.show()
+    qtbot.wait(200)
     window = viewer.window._qt_window
     assert window.minimumSizeHint().height() <= 1200
     for widget in (train_widget, predict):
@@ -142,3 +144,7 @@ def test_both_widgets_with_advanced_open_fit_a_1200_px_screen(train_widget, view
         area = widget.findChild(QScrollArea)
         assert area.widget().isAncestorOf(widget.form.collapsible)
         assert area.widget().sizeHint().height() > widget.minimumSizeHint().height()
+        # and no wrapped text is cut (magicgui's fixed-width labels cut it before)
+        for label in widget.findChildren(QLabel):
+            if label.wordWrap() and label.isVisible() and label.text():
+                assert label.height() >= label.heightForWidth(label.width()), label.text()

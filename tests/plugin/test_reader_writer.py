@@ -17,6 +17,15 @@ def test_manifest_validates():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    from npe2 import PluginManifest
+
+    hub = PluginManifest.from_distribution("napari-pix2pix")  # what the napari hub shows
+    assert hub.display_name == "pix2pix image-to-image translation"
+    assert {str(c) for c in hub.categories} == {"Image Processing", "IO", "Dataset"}
+    assert [w.display_name for w in hub.contributions.widgets] == [
+        "pix2pix: Train",
+        "pix2pix: Predict",
+    ]
 
 
 def test_reader_writer_round_trip_keeps_data_and_scale(viewer, tmp_path):

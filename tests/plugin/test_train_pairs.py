@@ -236,3 +236,32 @@ def test_the_layers_pixel_size_goes_into_the_model(viewer, qtbot, tmp_path):
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
     assert w.model.history["pixel_size"] == [{"Y": 0.5, "X": 0.5, "unit": "µm"}]
     assert "0.5 x 0.5 µm (Y x X)" in "\n".join(p2p.load_model(w.saved).card())
+
+
+def _pixels(label) -> np.ndarray:
+    """The grey values a Label's pixmap shows."""
+    from qtpy.QtGui import QImage
+
+    image = label.native.pixmap().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    rows, cols = image.height(), image.width()
+    data = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+    return data.reshape(rows, image.bytesPerLine())[:, :cols]
+
+
+def test_each_pair_shows_a_thumbnail_of_its_source_and_target(pairs_widget, viewer):
+    w = pairs_widget
+    row = w.pairs.rows[0]
+    assert (w.pair.source.value.name, w.pair.target.value.name) == ("a1", "b1")
+    shown = _pixels(row.thumbnail)
+    assert shown.shape == (32, 32 + 4 + 32)  # 64x64 planes at half size, side by side
+    left, right = shown[:, :32], shown[:, 36:]
+    source = viewer.layers["a1"].data[::2, ::2]
+    # the left half is the source: brighter where the source is brighter
+    assert np.corrcoef(left.ravel(), source.ravel())[0, 1] > 0.95
+    assert not np.array_equal(left, right)
+    w.pair.target.value = viewer.layers["a2"]
+    again = _pixels(row.thumbnail)
+    other = viewer.layers["a2"].data[::2, ::2]
+    assert np.corrcoef(again[:, 36:].ravel(), other.ravel())[0, 1] > 0.95
+    w.pair.target.value = w.pair.source.value  # not a pair: no thumbnail
+    assert not row.thumbnail.visible

@@ -248,6 +248,9 @@ def test_use_in_predict_opens_the_model_just_trained(train_widget, viewer, qtbot
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
     assert w.saved == tmp_path / "runs" / "first" / "model.safetensors"  # HOME is tmp_path
+    log = (tmp_path / "runs" / "first" / "log.csv").resolve()
+    links = w.controls.links.text()  # the run's folder and log, linked under the status
+    assert log.is_file() and log.as_uri() in links and "tensorboard --logdir" in links
     assert w.controls["Use in Predict"].isEnabled()
     w.controls["Use in Predict"].click()
     # the Predict widget that is open now
@@ -276,3 +279,39 @@ def test_options_that_clash_are_said_at_once_with_their_fix(train_widget):
     assert not w.controls["Start"].isEnabled()
     w.form["depth"].none_box.value = True  # auto: the depth follows the patch
     assert w.options_message.value == "" and w.controls["Start"].isEnabled()
+
+
+def test_the_live_view_follows_the_region_in_view(make_napari_viewer, qtbot, tmp_path):
+    """While training, the part of the source the canvas shows is predicted and laid over
+    it; panning moves it; the last one is the final model's prediction of that region."""
+    from napari_pix2pix.engine.sample_data import make_pair
+    from napari_pix2pix.plugin.live_view import VIEW_LAYER
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    source, target = make_pair((384, 384), seed=3)
+    viewer.add_image(source, name="source", scale=(0.5, 0.5))
+    viewer.add_image(target, name="target", scale=(0.5, 0.5))
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    layer = viewer.layers["source"]
+    viewer.scene.camera.center = (40.0, 40.0)  # world units: pixel (80, 80)
+    viewer.scene.camera.zoom = 8.0
+    qtbot.waitUntil(lambda: layer.corner_pixels[1, 0] - layer.corner_pixels[0, 0] < 200)
+    set_fields(w, steps=400, val_every=5)
+    w.form["checkpoint_dir"].value = str(tmp_path / "run")
+    w.controls["Start"].click()
+    qtbot.waitUntil(lambda: VIEW_LAYER in viewer.layers, timeout=60_000)
+    first = tuple(viewer.layers[VIEW_LAYER].translate)
+    assert first[0] < 40.0 < first[0] + viewer.layers[VIEW_LAYER].data.shape[0] * 0.5
+    viewer.scene.camera.center = (150.0, 150.0)  # pan: pixel (300, 300)
+    qtbot.waitUntil(lambda: tuple(viewer.layers[VIEW_LAYER].translate) != first, timeout=60_000)
+    shown = viewer.layers[VIEW_LAYER]
+    y0, x0 = (int(round(t / 0.5)) for t in shown.translate)
+    assert y0 < 300 < y0 + shown.data.shape[0] and x0 < 300 < x0 + shown.data.shape[1]
+    w.stop()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    region = source[y0 : y0 + shown.data.shape[0], x0 : x0 + shown.data.shape[1]]
+    np.testing.assert_allclose(
+        viewer.layers[VIEW_LAYER].data, p2p.predict(w.model, region), rtol=1e-4, atol=1e-2
+    )

@@ -7,6 +7,7 @@ from magicgui.widgets import Container, Label, PushButton
 
 from ..io.model_file import METRIC_NAMES, metric_text
 from .layer_picker import LayerPicker
+from .scrolling import wrap
 
 
 class EvaluateSection(Container):
@@ -20,7 +21,7 @@ class EvaluateSection(Container):
             "Pearson r, with a difference layer and the confidence layer",
         )
         self.scores = Label(value="")
-        self.scores.native.setWordWrap(True)
+        wrap(self.scores.native)
         title = Label(value="<b>Evaluate</b> on a held-out pair")
         super().__init__(widgets=[title, self.target, self.button, self.scores], labels=False)
         self.margins = (0, 0, 0, 0)

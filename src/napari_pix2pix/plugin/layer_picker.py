@@ -7,6 +7,7 @@ from magicgui.widgets import ComboBox, Container, Label, LineEdit
 from napari.layers import Image
 
 from .layers import layer_axes
+from .scrolling import wrap
 
 AXES_TIP = "axes letters: T, Z, C, Y, X (e.g. YX, CYX, ZYX)"
 
@@ -76,7 +77,7 @@ class Message(Label):
 
     def __init__(self) -> None:
         super().__init__(value="")
-        self.native.setWordWrap(True)
+        wrap(self.native)
         self.native.setHidden(True)
 
     def say(self, text: str, color: str = "#e05050") -> None:

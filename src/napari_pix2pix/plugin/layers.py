@@ -47,8 +47,9 @@ def layer_axes(layer) -> str:
     return axes
 
 
-def result_layer_kwargs(layer, in_axes: str, out_axes: str) -> dict:
-    """scale/translate/axis_labels (and channel_axis) for a prediction of ``layer``."""
+def result_layer_kwargs(layer, in_axes: str, out_axes: str, offsets=None) -> dict:
+    """scale/translate/axis_labels (and channel_axis) for a prediction of ``layer``, or
+    of the part of it that starts at ``offsets`` (axis -> index)."""
     dims = [a for a in in_axes if not (getattr(layer, "rgb", False) and a == "C")]
     geometry = {a: (float(layer.scale[i]), float(layer.translate[i])) for i, a in enumerate(dims)}
     spatial = [a for a in out_axes if a != "C"]
@@ -62,6 +63,9 @@ def result_layer_kwargs(layer, in_axes: str, out_axes: str) -> dict:
         kwargs["units"] = [str(units[dims.index(a)]) if a in dims else "pixel" for a in spatial]
     if "C" in out_axes:
         kwargs["channel_axis"] = out_axes.index("C")
+    for a, i in (offsets or {}).items():
+        if a in spatial:
+            kwargs["translate"][spatial.index(a)] += i * kwargs["scale"][spatial.index(a)]
     return kwargs
 
 
@@ -105,4 +109,25 @@ def current_plane(layer, axes: str, world_point) -> tuple[tuple, dict[str, int]]
             i = int(min(max(round(float(point[shown.index(a)])), 0), n - 1))
             index.append(slice(i, i + 1))
             offsets[a] = i
+    return tuple(index), offsets
+
+
+def view_region(layer, axes: str, world_point, side: int, least: int = 64):
+    """Like ``current_plane``, with Y and X cut to what the canvas shows of the layer
+    (napari's ``corner_pixels``; all of it before the first draw): at most ``side`` and
+    at least ``least`` pixels a side, around the centre of the view."""
+    index, offsets = current_plane(layer, axes, world_point)
+    index = list(index)
+    shown = [a for a in axes if not (getattr(layer, "rgb", False) and a == "C")]
+    corners = np.asarray(layer.corner_pixels)
+    shape = layer_array(layer).shape
+    for a in "YX":
+        n, k = shape[axes.index(a)], shown.index(a)
+        lo, hi = (int(corners[0, k]), int(corners[1, k]) + 1) if corners.size else (0, n)
+        if hi - lo <= 1:  # not drawn yet
+            lo, hi = 0, n
+        width = min(n, max(least, min(side, hi - lo)))
+        start = min(max(0, (lo + hi - width) // 2), n - width)
+        index[axes.index(a)] = slice(start, start + width)
+        offsets[a] = start
     return tuple(index), offsets

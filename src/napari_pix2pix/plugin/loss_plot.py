@@ -133,7 +133,7 @@ class LossPlot(QWidget):
         lo, hi = (math.log10(span[0]), math.log10(span[1])) if log else span
         painter.setPen(QPen(fg, 1))
         for value, y in ((span[1], plot.top() - 6), (span[0], plot.bottom() - 8)):
-            text = f"{value:.0e}" if log else f"{value:g}"
+            text = _power_text(value) if log else f"{value:g}"
             painter.drawText(QRectF(rect.left(), y, AXIS_W - 3, 14), _RIGHT, text)
         runs = [r for r in (self.previous, current) if r is not None and getattr(r, xs_name)]
         x0 = min((getattr(r, xs_name)[0] for r in runs), default=0)
@@ -199,3 +199,10 @@ def _ok(v: float, log: bool) -> bool:
 
 def _tr(v: float, log: bool) -> float:
     return math.log10(v) if log else v
+
+
+def _power_text(value: float) -> str:
+    """A power of ten in at most four characters ('100', '0.01', '1e-4'): the axis is
+    narrow."""
+    k = round(math.log10(value))
+    return f"{10.0**k:g}" if -2 <= k <= 3 else f"1e{k}"

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 
 from ..engine.alignment import TOLERATED_SHIFT, estimate_shift, middle_plane
 from ..engine.axes import check_axes
@@ -23,6 +23,7 @@ from ..io.datasets import match_folders, open_lazy
 from ..io.images import ImageData
 from .layer_picker import Message, PairPicker
 from .layers import layer_array, layer_image
+from .thumbnails import pair_thumbnail, pixmap
 
 FRACTION, LAYERS, FOLDERS = "fraction", "layers", "folders"
 MODE_NAMES = {
@@ -65,13 +66,26 @@ class FolderPair(Container):
 
 
 class PairRow(Container):
-    """One layer pair of the list, with its Remove button."""
+    """One layer pair of the list, with its thumbnail and Remove button."""
 
     def __init__(self, viewer, exclude: tuple[str, ...]) -> None:
         self.pair = PairPicker(viewer, exclude)
+        self.thumbnail = Label(tooltip="the pair's middle planes: source | target")
         self.remove_button = PushButton(text="Remove pair", tooltip="remove this pair")
-        super().__init__(widgets=[self.pair, self.remove_button], labels=False)
+        super().__init__(widgets=[self.pair, self.thumbnail, self.remove_button], labels=False)
         self.margins = (0, 0, 0, 0)
+        self.shown: tuple | None = None  # the key of the thumbnail shown
+
+    def show_thumbnail(self, key: tuple | None, image) -> None:
+        """Show ``image`` (uint8, or None for none) for the pair ``key``."""
+        if key == self.shown:
+            return
+        self.shown = key
+        if image is None:
+            self.thumbnail.native.clear()
+        else:
+            self.thumbnail.native.setPixmap(pixmap(image))
+        self.thumbnail.visible = image is not None
 
 
 class PairsChoice(Container):
@@ -90,7 +104,8 @@ class PairsChoice(Container):
         self.viewer, self.exclude = viewer, exclude
         self._callbacks: list = []
         self._counted: dict[tuple, int | None] = {}  # pixels of the folders' files
-        self._shifts: dict[tuple, tuple] = {}  # the layer pairs' estimated misalignment
+        # per layer pair (arrays and axes): its estimated misalignment and thumbnail
+        self._looks: dict[tuple, tuple] = {}
         names = {**MODE_NAMES, **({} if multiple else {LAYERS: "a layer pair"})}
         self.mode = ComboBox(choices=[(names[m], m) for m in modes], value=modes[0], label=label)
         self.rows = Container(widgets=[], labels=False)
@@ -179,20 +194,24 @@ class PairsChoice(Container):
 
     def _layers(self, dims: int) -> Selection:
         sources, targets, axes, problem, pixels = [], [], set(), "", 0
-        for i, pair in enumerate(self.pairs):
+        for i, (row, pair) in enumerate(zip(self.rows, self.pairs)):
             message = _pair_problem(pair, dims)
             pair.message.say(message)
             if message:
                 problem = problem or (f"pair {i + 1}: {message}" if len(self.rows) > 1 else message)
+                row.show_thumbnail(None, None)
                 continue
             src, tgt = pair.source.value, pair.target.value
             s_axes, t_axes = pair.source.axes_text(), pair.target.axes_text()
             sources.append(layer_array(src))
             targets.append(layer_array(tgt))
             axes.add((s_axes, t_axes))
+            key = (id(sources[-1]), id(targets[-1]), s_axes, t_axes)
+            shift, thumbnail = self._look(key, sources[-1], s_axes, targets[-1], t_axes)
+            row.show_thumbnail(key, thumbnail)
             pair.message.warn(
                 _many_channels(sources[-1].shape, s_axes, targets[-1].shape, t_axes)
-                or self._misalignment(sources[-1], s_axes, targets[-1], t_axes)
+                or _misalignment(shift)
             )
             pixels += _pixel_count(sources[-1].shape, s_axes)
         if not problem and len(axes) > 1:
@@ -218,26 +237,19 @@ class PairsChoice(Container):
             pixels,
         )
 
-    def _misalignment(self, source, s_axes: str, target, t_axes: str) -> str:
-        """A warning when the pair looks shifted by more than TOLERATED_SHIFT (measured
-        once per pair of arrays, on their middle planes)."""
-        key = (id(source), id(target), s_axes, t_axes)
-        if key not in self._shifts:
+    def _look(self, key: tuple, source, s_axes: str, target, t_axes: str) -> tuple:
+        """(estimated shift, thumbnail) of a layer pair, from its middle planes, read once
+        per pair of arrays."""
+        if key not in self._looks:
             try:
-                shift = estimate_shift(middle_plane(source, s_axes), middle_plane(target, t_axes))
+                planes = middle_plane(source, s_axes), middle_plane(target, t_axes)
+                look = estimate_shift(*planes), pair_thumbnail(*planes)
             except (ValueError, MemoryError):
-                shift = (0.0, 0.0)
-            if len(self._shifts) > 32:
-                self._shifts.clear()
-            self._shifts[key] = shift
-        dy, dx = self._shifts[key]
-        if max(abs(dy), abs(dx)) <= TOLERATED_SHIFT:
-            return ""
-        return (
-            f"Source and target look shifted by {dy:+.0f} px in Y and {dx:+.0f} px in X: "
-            "pix2pix needs aligned pairs (misaligned ones give blurry results). Register "
-            "them first, or check that these two images belong together."
-        )
+                look = (0.0, 0.0), None
+            if len(self._looks) > 32:
+                self._looks.clear()
+            self._looks[key] = look
+        return self._looks[key]
 
     def _folders(self) -> Selection:
         source, target = self.folders.paths()
@@ -268,6 +280,18 @@ def _pair_problem(pair: PairPicker, dims: int) -> str:
     except Pix2PixError as exc:
         return str(exc)
     return ""
+
+
+def _misalignment(shift: tuple[float, float]) -> str:
+    """A warning when a pair looks shifted by more than TOLERATED_SHIFT."""
+    dy, dx = shift
+    if max(abs(dy), abs(dx)) <= TOLERATED_SHIFT:
+        return ""
+    return (
+        f"Source and target look shifted by {dy:+.0f} px in Y and {dx:+.0f} px in X: "
+        "pix2pix needs aligned pairs (misaligned ones give blurry results). Register "
+        "them first, or check that these two images belong together."
+    )
 
 
 MANY_CHANNELS = 8  # more channels than this are more often planes given the axis C

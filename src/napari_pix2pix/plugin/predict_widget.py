@@ -36,7 +36,7 @@ from .layers import (
 )
 from .options_form import OptionsForm
 from .run_controls import REFRESH_MS, RunControls
-from .scrolling import fit_width, scrolling_layout
+from .scrolling import fit_width, scrolling_layout, wrap
 from .settings import WidgetSettings
 
 
@@ -78,7 +78,7 @@ class ModelChooser(Container):
         )
         row.margins = (0, 0, 0, 0)
         self.info = Label(value="No model loaded.")
-        self.info.native.setWordWrap(True)
+        wrap(self.info.native)
         self.export = PushButton(
             text="Export to bioimage.io…",
             tooltip=(
@@ -319,13 +319,10 @@ class PredictWidget(QWidget):
             import dask.array as da
 
             result = da.from_zarr(str(result))
-        kwargs = result_layer_kwargs(layer, self.image.axes_text() or layer_axes(layer), out_axes)
+        axes = self.image.axes_text() or layer_axes(layer)
+        kwargs = result_layer_kwargs(layer, axes, out_axes, offsets)
         name = f"{layer.name} [pix2pix]"
         if offsets is not None:  # one plane: placed at its position, replaced next time
-            labels = kwargs["axis_labels"]
-            for a, i in offsets.items():
-                if a in labels:
-                    kwargs["translate"][labels.index(a)] += i * kwargs["scale"][labels.index(a)]
             name = f"{layer.name} [pix2pix slice]"
             for old in [x for x in self.viewer.layers if x.name.startswith(name)]:
                 self.viewer.layers.remove(old)

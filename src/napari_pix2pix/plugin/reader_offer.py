@@ -9,6 +9,7 @@ from __future__ import annotations
 from magicgui.widgets import Container, Label, PushButton
 
 from . import PLUGIN
+from .scrolling import wrap
 
 # what our reader opens (napari.yaml); fnmatch is case-sensitive on Linux and macOS
 PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.nii", "*.nii.gz")
@@ -41,7 +42,7 @@ class ReaderOffer(Container):
             "loses the pixel size. Open TIFF and NIfTI files with napari-pix2pix "
             "(no question, pixel size kept; Preferences > Plugins undoes it)?"
         )
-        self.text.native.setWordWrap(True)
+        wrap(self.text.native)
         self.accept = PushButton(text="Open them with napari-pix2pix")
         self.decline = PushButton(text="Not now")
         buttons = Container(widgets=[self.accept, self.decline], layout="horizontal", labels=False)

@@ -4,15 +4,21 @@ indicator repainted the whole window many times a second)."""
 
 from __future__ import annotations
 
+from html import escape
+from pathlib import Path
+
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
+
+from ..io.run_log import LOG_NAME
+from .scrolling import wrap
 
 REFRESH_MS = 1000  # a running job is shown at most this often: each repaint of napari's
 # window costs 20-30 ms of CPU without a GPU, and per-step repaints slowed training 2x
@@ -25,9 +31,11 @@ class RunControls(QWidget):
         super().__init__()
         self.buttons = {label: QPushButton(label) for label in labels}
         self.progress_bar = QProgressBar()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.status = wrap(QLabel())
+        self.links = wrap(QLabel())  # where the run's files are, as links
+        self.links.setTextFormat(Qt.TextFormat.RichText)
+        self.links.setOpenExternalLinks(True)
+        self.links.setVisible(False)
         row = QHBoxLayout()
         for button in self.buttons.values():
             row.addWidget(button)
@@ -36,6 +44,7 @@ class RunControls(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
+        layout.addWidget(self.links)
 
     def __getitem__(self, label: str) -> QPushButton:
         return self.buttons[label]
@@ -50,3 +59,14 @@ class RunControls(QWidget):
 
     def say(self, text: str) -> None:
         self.status.setText(text)
+
+    def link_run(self, folder: Path) -> None:
+        """Links to a run's folder and its log (log.csv; the TensorBoard command)."""
+        folder = Path(folder).resolve()
+        log = folder / LOG_NAME
+        self.links.setText(
+            f'Run folder: <a href="{folder.as_uri()}">{escape(str(folder))}</a> · '
+            f'log: <a href="{log.as_uri()}">{LOG_NAME}</a> · TensorBoard: '
+            f"<code>tensorboard --logdir {escape(str(folder))}</code>"
+        )
+        self.links.setVisible(True)

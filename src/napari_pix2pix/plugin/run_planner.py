@@ -11,9 +11,11 @@ from collections.abc import Callable
 from magicgui.widgets import Label
 from napari.qt.threading import WorkerBase, create_worker
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
 
 from ..errors import Pix2PixError
 from ..workflows.run_plan import RunPlan, plan_run
+from .scrolling import wrap
 
 DELAY_MS = 800  # typing in a field asks for one plan, not one per key
 
@@ -24,7 +26,7 @@ class RunPlanner:
     def __init__(self, inputs: Callable[[], tuple]) -> None:
         self.inputs = inputs
         self.label = Label(value="")
-        self.label.native.setWordWrap(True)
+        wrap(self.label.native)
         self.plan: RunPlan | None = None
         self.asked = 0  # numbers the requests; an answer to an older one is dropped
         self.worker = None
@@ -32,6 +34,12 @@ class RunPlanner:
         self.timer.setSingleShot(True)
         self.timer.setInterval(DELAY_MS)
         self.timer.timeout.connect(self._plan)
+        # a plan still timing steps when napari quits, or after the widget is gone, would
+        # emit into deleted signals (the process aborts): both wait for it
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(lambda: self.cancel(wait=True))
+        self.label.native.destroyed.connect(lambda *_: WorkerBase.await_workers(msecs=60_000))
 
     def request(self, ready: bool) -> None:
         """Plan again shortly, or (``ready`` false: nothing trainable chosen) say nothing."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from magicgui.widgets import Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..config import Pix2PixConfig
@@ -19,21 +18,22 @@ from ..engine.events import FinishedEvent, StepEvent, ValidationEvent, WarningEv
 from ..engine.recipes import RECIPE_FIELDS
 from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
-from ..io.model_file import duration_text
 from ..options import user_path
 from ..run_options import TrainingRun
 from ..workflows.run_setup import check_run_options
 from . import PLUGIN, PREDICT
 from .layer_picker import Message, PairPicker
 from .layers import show_preview
+from .live_view import VIEW_LAYER, LiveView, ViewPreview
 from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
 from .reader_offer import ReaderOffer
-from .run_controls import REFRESH_MS, RunControls
+from .run_controls import RunControls
 from .run_planner import RunPlanner
 from .scrolling import fit_width, scrolling_layout
 from .settings import WidgetSettings
+from .step_display import StepDisplay
 from .training_worker import Saved, WorkerFailed, start_training
 
 PREVIEW_LAYER = "pix2pix preview"
@@ -65,14 +65,9 @@ class TrainWidget(QWidget):
         self.worker = None
         self.stop_requested = threading.Event()
         self.run_folder: Path | None = None
-        self._first_step: tuple[int, float] | None = None  # (step, elapsed) for the pace
         self._saved_text = ""
         self.saved: Path | None = None  # where the last run's model was auto-saved
         self.selection = (Selection(), Selection())  # training, validation
-        self._last_step: StepEvent | None = None  # received, not yet shown
-        self.refresh_timer = QTimer(self)
-        self.refresh_timer.setInterval(REFRESH_MS)
-        self.refresh_timer.timeout.connect(self._show_step)
         self.settings = WidgetSettings("train")
         self._init_ui()
         self.form.set_values(self.settings.load())
@@ -85,6 +80,7 @@ class TrainWidget(QWidget):
         self._init_form()
         self._init_controls()
         self.plot = LossPlot()
+        self.steps = StepDisplay(self.controls, self.plot, self)
         layout = scrolling_layout(self)
         self.planner = RunPlanner(self._plan_inputs)
         self.reader_offer = ReaderOffer(self.settings)
@@ -98,7 +94,7 @@ class TrainWidget(QWidget):
         fit_width(self)
 
     def _init_pairs(self) -> None:
-        exclude = (PREVIEW_LAYER,)
+        exclude = (PREVIEW_LAYER, VIEW_LAYER)
         self.pairs = PairsChoice(self.viewer, "Train on", (LAYERS, FOLDERS), True, exclude)
         self.validation = PairsChoice(
             self.viewer, "Validate on", (FRACTION, LAYERS, FOLDERS), False, exclude
@@ -119,6 +115,7 @@ class TrainWidget(QWidget):
         layers = self.viewer.layers.events
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.reset_choices)
+        self.live_view = LiveView(self.viewer, self._viewed_layer, self)
 
     @property
     def pair(self) -> PairPicker:
@@ -252,12 +249,16 @@ class TrainWidget(QWidget):
             show_error(f"Cannot create the run folder {self.run_folder}: {exc}")
             return
         options["checkpoint_dir"] = self.run_folder
+        self.controls.link_run(self.run_folder)
         self.save_settings()
         self.settings.save({"last_run": str(self.run_folder)})
         self.stop_requested.clear()
         self.planner.cancel()
         train = self.selection[0]
-        self.worker = start_training(train.source, train.target, options, self.stop_requested)
+        self.live_view.start()
+        self.worker = start_training(
+            train.source, train.target, options, self.stop_requested, self.live_view.watch
+        )
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
         self.worker.returned.connect(self._on_saved)
@@ -265,7 +266,6 @@ class TrainWidget(QWidget):
         self.controls.progress(0, self.planner.plan.steps if self.planner.plan else 0)
         self.controls.say(f"Preparing data: {self.summary.value}…")
         self.warning.say("")
-        self._first_step = None
         self._saved_text = ""
         self._set_running(True)
         self.worker.start()
@@ -274,17 +274,24 @@ class TrainWidget(QWidget):
         """Ask the worker to stop after the current step (a checkpoint is kept)."""
         if self.worker is not None:
             self.stop_requested.set()
+            self.steps.quiet = True
             self.controls.say("Stopping after this step…")
 
+    def _viewed_layer(self):
+        """(layer, axes) of the first training source, for the live view (layer pairs
+        only), else None."""
+        layer = self.pair.source.value if self.pairs.mode.value == LAYERS else None
+        return None if layer is None else (layer, self.pair.source.axes_text())
+
     def _on_event(self, event) -> None:
+        if isinstance(event, ViewPreview):
+            self.live_view.show(event, self.pair.source.value)
+            return
         self.model = event.model
         if isinstance(event, StepEvent):
-            self.plot.add_losses(event.step, event.losses, repaint=False)
-            self._last_step = event  # shown by the refresh timer
-            if self._first_step is None:  # the pace is measured from here
-                self._first_step = (event.step, event.elapsed)
+            self.steps.add(event)  # shown once a second
             return
-        self._show_step()
+        self.steps.show()
         if isinstance(event, ValidationEvent):
             self.plot.add_metrics(event.step, event.metrics)
             if event.best:
@@ -296,33 +303,10 @@ class TrainWidget(QWidget):
         elif isinstance(event, FinishedEvent):
             self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
-    def _show_step(self) -> None:
-        """The latest step in the bar, the status line and the plot."""
-        event, self._last_step = self._last_step, None
-        if event is None:
-            return
-        self.controls.progress(event.step, event.total)
-        self.plot.update()
-        if not self.stop_requested.is_set():
-            self.controls.say(
-                f"step {event.step:,}/{event.total:,}{self._pace(event)}  "
-                f"L1 {event.losses['g_l1']:.4f}"
-            )
-
     def _last_checkpoint(self) -> Path | None:
         """The folder of the last run, if it left a checkpoint to resume."""
         last = self.settings.get("last_run")
         return Path(last) if last and checkpoint_path(last).is_file() else None
-
-    def _pace(self, event: StepEvent) -> str:
-        """' · 0.27 s/step · 19 min left', measured over this session's steps."""
-        if self._first_step is None:
-            return ""
-        steps, seconds = event.step - self._first_step[0], event.elapsed - self._first_step[1]
-        if steps <= 0:
-            return ""
-        pace = seconds / steps
-        return f" · {pace:.2f} s/step · {duration_text((event.total - event.step) * pace)} left"
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, WorkerFailed) and exc.__cause__ is not None:
@@ -354,7 +338,8 @@ class TrainWidget(QWidget):
             )
 
     def _on_finished(self) -> None:
-        self._show_step()
+        self.live_view.stop()
+        self.steps.stop()
         self.worker = None
         self._set_running(False)
         status = self.controls.status.text()
@@ -365,9 +350,7 @@ class TrainWidget(QWidget):
 
     def _set_running(self, running: bool) -> None:
         if running:
-            self.refresh_timer.start()
-        else:
-            self.refresh_timer.stop()
+            self.steps.start()
         self.controls["Start"].setEnabled(not running)
         self.controls["Resume"].setEnabled(not running)  # until check_pair says more
         self.controls["Stop"].setEnabled(running)
@@ -417,6 +400,7 @@ class TrainWidget(QWidget):
     def shutdown(self) -> None:
         """Stop a running training and wait for its worker (viewer closing)."""
         self.planner.cancel(wait=True)
+        self.live_view.stop()
         if self.worker is not None:
             self.stop_requested.set()
             self.worker.await_workers(msecs=60_000)

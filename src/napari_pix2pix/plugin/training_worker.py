@@ -4,16 +4,19 @@ through its own flag so that a stop always ends after a whole step, with a check
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
+from ..engine.events import FinishedEvent, ValidationEvent
 from ..engine.networks import invalid_weights
 from ..errors import Pix2PixError
 from ..io.checkpoint import MODEL_NAME
 from ..io.model_file import save_or_rescue
 from ..workflows.training import train_iter
+from .live_view import VIEW_EVERY_S, ViewWatch, predict_view
 
 
 class WorkerFailed(Exception):
@@ -32,20 +35,30 @@ class Saved:
     error: str = ""
 
 
-def training_events(source, target, options: dict, stop: threading.Event):
+def training_events(source, target, options: dict, stop: threading.Event, watch=None):
     """The worker's generator: the core loop, closed cleanly (checkpoint written) when
     ``stop`` is set; the Stop button therefore acts within one training step. However
     the run ends (finished, Stop, the viewer closing, an error), the model trained so far
     is saved here in the worker, where no closed window can prevent it, as
-    ``model.safetensors`` in the run folder; its ``Saved`` is the worker's return value."""
+    ``model.safetensors`` in the run folder; its ``Saved`` is the worker's return value.
+    With a ``ViewWatch``, the region in view is predicted after every validation (and
+    when the view changes, every VIEW_EVERY_S at most), between two training steps."""
     events = train_iter(source, target, **options)
-    model = None
+    model, shown, last = None, -1, 0.0
     try:
         for event in events:
             model = event.model
             yield event
             if stop.is_set():
                 break
+            view, version = watch.get() if watch is not None else (None, -1)
+            validated = isinstance(event, (ValidationEvent, FinishedEvent))
+            moved = version != shown and time.monotonic() - last >= VIEW_EVERY_S
+            if view is not None and (validated or moved):
+                shown, last = version, time.monotonic()
+                preview = predict_view(model, view, event.step)
+                if preview is not None:
+                    yield preview
     except RuntimeError as exc:
         raise WorkerFailed(str(exc)) from exc
     finally:
@@ -70,12 +83,12 @@ def save_run_model(model, folder) -> Saved:
 
 class TrainingWorker(GeneratorWorker):
     """napari cancels every worker when its window closes (``quit``). Abandoning the
-    training generator there would skip its clean-up; setting its stop flag (the last
+    training generator there would skip its clean-up; setting its stop flag (the fourth
     argument of ``training_events``) lets it finish the step and write its checkpoint."""
 
     def __init__(self, func, *args, **kwargs) -> None:
         super().__init__(func, *args, **kwargs)
-        self.stop_event: threading.Event = args[-1]
+        self.stop_event: threading.Event = args[3]
 
     def quit(self) -> None:
         self.stop_event.set()
@@ -90,14 +103,18 @@ class TrainingWorker(GeneratorWorker):
             self._gen.close()
 
 
-def start_training(source, target, options: dict, stop: threading.Event) -> TrainingWorker:
-    """A worker (not yet started) that trains on ``source``/``target`` with ``options``."""
+def start_training(
+    source, target, options: dict, stop: threading.Event, watch: ViewWatch | None = None
+) -> TrainingWorker:
+    """A worker (not yet started) that trains on ``source``/``target`` with ``options``
+    (and previews the view ``watch`` follows)."""
     return create_worker(
         training_events,
         source,
         target,
         options,
         stop,
+        watch,
         _start_thread=False,
         _ignore_errors=True,
         _worker_class=TrainingWorker,

@@ -1,0 +1,62 @@
+"""Training steps as the Train widget shows them: the bar, a status line with the pace
+and the time left, and the loss plot's new points, all at most once a second."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import QTimer
+
+from ..engine.events import StepEvent
+from ..io.model_file import duration_text
+from .run_controls import REFRESH_MS
+
+
+class StepDisplay:
+    """Steps are ``add``-ed as they come (every one reaches the plot's data) and shown
+    by a timer between ``start`` and ``stop``; ``quiet`` keeps the status line for a
+    message such as "Stopping after this step…"."""
+
+    def __init__(self, controls, plot, parent) -> None:
+        self.controls, self.plot = controls, plot
+        self.first: tuple[int, float] | None = None  # (step, elapsed): the pace's start
+        self.last: StepEvent | None = None  # received, not yet shown
+        self.quiet = False
+        self.timer = QTimer(parent)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.show)
+
+    def start(self) -> None:
+        self.first, self.last, self.quiet = None, None, False
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.show()
+        self.timer.stop()
+
+    def add(self, event: StepEvent) -> None:
+        self.plot.add_losses(event.step, event.losses, repaint=False)
+        self.last = event
+        if self.first is None:
+            self.first = (event.step, event.elapsed)
+
+    def show(self) -> None:
+        """The latest step in the bar, the status line and the plot."""
+        event, self.last = self.last, None
+        if event is None:
+            return
+        self.controls.progress(event.step, event.total)
+        self.plot.update()
+        if not self.quiet:
+            self.controls.say(
+                f"step {event.step:,}/{event.total:,}{self.pace(event)}  "
+                f"L1 {event.losses['g_l1']:.4f}"
+            )
+
+    def pace(self, event: StepEvent) -> str:
+        """' · 0.27 s/step · 19 min left', measured over this run's steps so far."""
+        if self.first is None:
+            return ""
+        steps, seconds = event.step - self.first[0], event.elapsed - self.first[1]
+        if steps <= 0:
+            return ""
+        pace = seconds / steps
+        return f" · {pace:.2f} s/step · {duration_text((event.total - event.step) * pace)} left"
