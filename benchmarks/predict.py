@@ -2,7 +2,8 @@
 
 On one 2048x2048 uint16 image and the same generator, in one process:
   (a) the raw generator forward on the same number of tiles, same batch (tiles/s);
-  (b) napari_pix2pix.predict, overlap 0.25;
+  (b) napari_pix2pix.predict, overlap 0.25 (the fused network; and with fuse=False, the
+      trained network as it is);
   (c) MONAI sliding_window_inference, same roi, overlap 0.25, gaussian mode, same batch;
 in fp32 and with bf16 autocast, plus the PSNR of bf16 against fp32 output.
 
@@ -96,8 +97,8 @@ def main() -> None:
                     for i in range(0, n_tiles, args.batch):
                         g(tiles[i : i + args.batch])
 
-            def ours():
-                outputs[precision] = p2p.predict(
+            def ours(fuse=True):
+                result = p2p.predict(
                     model,
                     image,
                     tile_size=tile,
@@ -105,7 +106,11 @@ def main() -> None:
                     batch_size=args.batch,
                     device="cpu",
                     amp="off" if dtype is None else "bf16",
+                    fuse=fuse,
                 )
+                outputs[(precision, fuse)] = result
+                if fuse:
+                    outputs[precision] = result
 
             def monai():
                 with torch.inference_mode(), autocast(dev, dtype):
@@ -115,8 +120,15 @@ def main() -> None:
 
             with torch.inference_mode(), autocast(dev, dtype):
                 g(tiles[: args.batch])  # warm-up
-            t = interleaved_best({"raw": raw, "ours": ours, "monai": monai}, args.repeats)
+            t = interleaved_best(
+                {"raw": raw, "unfused": lambda: ours(False), "ours": ours, "monai": monai},
+                args.repeats,
+            )
             speeds[precision] = {k: n_tiles / v for k, v in t.items()}
+            # the fused network's output against the trained network's, in target units
+            span = float(cfg.target_high[0] - cfg.target_low[0])
+            diff = np.abs(outputs[(precision, True)] - outputs[(precision, False)]).max() / span
+            speeds[precision]["diff"] = float(diff)
             rows.append((name, precision, speeds[precision], args.size**2 / t["ours"] / 1e6))
             print(
                 f"  {name} {precision}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
@@ -132,14 +144,16 @@ def main() -> None:
             )
     print()
     print(
-        "| generator | precision | raw forward tiles/s (a) | predict tiles/s (b) | "
-        "MONAI sliding window tiles/s (c) | predict Mpx/s | b/a | b/c |"
+        "| generator | precision | raw forward tiles/s (a) | predict, fuse=False tiles/s | "
+        "predict tiles/s (b) | MONAI sliding window tiles/s (c) | predict Mpx/s | b/a | "
+        "unfused/c | b/c | max diff fused-unfused / target range |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, precision, s, mpx in rows:
         print(
-            f"| {name} | {precision} | {s['raw']:.2f} | {s['ours']:.2f} | {s['monai']:.2f} | "
-            f"{mpx:.3f} | {s['ours'] / s['raw']:.2f} | {s['ours'] / s['monai']:.2f} |"
+            f"| {name} | {precision} | {s['raw']:.2f} | {s['unfused']:.2f} | {s['ours']:.2f} | "
+            f"{s['monai']:.2f} | {mpx:.3f} | {s['ours'] / s['raw']:.2f} | "
+            f"{s['unfused'] / s['monai']:.2f} | {s['ours'] / s['monai']:.2f} | {s['diff']:.1e} |"
         )
     if extra:
         print()

@@ -1,8 +1,12 @@
 """Training speed: steps/s and images/s of full pix2pix steps (D and G updates) at the
 default architecture for patch sizes 256 and 128, fp32 against bf16 autocast, in one
 process. (depth 8 needs 256-px patches; the 128-px row uses depth 7, the deepest fit.)
+Then the share of a real run's step time spent waiting for data: ``train_iter`` on a
+simulated 1024x1024 pair with the auto recipe and the default augmentations; batches are
+made ahead in a background thread (engine/prefetch.py), so the wait is the time the
+training thread spends in ``Prefetcher.batch``, beside the time making them.
 
-    python benchmarks/train.py [--steps 3] [--precisions fp32,bf16]
+    python benchmarks/train.py [--steps 3] [--precisions fp32,bf16] [--wait-steps 60]
 """
 
 from __future__ import annotations
@@ -12,9 +16,49 @@ import time
 
 import torch
 
+import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
 from napari_pix2pix.engine.networks import build_generator
+from napari_pix2pix.engine.prefetch import Prefetcher
+from napari_pix2pix.engine.sample_data import make_pair
+from napari_pix2pix.engine.sampling import PairedPatchSampler
 from napari_pix2pix.engine.trainer import Trainer
+
+
+def data_wait_share(steps: int, device: str) -> tuple[float, float, float, dict]:
+    """(seconds per step, seconds per step the training thread waited for a batch,
+    seconds per step spent making batches in the background, the recipe) of a run of
+    ``steps`` steps, the first ten left out (warm-up)."""
+    waited: list[float] = []
+    made: list[float] = []
+
+    def timed(function, into):
+        def wrapper(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(self, *args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - start)
+
+        return wrapper
+
+    originals = Prefetcher.batch, PairedPatchSampler.batch
+    Prefetcher.batch = timed(originals[0], waited)
+    PairedPatchSampler.batch = timed(originals[1], made)
+    try:
+        source, target = make_pair((1024, 1024), seed=0)
+        stamps = []
+        for event in p2p.train_iter(
+            source, target, steps=steps, device=device, val_fraction=0.0, seed=0
+        ):
+            if isinstance(event, p2p.StepEvent):
+                stamps.append(time.perf_counter())
+                recipe = event.model.history.get("recipe") or {}
+    finally:
+        Prefetcher.batch, PairedPatchSampler.batch = originals
+    n = len(stamps) - 11
+    per_step = (stamps[-1] - stamps[10]) / n
+    return per_step, sum(waited[11:-1]) / n, sum(made[11 : 11 + n]) / n, recipe
 
 
 def main() -> None:
@@ -22,6 +66,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--wait-steps", type=int, default=60, help="steps of the data-wait run")
+    parser.add_argument("--device", default="cpu", help="device of the data-wait run")
     args = parser.parse_args()
     dev = torch.device("cpu")
     results = []
@@ -52,6 +98,15 @@ def main() -> None:
     for patch, depth, precision, sps, ips in results:
         ratio = sps / fp32[patch] if patch in fp32 else float("nan")
         print(f"| {patch} | {depth} | {precision} | {sps:.3f} | {ips:.2f} | {ratio:.2f} |")
+    if args.wait_steps > 11:
+        per_step, waiting, making, recipe = data_wait_share(args.wait_steps, args.device)
+        print(f"\ndata wait: {args.wait_steps} steps on {args.device}, recipe {recipe}")
+        print(
+            "| s/step | s/step making batches (background thread) | s/step the step waited "
+            "for a batch | share of the step waiting for data |"
+        )
+        print("|---|---|---|---|")
+        print(f"| {per_step:.3f} | {making:.3f} | {waiting:.3f} | {waiting / per_step:.0%} |")
 
 
 if __name__ == "__main__":

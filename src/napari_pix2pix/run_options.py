@@ -151,6 +151,13 @@ class PredictOptions:
         choices=("auto", "off", "bf16", "fp16"),
         label="Mixed precision",
     )
+    fuse: bool = option(
+        True,
+        "predict with a copy of the network laid out for the device (channels_last on "
+        "the CPU, BatchNorm folded into the convolutions elsewhere): the same outputs, "
+        "faster; off: the trained network as it is",
+        label="Fused network",
+    )
     uncertainty: bool = option(
         False,
         "also a confidence map: the spread of the predictions of "

@@ -18,6 +18,7 @@ from ..errors import DeviceError, InputError, PredictionError
 from ..run_options import PredictOptions
 from .axes import AxesLayout
 from .device import amp_dtype, autocast, resolve_device
+from .fusion import inference_copy, memory_format
 from .memory import free_memory, gib, is_out_of_memory, smaller, unet_bytes
 from .normalization import Normalization
 from .tiling import Geometry, TileMerger, cut_tiles
@@ -63,6 +64,7 @@ class TiledPredictor:
     batch_size: int = 4
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype | None = None
+    memory_format: torch.memory_format = torch.contiguous_format  # the generator's
 
     def geometry(self, spatial: tuple[int, ...]) -> Geometry:
         """Tiles shrink to the image where it is smaller (still a multiple of 2**depth)."""
@@ -151,10 +153,10 @@ class TiledPredictor:
 
     @torch.inference_mode()
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(tiles).to(self.device)
+        t = torch.from_numpy(tiles).to(self.device).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
             y = self.generator(t)
-        return y.float().cpu().numpy()
+        return y.float().cpu().contiguous().numpy()
 
     def with_smaller_tiles(self, exc: TileTooLarge) -> TiledPredictor:
         """The next tile size of the out-of-memory policy at batch 1, or a clear error."""
@@ -252,8 +254,10 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         tile = rounded
     _check_overlap(options.overlap, cfg.spatial_dims)
     dev = resolve_device(options.device)
+    generator = inference_copy(model.generator, dev) if options.fuse else model.generator.to(dev)
+    layout = memory_format(generator) if options.fuse and dev.type == "cpu" else None
     return TiledPredictor(
-        model.generator.to(dev),
+        generator,
         Normalization.of(cfg, "source"),
         Normalization.of(cfg, "target"),
         cfg.multiple,
@@ -262,6 +266,7 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         options.batch_size,
         dev,
         amp_dtype(dev, options.amp),
+        layout or torch.contiguous_format,
     )
 
 

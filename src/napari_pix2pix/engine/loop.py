@@ -18,6 +18,7 @@ from .inference import TiledPredictor
 from .metrics import image_metrics
 from .networks import invalid_weights
 from .normalization import Normalization
+from .prefetch import Prefetcher
 from .sampling import PairedPatchSampler
 from .schedule import Budget
 from .split import Split
@@ -29,7 +30,7 @@ COLLAPSE_RATIO = 0.25  # prediction std below this fraction of the target's: col
 def train_loop(
     model,
     trainer: Trainer,
-    sampler: PairedPatchSampler,
+    sampler: PairedPatchSampler | Prefetcher,  # what .batch(n) gives the crops
     split: Split,
     *,
     start: int = 0,

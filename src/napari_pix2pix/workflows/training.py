@@ -16,6 +16,7 @@ from ..engine.events import TrainingEvent, ValidationEvent
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
 from ..engine.memory import device_memory
+from ..engine.prefetch import Prefetcher
 from ..engine.sampling import PairedPatchSampler
 from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
@@ -82,6 +83,7 @@ def train_iter(
     if ckpt is not None:
         _restore(trainer, sampler, ckpt, rank)
         keeper.restore(history.get("best"), best_weights(checkpoint_dir))
+    feed = Prefetcher(sampler, config.batch_size, pin=dev.type == "cuda")
     budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
 
     def checkpoint(step: int) -> None:
@@ -91,7 +93,7 @@ def train_iter(
             step=step,
             history=model.history,
             trainer_state=trainer.state(),
-            sampler_state=sampler.state(),
+            sampler_state=feed.state(),
         )
 
     log = None
@@ -101,7 +103,7 @@ def train_iter(
         for event in train_loop(
             model,
             trainer,
-            sampler,
+            feed,
             split,
             start=0 if ckpt is None else ckpt.step,
             budget=budget,
@@ -121,6 +123,7 @@ def train_iter(
             raise
         raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
     finally:
+        feed.close()
         if log is not None:
             log.close()
 

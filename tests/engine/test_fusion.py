@@ -1,0 +1,72 @@
+"""Prediction runs a fused copy of the generator (BatchNorm folded into the convolutions,
+channels_last on the CPU): its outputs must equal the trained network's, and the model
+itself must stay as it was."""
+
+import numpy as np
+import pytest
+import torch
+
+import napari_pix2pix as p2p
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.engine.fusion import inference_copy
+from napari_pix2pix.io.model_file import Pix2PixModel
+
+
+def _model(dims: int, norm: str) -> Pix2PixModel:
+    """A small model whose BatchNorm statistics are far from the identity, as after
+    training."""
+    torch.manual_seed(dims)
+    config = Pix2PixConfig(
+        spatial_dims=dims,
+        depth=4,
+        base_channels=8,
+        patch_size=32,
+        norm=norm,
+        source_low=[0.0],
+        source_high=[1000.0],
+        target_low=[0.0],
+        target_high=[500.0],
+    )
+    model = Pix2PixModel(config)
+    for m in model.generator.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.2, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("dims, norm", [(2, "batch"), (3, "batch"), (2, "instance")])
+def test_fused_prediction_equals_the_trained_network(dims, norm):
+    model = _model(dims, norm)
+    before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+    shape = (64, 96) if dims == 2 else (32, 48, 40)
+    image = np.random.default_rng(0).uniform(0, 1000, shape).astype(np.float32)
+    axes = "YX" if dims == 2 else "ZYX"
+    plain = p2p.predict(model, image, axes, device="cpu", fuse=False)
+    fused = p2p.predict(model, image, axes, device="cpu", fuse=True)
+    # within 1e-4 of the target's range (500), the issue's bar; in practice float rounding
+    assert np.abs(fused - plain).max() <= 1e-4 * 500
+    assert np.abs(plain).max() > 1.0  # a real output, not a constant
+    after = model.generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the model is untouched
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_folded_batchnorm_gives_the_same_outputs(dims):
+    """Folding, as on a GPU, checked on the CPU: no BatchNorm left, the same outputs."""
+    model = _model(dims, "batch")
+    g = model.generator.eval()
+    folded = inference_copy(g, torch.device("cpu"), fold=True)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in g.modules())
+    x = torch.rand((2, 1) + (32,) * dims) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(folded(x), g(x), atol=1e-5)
+
+
+def test_on_the_cpu_the_copy_runs_channels_last():
+    fused = inference_copy(_model(2, "batch").generator, torch.device("cpu"))
+    assert fused.down[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fused.training
