@@ -27,6 +27,9 @@ from .tiff import SOFTWARE, tiff_is_ours
 ZARR_ATTR = "napari_pix2pix"
 
 
+PAGES_AHEAD = 4  # output pages queued for the TIFF writer at most (memory: 4 planes)
+
+
 class ZarrOutput(ArrayOutput):
     """A zarr store marked incomplete until the last sample is written. It records what
     identifies the work (the model, the input, the tiling); a rerun with
@@ -174,9 +177,9 @@ class TiffOutput:
         shape = self.layout.shape
         self.buffer = None
         self.done_samples = 0
-        # queued pages hold their planes in memory: at most ~256 MB of them (and at least 2)
-        page_bytes = 4 * int(np.prod(self.layout.spatial_shape[-2:]))
-        self.pages: queue.Queue = queue.Queue(maxsize=max(2, min(64, (256 << 20) // page_bytes)))
+        # queued pages hold their planes in memory: a few pages, whatever their size; a
+        # full queue blocks the predictor until the writer catches up (back-pressure)
+        self.pages: queue.Queue = queue.Queue(maxsize=PAGES_AHEAD)
         self.error: BaseException | None = None
         nbytes = int(np.prod(shape)) * 4
 
