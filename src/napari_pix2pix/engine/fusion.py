@@ -9,6 +9,7 @@ so it is not done there. Outputs equal the trained network's to float rounding
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 from monai.networks.blocks import Convolution
@@ -16,10 +17,30 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+# the last copy made of each generator: many small predictions of one model (a dask
+# chunk per slice, the live view) must not copy it each time
+_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _version(generator: nn.Module) -> tuple:
+    """Changes whenever a weight or buffer is changed in place (a training step) or
+    replaced (load_state_dict)."""
+    return tuple((id(t), t._version) for t in (*generator.parameters(), *generator.buffers()))
+
 
 def inference_copy(generator: nn.Module, device: torch.device, fold: bool | None = None):
     """A copy of ``generator`` for prediction on ``device``; ``fold``: fold BatchNorm
-    (default: not on the CPU)."""
+    (default: not on the CPU). Made again only when the generator has changed."""
+    key = (device, fold, _version(generator))
+    cached = _COPIES.get(generator)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fused = _copy(generator, device, fold)
+    _COPIES[generator] = (key, fused)
+    return fused
+
+
+def _copy(generator: nn.Module, device: torch.device, fold: bool | None) -> nn.Module:
     fused = copy.deepcopy(generator).to(device).eval()
     if fold if fold is not None else device.type != "cpu":
         for block in fused.modules():
