@@ -30,7 +30,8 @@ def _version(generator: nn.Module) -> tuple:
 
 def inference_copy(generator: nn.Module, device: torch.device, fold: bool | None = None):
     """A copy of ``generator`` for prediction on ``device``; ``fold``: fold BatchNorm
-    (default: not on the CPU). Made again only when the generator has changed."""
+    (default: not on the CPU). Made again only when a weight or buffer has changed (a
+    module's other attributes, changed in place, are not seen: fuse=False then)."""
     key = (device, fold, _version(generator))
     cached = _COPIES.get(generator)
     if cached is not None and cached[0] == key:
