@@ -236,27 +236,16 @@ def busy_share(dev: torch.device, small: bool) -> None:
             samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
             time.sleep(0.02)
 
-    p2p.predict(
-        model,
-        source,
-        axes="ZYX",
-        device="cuda",
-        amp="bf16",
-        batch_size=16,
-        out=folder / "warm.ome.tif",
-    )
+    def path_to_path(name: str) -> None:
+        p2p.predict(
+            model, source, axes="ZYX", device="cuda", amp="bf16", batch_size=16, out=folder / name
+        )
+
+    path_to_path("warm.ome.tif")
     sampler = threading.Thread(target=sample)
     start = time.perf_counter()
     sampler.start()
-    p2p.predict(
-        model,
-        source,
-        axes="ZYX",
-        device="cuda",
-        amp="bf16",
-        batch_size=16,
-        out=folder / "out.ome.tif",
-    )
+    path_to_path("out.ome.tif")
     done.set()
     sampler.join()
     seconds = time.perf_counter() - start
