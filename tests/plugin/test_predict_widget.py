@@ -7,6 +7,16 @@ import napari_pix2pix as p2p
 from napari_pix2pix.engine.sample_data import make_pair
 
 
+def start_a_slow_prediction(p, layer: str, qtbot) -> None:
+    """Predict ``layer`` in tiny tiles (many batches) and wait for the first one."""
+    p.select_layer(layer)
+    p.form["tile_size"].value = 16
+    p.form["overlap"].value = 0.5
+    p.form["batch_size"].value = 1
+    p.run()
+    qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
+
+
 def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, monkeypatch):
     from napari_pix2pix.plugin.predict_widget import PredictWidget
 
@@ -32,12 +42,7 @@ def test_predict_on_a_lazy_layer_and_cancel(viewer, trained, qtbot, tmp_path, mo
     # cancel: tiny tiles make many batches; no layer is added
     big = np.tile(source, (8, 8))
     viewer.add_image(big, name="big")
-    p.select_layer("big")
-    p.form["tile_size"].value = 16
-    p.form["overlap"].value = 0.5
-    p.form["batch_size"].value = 1
-    p.run()
-    qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
+    start_a_slow_prediction(p, "big", qtbot)
     p.controls["Cancel"].click()
     qtbot.waitUntil(lambda: p.worker is None, timeout=30_000)
     assert "big [pix2pix]" not in viewer.layers and p.controls.status.text() == "Cancelled."
@@ -126,12 +131,7 @@ def test_closing_the_viewer_stops_a_prediction(viewer, trained, qtbot):
     viewer.window.add_dock_widget(p, name="Predict")
     p.model = trained
     p._set_running(False)
-    p.select_layer("big")
-    p.form["tile_size"].value = 16
-    p.form["overlap"].value = 0.5
-    p.form["batch_size"].value = 1
-    p.run()
-    qtbot.waitUntil(lambda: p.state["done"] > 0, timeout=30_000)
+    start_a_slow_prediction(p, "big", qtbot)
     worker = p.worker
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
