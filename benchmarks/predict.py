@@ -7,7 +7,7 @@ On one 2048x2048 uint16 image and the same generator, in one process:
   (c) MONAI sliding_window_inference, same roi, overlap 0.25, gaussian mode, same batch;
 in fp32 and with bf16 autocast, plus the PSNR of bf16 against fp32 output.
 
-    python benchmarks/predict.py [--size 2048] [--repeats 1] [--threads N]
+    python benchmarks/predict.py [--size 2048] [--repeats 1] [--threads N] [--models default]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from napari_pix2pix.io.model_file import Pix2PixModel
 MODELS = {
     "default (depth 8, ngf 64, tile 256)": dict(depth=8, base_channels=64, patch_size=256),
     "small (depth 5, ngf 16, tile 256)": dict(depth=5, base_channels=16, patch_size=256),
+    # what preset="auto" trains for a 20-minute CPU budget (docs/quality.md)
+    "auto on a CPU (depth 5, ngf 32, tile 128)": dict(depth=5, base_channels=32, patch_size=128),
 }
 
 
@@ -62,6 +64,7 @@ def main() -> None:
         help="bf16 is emulated (very slow) on CPUs without native bf16",
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--models", default="", help="only the generators whose name has this")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -75,6 +78,8 @@ def main() -> None:
     rows, extra = [], []
     dev = torch.device("cpu")
     for name, options in MODELS.items():
+        if args.models not in name:
+            continue
         cfg = Pix2PixConfig(
             **options,
             source_low=[0.0],

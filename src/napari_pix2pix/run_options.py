@@ -153,9 +153,10 @@ class PredictOptions:
     )
     fuse: bool = option(
         True,
-        "predict with a copy of the network laid out for the device (channels_last on "
-        "the CPU, BatchNorm folded into the convolutions elsewhere): the same outputs, "
-        "faster; off: the trained network as it is",
+        "predict with a copy of the network laid out for the device (BatchNorm folded "
+        "into the convolutions; on the CPU channels_last and, in 2D, oneDNN kernels "
+        "prepacked for the tile): the same outputs, faster; off: the trained network "
+        "as it is",
         label="Fused network",
     )
     uncertainty: bool = option(

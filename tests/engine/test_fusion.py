@@ -2,12 +2,15 @@
 channels_last on the CPU): its outputs must equal the trained network's, and the model
 itself must stay as it was."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.engine import onednn
 from napari_pix2pix.engine.fusion import inference_copy
 from napari_pix2pix.io.model_file import Pix2PixModel
 
@@ -70,3 +73,43 @@ def test_on_the_cpu_the_copy_runs_channels_last():
     fused = inference_copy(_model(2, "batch").generator, torch.device("cpu"))
     assert fused.down[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not fused.training
+
+
+@pytest.mark.skipif(not onednn.available(), reason="torch built without oneDNN")
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_the_packed_copy_gives_the_same_outputs_at_any_batch_and_tile(out_channels):
+    """Packed for batches of 4 tiles of 32 px; other batches and tiles still run right."""
+    model = _model(2, "batch")
+    if out_channels != 1:
+        model = Pix2PixModel(
+            replace(
+                model.config, out_channels=out_channels, target_low=[0.0] * 3, target_high=[1.0] * 3
+            )
+        )
+    g = model.generator.eval()
+    packed = inference_copy(g, torch.device("cpu"), batch_shape=(4, 1, 32, 32))
+    kinds = {type(m) for m in packed.modules()}
+    assert onednn.PackedConv in kinds and onednn.PhaseTransposedConv in kinds
+    assert not kinds & {torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.BatchNorm2d}
+    torch.manual_seed(1)
+    for shape in [(4, 1, 32, 32), (1, 1, 32, 32), (3, 1, 48, 64)]:
+        x = torch.rand(shape) * 2 - 1
+        with torch.inference_mode():
+            expected = g(x)
+            got = packed(x.contiguous(memory_format=torch.channels_last))
+        assert got.shape == expected.shape
+        # within 1e-4 of the output's range, the issue's bar; a varied output, not zeros
+        assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+        assert expected.std() > 1e-3
+
+
+@pytest.mark.parametrize("out_channels, bias", [(1, True), (2, False), (4, True)])
+def test_a_transposed_convolution_equals_its_four_phases(out_channels, bias):
+    torch.manual_seed(out_channels)
+    conv = torch.nn.ConvTranspose2d(6, out_channels, 4, stride=2, padding=1, bias=bias)
+    assert onednn.PhaseTransposedConv.applies(conv)
+    phases = onednn.PhaseTransposedConv(conv)
+    x = torch.randn(2, 6, 9, 7)
+    with torch.inference_mode():
+        assert torch.allclose(phases(x), conv(x), atol=1e-5)
+    assert not onednn.PhaseTransposedConv.applies(torch.nn.ConvTranspose2d(6, 1, 4, 2, 1, 1))

@@ -254,7 +254,14 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         tile = rounded
     _check_overlap(options.overlap, cfg.spatial_dims)
     dev = resolve_device(options.device)
-    generator = inference_copy(model.generator, dev) if options.fuse else model.generator.to(dev)
+    amp = amp_dtype(dev, options.amp)
+    # packed for fp32 batches only: under autocast the packed kernels would run in fp32
+    batch_shape = None if amp else (options.batch_size, cfg.in_channels, *tile)
+    generator = (
+        inference_copy(model.generator, dev, batch_shape=batch_shape)
+        if options.fuse
+        else model.generator.to(dev)
+    )
     layout = memory_format(generator) if options.fuse and dev.type == "cpu" else None
     return TiledPredictor(
         generator,
@@ -265,7 +272,7 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         options.overlap,
         options.batch_size,
         dev,
-        amp_dtype(dev, options.amp),
+        amp,
         layout or torch.contiguous_format,
     )
 
