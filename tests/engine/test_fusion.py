@@ -113,3 +113,20 @@ def test_a_transposed_convolution_equals_its_four_phases(out_channels, bias):
     with torch.inference_mode():
         assert torch.allclose(phases(x), conv(x), atol=1e-5)
     assert not onednn.PhaseTransposedConv.applies(torch.nn.ConvTranspose2d(6, 1, 4, 2, 1, 1))
+
+
+def test_a_failed_packing_falls_back_to_the_unpacked_copy(monkeypatch):
+    """A oneDNN build without the packed kernels must still predict, unpacked."""
+
+    def no_kernels(generator, shape, phases=True):
+        raise RuntimeError("mkldnn::_convolution_pointwise is not available")
+
+    monkeypatch.setattr(onednn, "pack", no_kernels)
+    g = _model(2, "batch").generator.eval()
+    copy = inference_copy(g, torch.device("cpu"), batch_shape=(4, 1, 32, 32))
+    assert not any(isinstance(m, onednn.PackedConv) for m in copy.modules())
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(
+            copy(x.contiguous(memory_format=torch.channels_last)), g(x), atol=1e-6
+        )

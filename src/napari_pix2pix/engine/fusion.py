@@ -70,9 +70,9 @@ def _copy(generator: nn.Module, device: torch.device, fold, batch_shape) -> nn.M
         fused = fused.to(memory_format=memory_format(fused))
     if packing:
         try:
-            return onednn.pack(copy.deepcopy(fused), batch_shape)
-        except RuntimeError:  # a oneDNN build without these kernels: the copy as it is
-            return fused
+            return onednn.pack(fused, batch_shape)
+        except RuntimeError:  # a oneDNN build without these kernels: an unpacked copy
+            return _copy(generator, device, fold, None)
     return fused
 
 
