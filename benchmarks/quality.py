@@ -138,7 +138,9 @@ def scores(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> dict:
     return out
 
 
-def run_variant(name: str, steps: int | None, phase, dapi, out: Path, minutes: float) -> dict:
+def run_variant(
+    name: str, steps: int | None, phase, dapi, out: Path, minutes: float, seed: int = 0
+) -> dict:
     """Train and score one variant: ``steps`` with the fixed RECIPE, or a budgeted one
     (time_budget=``minutes``, preset auto) as a user would call train()."""
     description, options = VARIANTS[name]
@@ -149,7 +151,7 @@ def run_variant(name: str, steps: int | None, phase, dapi, out: Path, minutes: f
     if done.is_file() and json.loads(done.read_text()).get("group") == group:
         return json.loads(done.read_text())
     if budgeted:
-        train_options = dict(time_budget=minutes * 60, seed=0, device="cpu", **options)
+        train_options = dict(time_budget=minutes * 60, seed=seed, device="cpu", **options)
     else:
         train_options = dict(steps=steps, **{**RECIPE, **options})
     planes = train_options.pop("planes", 13)
@@ -298,6 +300,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, help="write the crop figure here")
     parser.add_argument("--table", type=Path, help="write the tables (markdown) here")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the budgeted runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not DATA.is_dir():
@@ -320,7 +323,7 @@ def main() -> None:
     if not (args.figure or args.table):
         for name in names:
             print(f"training {name}", file=sys.stderr, flush=True)
-            run_variant(name, steps, phase, dapi, args.out, args.budget)
+            run_variant(name, steps, phase, dapi, args.out, args.budget, args.seed)
     results = {}
     for file in sorted(args.out.glob("*.json")):
         r = json.loads(file.read_text())

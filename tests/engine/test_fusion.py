@@ -130,3 +130,13 @@ def test_a_failed_packing_falls_back_to_the_unpacked_copy(monkeypatch):
         assert torch.allclose(
             copy(x.contiguous(memory_format=torch.channels_last)), g(x), atol=1e-6
         )
+
+
+def test_packing_reads_each_layers_input_shape_without_running_the_network():
+    """The shapes come from a meta-device forward, so a huge tile allocates nothing."""
+    g = _model(2, "batch").generator.eval()
+    sizes = onednn._input_sizes(g, (4, 1, 8192, 4096))
+    assert sizes[g.down[0].conv] == [4, 1, 8192, 4096]
+    assert sizes[g.down[3].conv] == [4, 32, 1024, 512]  # after three halvings, width 8 * 4
+    assert sizes[g.up[0][0].conv] == [4, 16, 4096, 2048]  # the last decoder level: 2 * 8
+    assert all(p.device.type == "cpu" for p in g.parameters())  # the model is untouched

@@ -96,7 +96,9 @@ class PhaseTransposedConv(nn.Module):
         )  # (n, 4 * out, h + 1, w + 1): phase (a, b) of y[2i + a, 2j + b] at (i + a, j + b)
         n, _, h, w = x.shape
         c = self.out_channels
-        y = torch.empty((n, c, 2 * h, 2 * w), dtype=z.dtype, memory_format=torch.channels_last)
+        y = torch.empty(
+            (n, c, 2 * h, 2 * w), dtype=z.dtype, device=z.device, memory_format=torch.channels_last
+        )
         for g, (a, b) in enumerate(self.phases):
             y[:, :, a::2, b::2] = z[:, g * c : (g + 1) * c, a : a + h, b : b + w]
         return y if self.bias is None else y.add_(self.bias)
@@ -142,19 +144,22 @@ def _fusable_activation(block: Convolution) -> nn.Module | None:
 
 
 def _input_sizes(generator: nn.Module, sample_shape: tuple[int, ...]) -> dict:
-    """Each convolution's input shape for a batch of ``sample_shape``, from one forward
-    of a single sample."""
+    """Each convolution's input shape for a batch of ``sample_shape``, from a forward on
+    the meta device: shapes only, so a huge tile costs neither memory nor time."""
     sizes: dict[nn.Module, list[int]] = {}
 
     def record(module, args):
-        sizes[module] = [sample_shape[0], *args[0].shape[1:]]
+        sizes[module] = list(args[0].shape)
 
     convs = [m for m in generator.modules() if type(m) in (nn.Conv2d, nn.ConvTranspose2d)]
     hooks = [m.register_forward_pre_hook(record) for m in convs]
+    tensors = {**dict(generator.named_parameters()), **dict(generator.named_buffers())}
     try:
         with torch.inference_mode():
-            generator(
-                torch.zeros((1, *sample_shape[1:])).contiguous(memory_format=torch.channels_last)
+            torch.func.functional_call(
+                generator,
+                {name: t.to("meta") for name, t in tensors.items()},
+                (torch.empty(sample_shape, device="meta"),),
             )
     finally:
         for hook in hooks:
