@@ -84,8 +84,8 @@ class TrainingRun:
     )
     keep: str = option(
         "best",
-        "the model a run ends with: best (its best validation score once the adversarial "
-        "term is at full weight; the last stays in the checkpoint) or last",
+        "the model a run ends with: best (its best validation score; the last stays in "
+        "the checkpoint) or last",
         choices=KEEP,
     )
     val_metric: str = option(

@@ -10,7 +10,6 @@ import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import build_parser, given_options
-from napari_pix2pix.engine.best_model import BestKeeper
 from napari_pix2pix.engine.metrics import image_metrics
 from napari_pix2pix.engine.normalization import Normalization
 from napari_pix2pix.engine.schedule import lr_factor
@@ -133,34 +132,3 @@ def test_cli_takes_the_budget_in_minutes():
     parser, declared = build_parser()
     argv = ["train", "s.tif", "t.tif", "-o", "m.safetensors", "--time-budget", "1.5"]
     assert given_options(parser.parse_args(argv), declared["train"])["time_budget"] == 90.0
-
-
-def test_validations_before_the_full_adversarial_weight_do_not_compete():
-    """During the L1 warm-up and the ramp the generator is not yet pix2pix's: a better
-    score there is neither kept nor counted against patience."""
-    history = {}
-    keeper = BestKeeper("mae", 1, history)
-    net = torch.nn.Linear(2, 1)
-    assert not keeper.update(10, {"mae": 1.0}, net, competes=False)
-    assert keeper.best is None and keeper.weights is None and not keeper.exhausted
-    assert keeper.update(20, {"mae": 5.0}, net)  # worse than the warm-up's, but the first
-    assert not keeper.update(30, {"mae": 6.0}, net) and keeper.exhausted
-    assert history["best"]["step"] == 20
-
-
-def test_a_gan_run_keeps_a_model_trained_with_the_full_loss(pair, tiny):
-    """gan_warmup 0.25: L1 only until step 6 of 20, the ramp until step 11."""
-    options = dict(tiny, steps=20, val_every=1, val_fraction=0.25, seed=0, gan_warmup=0.25)
-    events = list(p2p.train_iter(*pair, patience=1, **options))
-    shown = [e for e in events if isinstance(e, p2p.ValidationEvent)]
-    # warm-up validations are made and shown, none of them as the best so far
-    assert [e.step for e in shown[:10]] == list(range(1, 11))
-    assert not any(e.best for e in shown[:10]) and shown[10].best
-    history = events[-1].model.history
-    assert history["best"]["step"] >= 11
-    assert history["steps_done"] >= 12  # patience counts from the first competing one
-    competing = [v["mae"] for v in history["validation"] if v["step"] >= 11]
-    assert history["best"]["value"] == min(competing)
-    # an L1-only run has no ramp: every validation competes
-    l1 = p2p.train(*pair, gan_mode="none", **dict(options, steps=6))
-    assert l1.history["best"]["value"] == min(v["mae"] for v in l1.history["validation"])

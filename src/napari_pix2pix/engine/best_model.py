@@ -1,12 +1,7 @@
 """The best model of a run, not only the last: validation scores are compared as the
 run goes, the weights of the best are kept aside (on the CPU), and a run that has
 stopped improving can end early. Held-out scores peak before the end when a network
-overfits a few fields of view; the last step is then not the model to keep.
-
-Only validations of the full loss compete: before the adversarial term reaches its full
-weight the generator is still an L1 model, which pixel scores such as MAE always prefer
-to a sharper one (docs/quality.md: kept at the ramp's end, 0.37 spectral distance
-against L1 only's 0.25)."""
+overfits a few fields of view; the last step is then not the model to keep."""
 
 from __future__ import annotations
 
@@ -32,13 +27,8 @@ class BestKeeper:
         """{'step', 'metric', 'value', 'metrics'} of the best validation so far."""
         return self.history.get("best")
 
-    def update(
-        self, step: int, metrics: dict, generator: torch.nn.Module, competes: bool = True
-    ) -> bool:
-        """Record a validation; True when it is the best so far (its weights are kept).
-        ``competes``: False during the adversarial warm-up (neither best nor stale)."""
-        if not competes:
-            return False
+    def update(self, step: int, metrics: dict, generator: torch.nn.Module) -> bool:
+        """Record a validation; True when it is the best so far (its weights are kept)."""
         value = metrics.get(self.metric, math.nan)
         best = self.best
         better = math.isfinite(value) and (best is None or self.sign * (value - best["value"]) > 0)

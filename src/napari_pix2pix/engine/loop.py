@@ -20,7 +20,7 @@ from .networks import invalid_weights
 from .normalization import Normalization
 from .prefetch import Prefetcher
 from .sampling import PairedPatchSampler
-from .schedule import Budget, adversarial_weight
+from .schedule import Budget
 from .split import Split
 from .trainer import Trainer
 
@@ -73,18 +73,11 @@ def train_loop(
     step, finished, collapse_said = start, False, False
     window: dict[str, list[float]] = {}
 
-    def validate(step: int, last: bool = False) -> Iterator[TrainingEvent]:
+    def validate(step: int) -> Iterator[TrainingEvent]:
         nonlocal collapse_said
         began = time.perf_counter()
         event = validator(step, budget.expected_total(step))
-        # before the adversarial term is at full weight the model is not yet pix2pix's
-        # (best_model.py); the run's last validation always competes
-        full_loss = (
-            config.gan_mode == "none"
-            or adversarial_weight(budget.progress(step), config.gan_warmup) >= 1.0
-        )
-        competes = full_loss or last or step == budget.steps
-        event.best = keeper.update(step, event.metrics, model.generator, competes)
+        event.best = keeper.update(step, event.metrics, model.generator)
         budget.validated(time.perf_counter() - began)
         yield event
         ratio = event.metrics["std_ratio"]
@@ -146,7 +139,7 @@ def train_loop(
                 save(step)
         if step > start and not validated and rank == 0 and split.val:
             distributed.sync_buffers(model.generator)
-            yield from validate(step, last=True)  # the run's last state is always scored
+            yield from validate(step)  # the run's last state is always scored
         save(step)
         finished = True
         history["kept"] = "best" if keep == "best" and keeper.keep_best(model.generator) else "last"
