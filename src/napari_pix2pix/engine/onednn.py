@@ -1,12 +1,13 @@
 """The 2D generator's convolutions as prediction runs them on the CPU: oneDNN kernels whose
 weights are laid out once for the tile shape, with the activation after them fused in.
 
-This is what torch.compile's freezing pass does for convolutions, without its 5-20 s of
+This is what torch.compile's freezing pass does for convolutions, without its 2-17 s of
 compiling on each new model: eager oneDNN reorders every weight at every call, which for
-the paper's network (54 M weights) costs a sixth of a forward. The last, one-channel
-transposed convolution, which oneDNN runs at a third of its usual speed, becomes one 2x2
-convolution giving the four output phases, interleaved. benchmarks/predict.py measures
-both; tests/engine/test_fusion.py checks that the outputs are unchanged."""
+the paper's network (54 M weights) costs about a tenth of a forward. The last,
+one-channel transposed convolution, 2.6-2.8x slower in oneDNN than the same work as a
+convolution, becomes one 2x2 convolution giving the four output phases, interleaved.
+benchmarks/fusion_steps.py measures each step; tests/engine/test_fusion.py checks that
+the outputs are unchanged."""
 
 from __future__ import annotations
 
@@ -91,9 +92,8 @@ class PhaseTransposedConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.conv(
-            x
-        )  # (n, 4 * out, h + 1, w + 1): phase (a, b) of y[2i + a, 2j + b] at (i + a, j + b)
+        # (n, 4 * out, h + 1, w + 1): phase (a, b) of y[2i + a, 2j + b] sits at (i + a, j + b)
+        z = self.conv(x)
         n, _, h, w = x.shape
         c = self.out_channels
         y = torch.empty(
