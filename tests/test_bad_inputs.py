@@ -71,6 +71,41 @@ def files(tmp_path_factory, pair):
     f["plain"].write_text("a plain file where a model folder would go")
     f["empty_axis"] = tmp / "empty_axis.tif"
     tifffile.imwrite(f["empty_axis"], np.zeros((0, 8, 8), np.uint16))
+    # a stack cut short at its end (an interrupted copy): tifffile alone shows its
+    # first plane as the whole file
+    stack = np.stack([source[:96, :96]] * 6)
+    for kind, options in (("ome", {"ome": True}), ("imagej", {"imagej": True})):
+        tifffile.imwrite(tmp / "whole.tif", stack, metadata={"axes": "ZYX"}, **options)
+        (tmp / f"cut_{kind}.tif").write_bytes((tmp / "whole.tif").read_bytes()[:-2000])
+    # a multi-file OME-TIFF copied without its second file: half its planes are missing
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+        'Schemas/OME/2016-06" UUID="urn:uuid:1"><Image ID="Image:0"><Pixels ID="Pixels:0" '
+        'DimensionOrder="XYZCT" SizeX="96" SizeY="96" SizeC="1" SizeZ="6" SizeT="1" '
+        'Type="uint16"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+        '<TiffData FirstZ="0" IFD="0" PlaneCount="3"><UUID FileName="part1.ome.tif">'
+        'urn:uuid:1</UUID></TiffData><TiffData FirstZ="3" IFD="0" PlaneCount="3"><UUID '
+        'FileName="part2.ome.tif">urn:uuid:2</UUID></TiffData></Pixels></Image></OME>'
+    )
+    tifffile.imwrite(
+        tmp / "part1.ome.tif", stack[:3], description=xml, metadata=None, photometric="minisblack"
+    )
+    # compressed planes with their data scrambled (a bad disk sector, a damaged transfer)
+    f["damaged"] = tmp / "damaged.tif"
+    tifffile.imwrite(f["damaged"], stack, compression="zlib", metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(f["damaged"]) as tif:
+        offset, count = tif.pages[3].dataoffsets[0], tif.pages[3].databytecounts[0]
+    raw = bytearray(f["damaged"].read_bytes())
+    raw[offset : offset + count] = np.random.default_rng(1).bytes(count)
+    f["damaged"].write_bytes(bytes(raw))
+    for name, change in (
+        ("nan_norm", {"source_low": [float("nan")]}),
+        ("huge_norm", {"target_low": [-1e308], "target_high": [1e308]}),
+    ):
+        model.save(tmp / name)
+        (tmp / name / "config.json").write_text(
+            json.dumps({**doc, "config": {**doc["config"], **change}})
+        )
     f["positions"] = tmp / "positions.ome.tif"
     with tifffile.TiffWriter(f["positions"], ome=True) as writer:
         writer.write(source[:64, :64], metadata={"axes": "YX"})
@@ -291,7 +326,49 @@ CASES = [
         p2p.ImageFileError,
         "truncated",
     ),
+    (
+        "OME-TIFF stack cut short",
+        lambda s, t, f: p2p.read_image(f["tmp"] / "cut_ome.tif"),
+        p2p.ImageFileError,
+        "truncated or damaged: its list of planes goes on beyond the 1 that can be read",
+    ),
+    (
+        "ImageJ stack cut short (train)",
+        lambda s, t, f: p2p.train(f["tmp"] / "cut_imagej.tif", t, **FAST),
+        p2p.ImageFileError,
+        "truncated or damaged",
+    ),
+    (
+        "multi-file OME-TIFF without its companion file",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "part1.ome.tif"),
+        p2p.ImageFileError,
+        "declares 6 planes but 3 of them are not there",
+    ),
+    (
+        "damaged compressed TIFF (read)",
+        lambda s, t, f: p2p.read_image(f["damaged"]),
+        p2p.ImageFileError,
+        "is damaged: its compressed image data cannot be decoded",
+    ),
+    (
+        "damaged compressed TIFF (train, read as needed)",
+        lambda s, t, f: p2p.train(f["damaged"], f["damaged"], axes="ZYX", **FAST),
+        p2p.ImageFileError,
+        "is damaged: its compressed image data cannot be decoded",
+    ),
     # model files
+    (
+        "model normalization not a number",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "nan_norm"),
+        p2p.ModelFileError,
+        r"source_low must hold finite numbers, got \[nan\]",
+    ),
+    (
+        "model normalization spanning more than a float",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "huge_norm"),
+        p2p.ModelFileError,
+        "finite, and their span too",
+    ),
     (
         "model path missing",
         lambda s, t, f: p2p.load_model(f["tmp"] / "nope.safetensors"),
@@ -608,6 +685,16 @@ def test_small_training_image_is_padded_and_said(pair):
             "CUDA|does not exist",
         ),
         (["info", "{tmp}/corrupt"], "not valid JSON"),
+        (  # a folder named like a model file: its first checkpoint would have failed
+            ["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/m.safetensors"]
+            + ["--checkpoint-dir", "{tmp}/run.safetensors"],
+            "names a folder, but ends like a model file",
+        ),
+        (  # the model would have collided with the run's own checkpoint at the end
+            ["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/checkpoint.safetensors"]
+            + ["--checkpoint-dir", "{tmp}"],
+            "is the run folder's own checkpoint.safetensors",
+        ),
     ],
 )
 def test_cli_reports_bad_input_without_traceback(argv, message, files, capsys):

@@ -82,3 +82,11 @@ def test_cli_entry_point_runs():
         [sys.executable, "-m", "napari_pix2pix.cli", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "info", "export", "demo"])
+def test_every_command_prints_its_help(command, capsys):
+    """Each option's help is made from its declaration: a '%' in one once broke --help."""
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out

@@ -177,6 +177,19 @@ def test_save_or_rescue_saves_a_model_that_does_not_fit(model, small_disk, tmp_p
         assert rescued.generator.state_dict()[key].equal(value)
 
 
+def test_a_run_folder_that_fills_up_does_not_end_the_run(pair, small_disk, tmp_path):
+    """Checkpoints, the best model and the log go to a full disk: the run warns, goes
+    on, and the model is saved where asked."""
+    source, target = pair
+    disk = small_disk("200k")  # smaller than one checkpoint
+    options = {**FAST, "steps": 6, "val_fraction": 0.25, "val_every": 3, "checkpoint_every": 3}
+    with pytest.warns(UserWarning, match="could not be written .*no space left.* training goes on"):
+        model = p2p.train(source, target, checkpoint_dir=disk / "run", **options)
+    assert model.history["steps_done"] == 6
+    path = model.save(tmp_path / "m.safetensors")
+    assert p2p.load_model(path).history["steps_done"] == 6
+
+
 def test_cli_train_onto_a_full_disk_rescues_the_model(
     pair, small_disk, tmp_path, monkeypatch, capsys
 ):

@@ -31,6 +31,7 @@ def add_options(parser: argparse.ArgumentParser, cls, title: str) -> list[Option
         }
         if o.spec.human_unit:
             kwargs["help"] = f"in {o.spec.human_unit[0]}: " + kwargs["help"]
+        kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse formats help with %
         item = {"int": int, "size": int, "float": float, "pair": float}.get(o.kind, str)
         if o.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -221,6 +222,7 @@ def cmd_train(args, options: dict) -> int:
     from tqdm import tqdm
 
     from .engine.events import StepEvent, ValidationEvent, WarningEvent
+    from .io.checkpoint import check_model_beside_run
     from .io.model_file import check_model_output, save_or_rescue
     from .workflows.training import train_iter
 
@@ -234,6 +236,7 @@ def cmd_train(args, options: dict) -> int:
             return 2
         sources, targets = sources[:1], sources[1:]
     check_model_output(args.output, args.overwrite)  # before training, not after
+    check_model_beside_run(args.output, options.get("checkpoint_dir") or options.get("resume"))
     axes, target_axes = options.pop("axes", None), options.pop("target_axes", None)
     val_source, val_target = args.val_source, args.val_target
     events = train_iter(

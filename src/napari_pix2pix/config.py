@@ -296,9 +296,14 @@ class Pix2PixConfig:
             if (low or high) and not (
                 len(low) == len(high) == channels
                 and all(-math.inf < lo < h < math.inf for lo, h in zip(low, high))
+                # the scale 2 / (high - low) and its inverse must be finite too
+                and all(
+                    math.isfinite(2 / (h - lo)) and h - lo < math.inf for lo, h in zip(low, high)
+                )
             ):
                 raise InputError(
-                    f"{side} normalization needs {channels} low < high values, got {low} / {high}."
+                    f"{side} normalization needs {channels} low < high values (finite, and "
+                    f"their span too), got {low} / {high}."
                 )
 
     def to_dict(self) -> dict:

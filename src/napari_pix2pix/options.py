@@ -185,6 +185,8 @@ class Option:
             return f"{name} must be a positive integer, got {value!r}."
         if self.kind == "size" and s.low == 1:
             return f"{name} must be a positive integer (or one per spatial axis), got {value!r}."
+        if s.low is None and (s.high is None or math.isinf(s.high)):
+            return f"{name} must hold finite numbers, got {value!r}."
         if s.high is None or math.isinf(s.high):
             relation = ">" if s.low_open else ">="
             return f"{name} must be a finite number {relation} {_number(s.low)}, got {value!r}."

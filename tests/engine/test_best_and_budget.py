@@ -132,3 +132,41 @@ def test_cli_takes_the_budget_in_minutes():
     parser, declared = build_parser()
     argv = ["train", "s.tif", "t.tif", "-o", "m.safetensors", "--time-budget", "1.5"]
     assert given_options(parser.parse_args(argv), declared["train"])["time_budget"] == 90.0
+
+
+def test_a_resumed_run_keeps_its_time_budget(pair, tmp_path):
+    small = dict(patch_size=16, depth=2, base_channels=4, batch_size=2, disc_layers=1)
+    run, budget = tmp_path / "run", 4.0
+    it = p2p.train_iter(*pair, checkpoint_dir=run, time_budget=budget, device="cpu", **small)
+    for event in it:
+        if event.step == 5:
+            break
+    it.close()  # stopped (Ctrl-C, Stop): a checkpoint of step 5
+    began = time.perf_counter()
+    model = p2p.train(*pair, resume=run)  # the budget is not given again
+    assert time.perf_counter() - began < budget + 15  # it ends, on its own budget
+    assert model.history["time_budget"] == budget
+    assert budget * 0.5 <= model.history["train_seconds"] <= budget * 1.1 + 0.5
+
+
+def test_a_budgeted_checkpoint_without_its_budget_asks_for_it(pair, tmp_path, monkeypatch):
+    """Checkpoints written before budgets were recorded: resuming would never end."""
+    from napari_pix2pix.io import checkpoint
+
+    small = dict(patch_size=16, depth=2, base_channels=4, batch_size=2, disc_layers=1)
+    run = tmp_path / "run"
+    it = p2p.train_iter(*pair, checkpoint_dir=run, time_budget=60, device="cpu", **small)
+    for event in it:
+        if event.step == 2:
+            break
+    it.close()
+    load = checkpoint.load_checkpoint
+
+    def without_budget(location):
+        ckpt = load(location)
+        ckpt.history.pop("time_budget")
+        return ckpt
+
+    monkeypatch.setattr("napari_pix2pix.workflows.run_setup.load_checkpoint", without_budget)
+    with pytest.raises(p2p.InputError, match="was limited by time, .* give time_budget="):
+        p2p.train(*pair, resume=run)

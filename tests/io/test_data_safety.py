@@ -187,8 +187,26 @@ def test_a_checkpoint_folder_must_be_a_folder_of_its_run(world, pair, tiny):
     with pytest.raises(p2p.InputError, match="already holds a checkpoint of another run"):
         p2p.train(source, target, steps=2, checkpoint_dir=world / "run", val_fraction=0, **tiny)
     assert digest(world / "run") == kept
+    # what a run killed while writing its checkpoint leaves goes when the run resumes
+    (world / "run" / ".checkpoint.safetensors.0123abcd.tmp").write_bytes(b"half a checkpoint")
+    (world / "run" / "notes.tmp").write_text("the user's")
     resumed = p2p.train(source, target, steps=4, resume=world / "run", val_fraction=0, **tiny)
     assert resumed.history["steps_done"] == 4  # its own run continues into the same folder
+    assert sorted(p.name for p in (world / "run").glob("*tmp")) == ["notes.tmp"]
+
+
+def test_a_run_never_writes_over_another_runs_files(world, pair, tiny, trained):
+    """A folder holding a run's best model and log whose checkpoint was deleted, or a
+    user's own log.csv: the new run would have replaced them."""
+    source, target = pair
+    folder = world / "analysis"
+    folder.mkdir()
+    trained.save(folder / "best.safetensors")
+    (folder / "log.csv").write_text("sample,value\nA,1\n")
+    before = digest(folder)
+    with pytest.raises(p2p.InputError, match="holds best.safetensors, log.csv of another run"):
+        p2p.train(source, target, steps=2, checkpoint_dir=folder, **tiny)
+    assert digest(folder) == before
 
 
 def test_a_trained_model_is_never_lost(world, trained, monkeypatch, capsys, pair):

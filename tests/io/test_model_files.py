@@ -1,14 +1,19 @@
 """Model files: bit-identical round trips, no pickle anywhere, clear errors."""
 
+import errno
 import json
 import pickle
+import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_options import FAST
 
 import napari_pix2pix as p2p
+from napari_pix2pix.io.images import write_image
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "model_folder"])
@@ -110,3 +115,43 @@ def test_a_checkpoint_or_run_folder_opens_as_a_model(tiny, tmp_path):
     assert p2p.load_model(run).history["steps_done"] == 99
     with pytest.raises(p2p.ModelFileError, match="nor a run folder"):
         p2p.load_model(tmp_path)
+
+
+def test_a_folder_model_is_replaced_whole_or_not_at_all(trained, pair, tmp_path, monkeypatch):
+    source, target = pair
+    folder = trained.save(tmp_path / "model")
+    before = p2p.predict(folder, source[:64, :64])
+    other = p2p.train(source, target * 2.0, **{**FAST, "seed": 1})
+    real = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.name.startswith(".config.json."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(p2p.OutputError, match="no space left .* nothing was replaced"):
+        other.save(folder, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "weights.safetensors"]
+    np.testing.assert_array_equal(p2p.predict(folder, source[:64, :64]), before)
+    # weights from another save beside this config (a save cut between its two renames)
+    other.save(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / "weights.safetensors", folder / "weights.safetensors")
+    with pytest.raises(p2p.ModelFileError, match="not those its config.json was saved with"):
+        p2p.load_model(folder)
+
+
+def test_a_malformed_history_is_ignored_not_fatal(trained, pair, tmp_path):
+    """The history only describes the model: the card and the pixel-size check must not
+    break on a hand-edited or damaged one."""
+    folder = trained.save(tmp_path / "model")
+    doc = json.loads((folder / "config.json").read_text())
+    doc["history"].update(pixel_size=["0.5um"], best="x", steps_done="many", recipe="auto")
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="malformed entries .*best.*pixel_size"):
+        model = p2p.load_model(folder)
+    assert "steps_done" not in model.history and "losses" in model.history
+    assert model.card()[2].startswith("Trained: 0 steps")
+    image = write_image(tmp_path / "x.tif", pair[0][:64, :64], "YX", {"Y": 0.5, "X": 0.5}, "µm")
+    assert p2p.predict(model, image, tile_size=32).shape == (64, 64)

@@ -200,3 +200,11 @@ def test_a_header_whose_pixdim_disagrees_with_its_sform_is_kept(tmp_path):
     back = nib.load(write_image(tmp_path / "out.nii", read.array, read.axes, meta=read.meta))
     assert np.array_equal(back.affine, original.affine)
     assert np.array_equal(back.header.get_qform(), original.header.get_qform())
+
+
+def test_a_unit_code_nifti_does_not_define_counts_as_mm(tmp_path):
+    image = nib.Nifti1Image(np.zeros((16, 16, 4), np.float32), np.eye(4))
+    image.header["xyzt_units"] = 255  # nibabel itself cannot name it
+    nib.save(image, tmp_path / "odd.nii.gz")
+    read = read_image(tmp_path / "odd.nii.gz")
+    assert read.unit == "mm" and read.array.shape == (4, 16, 16)

@@ -172,3 +172,42 @@ def test_tiff_pages_are_not_overwritten_by_the_next_sample_when_the_writer_lags(
     in_memory = p2p.predict(trained, stack, axes="ZYX", device="cpu")
     out = p2p.predict(trained, path, device="cpu", out=tmp_path / "slow.ome.tif")
     np.testing.assert_allclose(read_image(out).array, in_memory, rtol=0, atol=1e-3)
+
+
+def test_an_input_that_breaks_mid_way_names_what_was_written(trained, stack_file, tmp_path):
+    _, stack = stack_file
+    damaged = tmp_path / "damaged.tif"
+    tifffile.imwrite(damaged, stack, compression="zlib", metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(damaged) as tif:
+        offset, count = tif.pages[3].dataoffsets[0], tif.pages[3].databytecounts[0]
+    raw = bytearray(damaged.read_bytes())
+    raw[offset : offset + count] = np.random.default_rng(1).bytes(count)
+    damaged.write_bytes(bytes(raw))
+    out = tmp_path / "pred.ome.tif"
+    # lazy, the file is read band by band: the damaged plane is met part-way through
+    image = read_image(damaged, lazy=True)
+    with pytest.raises(p2p.ImageFileError, match="reading the input failed at sample 3") as info:
+        p2p.predict(trained, image, tile_size=48, out=out)
+    (partial,) = tmp_path.glob("pred.ome.tif.*.partial")
+    assert f"What was written is kept as {str(partial)!r}" in str(info.value)
+    assert not out.exists()
+
+
+def test_a_retry_with_smaller_tiles_leaves_no_partial_file(trained, stack_file, tmp_path):
+    from napari_pix2pix.engine.inference import TiledPredictor, TileTooLarge
+
+    path, _ = stack_file
+    real = TiledPredictor.forward
+
+    def no_large_tiles(self, tiles):
+        if tiles.shape[-1] > 32:
+            raise TileTooLarge("out of memory on cpu with a single tile of (48, 48)")
+        return real(self, tiles)
+
+    out = tmp_path / "pred.ome.tif"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TiledPredictor, "forward", no_large_tiles)
+        with pytest.warns(UserWarning, match="retrying with tile_size"):
+            p2p.predict(trained, path, tile_size=48, out=out)
+    assert read_image(out).array.shape == (5, *read_image(path).array.shape[1:])
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.ome.tif"]

@@ -69,3 +69,26 @@ def test_ome_units_are_converted_to_micrometres(tmp_path):
     tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), ome=True, metadata=metadata)
     image = read_image(path)
     assert image.scale == pytest.approx({"X": 0.65, "Y": 0.65, "Z": 2.0}) and image.unit == "µm"
+
+
+def test_each_position_has_its_own_pixel_size(tmp_path):
+    path = tmp_path / "positions.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for size in (0.3, 1.5):
+            writer.write(
+                np.zeros((8, 8), np.uint16),
+                metadata={"axes": "YX", "PhysicalSizeX": size, "PhysicalSizeY": size},
+            )
+    assert read_image(path, series=0).scale == pytest.approx({"X": 0.3, "Y": 0.3})
+    assert read_image(path, series=1).scale == pytest.approx({"X": 1.5, "Y": 1.5})
+
+
+def test_a_size_without_a_unit_is_not_written_as_micrometres(tmp_path):
+    """OME's default unit is µm: a size in unknown units must say 'pixel' instead."""
+    path = write_image(
+        tmp_path / "x.ome.tif", np.zeros((8, 8), np.float32), "YX", {"X": 0.5, "Y": 0.5}, None
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert 'PhysicalSizeXUnit="pixel"' in tif.ome_metadata
+    image = read_image(path)
+    assert image.scale == pytest.approx({"X": 0.5, "Y": 0.5}) and image.unit is None

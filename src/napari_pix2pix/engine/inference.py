@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import DeviceError, InputError, PredictionError
+from ..errors import DeviceError, InputError, Pix2PixError, PredictionError
 from ..run_options import PredictOptions
 from .axes import AxesLayout
 from .device import amp_dtype, autocast, resolve_device
@@ -43,8 +43,12 @@ class ArrayOutput:
     def finish(self) -> None:
         pass
 
-    def abort(self) -> None:
-        pass
+    def abort(self) -> str:
+        """Stop after a failure; the sentence says what stays on disk ('' if nothing)."""
+        return ""
+
+    def discard(self) -> None:
+        """After abort, when the run starts again into a new output: drop what stays."""
 
 
 class TileTooLarge(DeviceError):
@@ -119,6 +123,14 @@ class TiledPredictor:
                     if progress is not None:
                         progress(done, total)
             output.finish()
+        except TileTooLarge:  # predict retries with smaller tiles
+            output.abort()
+            raise
+        except Pix2PixError as exc:
+            left = output.abort()
+            if left:  # the message the user reads names the file that stays
+                raise type(exc)(f"{exc} {left}") from exc
+            raise
         except BaseException:
             output.abort()
             raise

@@ -6,6 +6,7 @@ previous checkpoint."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .output_paths import (
     check_output_path,
     reason,
 )
+from .run_log import BOARD_NAME, LOG_NAME
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -31,6 +33,7 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 MODEL_NAME = "model.safetensors"
 BEST_NAME = "best.safetensors"
 RUN_MODELS = (MODEL_NAME, BEST_NAME, CHECKPOINT_NAME)
+RUN_FILES = (*RUN_MODELS, LOG_NAME, BOARD_NAME)  # everything a run writes into its folder
 KIND = "napari-pix2pix-checkpoint"
 FORMAT_VERSION = 1
 
@@ -59,6 +62,11 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
     writable, and not holding another run's checkpoint (except the one being resumed),
     which would be overwritten."""
     folder = check_name_lengths(location)
+    if folder.suffix == ".safetensors":  # elsewhere taken as the checkpoint file itself
+        raise InputError(
+            f"checkpoint_dir {str(folder)!r} names a folder, but ends like a model file; "
+            f"give a folder name without .safetensors (e.g. {str(folder.with_suffix(''))!r})."
+        )
     if folder.exists() and not folder.is_dir():
         raise InputError(
             f"checkpoint_dir {str(folder)!r} is a file, not a folder; give a folder "
@@ -72,13 +80,48 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
                 f"{str(folder)!r} already holds a checkpoint of another run; resume="
                 f"{str(folder)!r} continues that run, or choose another folder."
             )
+    elif resumed is None or not folder.is_dir() or not os.path.samefile(folder, resumed.parent):
+        # a run writes these over whatever is there: another run's best model and log,
+        # whose checkpoint was deleted, are not this run's to replace
+        taken = [name for name in RUN_FILES if (folder / name).exists()]
+        if taken:
+            raise InputError(
+                f"{str(folder)!r} already holds {', '.join(taken)} of another run, which "
+                "this run would overwrite; choose a new or empty folder (or move them)."
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(
             f"cannot create the checkpoint folder {str(folder)!r} ({reason(exc)})."
         ) from exc
+    _remove_unfinished_writes(folder)
     return check_output_path(target, if_exists="overwrite", ours=lambda p: p == resumed)
+
+
+def check_model_beside_run(model_path, folder) -> None:
+    """A model saved into its run's folder must not take the name of a file the run
+    writes there (it would be replaced at each checkpoint, or replace the checkpoint)."""
+    if folder is None:
+        return
+    model_path, folder = user_path(model_path), user_path(folder)
+    if model_path.name in (CHECKPOINT_NAME, BEST_NAME) and (
+        model_path.parent.resolve() == folder.resolve()
+    ):
+        raise InputError(
+            f"the model path {str(model_path)!r} is the run folder's own {model_path.name}; "
+            f"name the model otherwise, e.g. {str(folder / MODEL_NAME)!r}."
+        )
+
+
+def _remove_unfinished_writes(folder: Path) -> None:
+    """A run killed while writing leaves AtomicFile's hidden temporary files (a
+    checkpoint's can be gigabytes); they are this folder's run's, never complete."""
+    names = "|".join(re.escape(n) for n in RUN_MODELS)
+    pattern = re.compile(rf"\.({names})\.[0-9a-f]{{8}}\.tmp")
+    for path in folder.iterdir():
+        if pattern.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def save_checkpoint(

@@ -223,6 +223,11 @@ class FileArray:
             if not hasattr(array, "shape"):  # a pyramid: full resolution
                 array = array["0"]
             return np.asarray(array[index])
+        except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
+            raise ImageFileError(
+                f"{str(self.path)!r} is damaged: its compressed image data cannot be "
+                f"decoded ({exc}); copy or save it again."
+            ) from exc
         finally:
             store.close()
 

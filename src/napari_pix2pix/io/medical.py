@@ -92,7 +92,11 @@ def _read_nifti(path: Path, lazy: bool):
     letters = NIFTI_AXES[: data.ndim]
     zooms = header.get_zooms()
     scale = {a: float(z) for a, z in zip(letters[:3], zooms) if np.isfinite(z) and z > 0}
-    unit = NIFTI_UNITS.get(header.get_xyzt_units()[0] or "unknown", "mm")
+    try:
+        space_unit = header.get_xyzt_units()[0]
+    except KeyError:  # a code NIfTI does not define: unknown, so mm
+        space_unit = "unknown"
+    unit = NIFTI_UNITS.get(space_unit or "unknown", "mm")
     meta = {"nifti_header": header.copy(), "affine": np.array(img.affine)}
     return data.transpose(), letters[::-1], scale, unit, meta
 

@@ -44,12 +44,14 @@ def to_micrometres(
     return dict(scale), next((u for u in names if u), None)
 
 
-def read_scale(tif) -> tuple[dict[str, float], str | None]:
-    """Pixel sizes ({'X': 0.65, ...}) and their unit for an open tifffile.TiffFile."""
+def read_scale(tif, series: int = 0) -> tuple[dict[str, float], str | None]:
+    """Pixel sizes ({'X': 0.65, ...}) and their unit of one series (position) of an open
+    tifffile.TiffFile."""
     if tif.is_ome and tif.ome_metadata:
         try:
             root = ET.fromstring(tif.ome_metadata)
-            pixels = next(el for el in root.iter() if el.tag.endswith("Pixels"))
+            # one Image, with its Pixels, per series, in tifffile's order
+            pixels = [el for el in root.iter() if el.tag.endswith("Pixels")][series]
             scale = {
                 a: float(pixels.get(f"PhysicalSize{a}"))
                 for a in "XYZ"
@@ -57,9 +59,9 @@ def read_scale(tif) -> tuple[dict[str, float], str | None]:
             }
             units = {a: pixels.get(f"PhysicalSize{a}Unit", "µm") for a in scale}
             return to_micrometres(scale, units)
-        except (ET.ParseError, StopIteration, ValueError):
+        except (ET.ParseError, IndexError, ValueError):
             pass
-    page = tif.pages.first
+    page = tif.series[series].keyframe
     imagej = tif.imagej_metadata if tif.is_imagej and tif.imagej_metadata else {}
     imagej_unit = imagej.get("unit")
     tag = page.tags.get("ResolutionUnit")
@@ -87,8 +89,8 @@ def ome_metadata(axes: str, scale: dict[str, float] | None, unit: str | None) ->
     for a, s in (scale or {}).items():
         if a in axes and a in "XYZ":
             metadata[f"PhysicalSize{a}"] = float(s)
-            if unit:
-                metadata[f"PhysicalSize{a}Unit"] = unit
+            # OME's default unit is µm: a size without a known unit must say so
+            metadata[f"PhysicalSize{a}Unit"] = unit or "pixel"
     return metadata
 
 

@@ -9,6 +9,7 @@ that napari-pix2pix exported, through the model file attached to it (model_zip.p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -25,8 +26,20 @@ from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio, checkpoint, model_zip
 from .checkpoint import RUN_MODELS
 from .metadata import pixel_size_text
-from .model_checks import check_finite_weights, check_format_version, check_weights, parse_config
-from .output_paths import atomic_write, check_input_path, check_name_lengths, check_output_path
+from .model_checks import (
+    check_finite_weights,
+    check_format_version,
+    check_weights,
+    clean_history,
+    parse_config,
+)
+from .output_paths import (
+    AtomicFile,
+    atomic_write,
+    check_input_path,
+    check_name_lengths,
+    check_output_path,
+)
 from .safetensors_file import (
     MAX_JSON_BYTES,
     header_document,
@@ -148,8 +161,14 @@ class Pix2PixModel:
             raise OutputError(
                 f"cannot create the model folder {str(path)!r} ({exc.strerror})."
             ) from exc
-        atomic_write(path / "weights.safetensors", to_bytes(self.generator.state_dict()), True)
-        atomic_write(path / "config.json", json.dumps(self.document(), indent=1).encode(), True)
+        weights = to_bytes(self.generator.state_dict())
+        # both written before either replaces anything (a full disk changes nothing); the
+        # config names its weights, so a save cut between the two renames is found on load
+        doc = {**self.document(), "weights_sha256": hashlib.sha256(weights).hexdigest()}
+        with AtomicFile(path / "weights.safetensors", replace=True) as w:
+            with AtomicFile(path / "config.json", replace=True) as c:
+                w.temp.write_bytes(weights)
+                c.temp.write_bytes(json.dumps(doc, indent=1).encode())
         return path
 
     def export_bioimageio(self, path, **kwargs) -> Path:
@@ -263,6 +282,7 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
         except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{str(config_file)!r} is not valid JSON ({exc}).") from exc
         header = read_header(weights)
+        _check_pair(weights, doc.get("weights_sha256") if isinstance(doc, dict) else None)
     else:
         weights = path
         header = read_header(path)
@@ -281,6 +301,21 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
     )
     model.generator.to(device)
     return model
+
+
+def _check_pair(weights: Path, digest) -> None:
+    """A model folder's config.json and weights.safetensors must come from one save."""
+    if digest is None:  # saved before the config named its weights
+        return
+    sha = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            sha.update(block)
+    if sha.hexdigest() != digest:
+        raise ModelFileError(
+            f"the weights in {str(weights)!r} are not those its config.json was saved with "
+            "(a save was cut short, or a file was replaced): save the model again."
+        )
 
 
 def model_from_checkpoint(ckpt: checkpoint.Checkpoint) -> Pix2PixModel:
@@ -315,7 +350,7 @@ def as_model(model) -> Pix2PixModel:
 
 def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2PixModel:
     check_finite_weights(state, source)
-    model = Pix2PixModel(config, history=history)
+    model = Pix2PixModel(config, history=clean_history(history, source))
     try:
         model.generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:

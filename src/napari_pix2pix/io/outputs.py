@@ -254,11 +254,21 @@ class TiffOutput:
             raise self._failed()
         self.file.commit()
 
-    def abort(self) -> None:
+    def abort(self) -> str:
         """Stop the writer; the ``.partial`` file stays, named as what it is."""
-        if self.error is None:
+        failed = self.error is not None  # then its error already names the file
+        if not failed:
             self.pages.put(None)
         self.thread.join(timeout=60)
+        if failed or not self.partial.exists():
+            return ""
+        return (
+            f"What was written is kept as {str(self.partial)!r}; "
+            f"{str(self.file.path)!r} was not made."
+        )
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)  # ours: a unique name made by this run
 
 
 class NiftiOutput(ArrayOutput):

@@ -13,6 +13,7 @@ LOSSES = ("g_total", "g_l1", "g_gan", "d_real", "d_fake")
 METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio")
 COLUMNS = ("kind", "step", "seconds", "lr", *LOSSES, *METRICS, "best")
 LOG_NAME = "log.csv"
+BOARD_NAME = "tensorboard"
 
 
 class RunLog:
@@ -26,7 +27,7 @@ class RunLog:
         self.csv = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore")
         self.csv.writeheader()
         self.csv.writerows(rows)
-        self.board = _tensorboard(Path(folder) / "tensorboard")
+        self.board = _tensorboard(Path(folder) / BOARD_NAME)
         self.seconds = 0.0
 
     def write(self, event: TrainingEvent) -> None:

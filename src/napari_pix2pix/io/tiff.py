@@ -29,6 +29,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
 
     try:
         with tifffile.TiffFile(path) as tif:
+            _check_page_list(tif, path)
             index = _series_index(tif, series, path)
             s = tif.series[index]
             if 0 in s.shape:
@@ -38,7 +39,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
                 )
             _check_complete(tif, s, path)
             axes = _tifffile_axes(s.axes)
-            scale, unit = read_scale(tif)
+            scale, unit = read_scale(tif, index)
             if not lazy:
                 _check_fits(s, path)
             array = None if lazy else s.asarray()
@@ -51,6 +52,11 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
                 array = array["0"]
     except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as exc:
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
+    except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...): damaged data
+        raise ImageFileError(
+            f"{str(path)!r} is damaged: its compressed image data cannot be decoded ({exc}); "
+            "copy or save it again."
+        ) from exc
     except MemoryError as exc:
         raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
     except OSError as exc:
@@ -144,6 +150,13 @@ def _tifffile_axes(axes: str) -> str:
 def _check_complete(tif, series, path: Path) -> None:
     """Refuse a truncated file (an interrupted copy or download) up front, instead of
     failing on its missing planes part-way through a long prediction."""
+    missing = sum(page is None for page in series.pages)
+    if missing:  # tifffile would read them as zeros
+        raise ImageFileError(
+            f"{str(path)!r} declares {len(series.pages)} planes but {missing} of them are "
+            "not there (a companion file of a multi-file OME-TIFF missing, or metadata that "
+            "claims more planes than the file holds); copy the whole dataset."
+        )
     if series.dataoffset is not None:
         end = series.dataoffset + series.nbytes
     else:
@@ -162,3 +175,25 @@ def _check_complete(tif, series, path: Path) -> None:
             f"{str(path)!r} is truncated: its image data needs {end} bytes but "
             f"the file has only {size}; copy or save it again."
         )
+
+
+def _check_page_list(tif, path: Path) -> None:
+    """tifffile stops at a page it cannot reach and shows what came before it: a stack
+    cut short would be read as its first planes, or as a single image."""
+    if _next_page_offset(tif):
+        raise ImageFileError(
+            f"{str(path)!r} is truncated or damaged: its list of planes goes on beyond "
+            f"the {len(tif.pages)} that can be read; copy or save it again."
+        )
+
+
+def _next_page_offset(tif) -> int:
+    """Where the file's last readable page says the next one is (0: it is the last)."""
+    fmt = tif.tiff
+    page = tif.pages[len(tif.pages) - 1]
+    fh = tif.filehandle
+    fh.seek(page.offset)
+    (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
+    fh.seek(page.offset + fmt.tagnosize + count * fmt.tagsize)
+    data = fh.read(fmt.offsetsize)
+    return struct.unpack(fmt.offsetformat, data)[0] if len(data) == fmt.offsetsize else 1

@@ -117,6 +117,7 @@ def predict(
             predictor.run(image.array, layout, output, progress)
             break
         except TileTooLarge as exc:
+            output.discard()
             predictor = predictor.with_smaller_tiles(exc)
             # start again; a zarr store keeps the slices already finished
             if_exists = "resume" if zarr_out else if_exists

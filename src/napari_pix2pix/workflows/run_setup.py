@@ -5,7 +5,7 @@ would do, so both see the same recipe."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -69,9 +69,11 @@ def set_up_run(
             "init_model and resume exclude each other: resume continues a run (its model "
             "is in the checkpoint); init_model starts a new run from a trained model."
         )
+    ckpt = load_checkpoint(run.resume) if run.resume is not None else None
+    if ckpt is not None and run.time_budget is None:
+        run = replace(run, time_budget=_resumed_budget(ckpt))
     if run.time_budget is not None:  # the budget ends the run; steps only caps it
         model_options.setdefault("steps", BUDGET_STEPS)
-    ckpt = load_checkpoint(run.resume) if run.resume is not None else None
     given = dict(model_options)
     init_model, init_source = load_init_model(init)
     if init_model is not None:
@@ -92,3 +94,18 @@ def set_up_run(
     return RunSetup(
         run, config, split, ckpt, init_model, init_source, recipe, folder, dev, rank, world
     )
+
+
+def _resumed_budget(ckpt: Checkpoint) -> float | None:
+    """A resumed run keeps the time budget it was started with (its total, time already
+    spent included): without it, a run limited by time would never end."""
+    budget = ckpt.history.get("time_budget")
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget > 0:
+        return float(budget)
+    if ckpt.config.steps >= BUDGET_STEPS:  # written before budgets were recorded
+        raise InputError(
+            f"the run in {str(ckpt.path.parent)!r} was limited by time, and its checkpoint "
+            "does not say how long: give time_budget= (seconds for the whole run, the "
+            f"{ckpt.history.get('train_seconds', 0):.0f} s already trained included)."
+        )
+    return None

@@ -5,6 +5,7 @@ and write its checkpoints."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -73,6 +74,7 @@ def train_iter(
             "pixel_size": split.pixel_sizes,
         }
     )
+    history["time_budget"] = run.time_budget  # a resumed run ends when this one would
     if init_model is not None:
         history["init_model"] = init_record(init_model, setup.init_source)
     model = Pix2PixModel(config, history=history)
@@ -87,13 +89,16 @@ def train_iter(
     budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(
-            checkpoint_dir,
-            config=config,
-            step=step,
-            history=model.history,
-            trainer_state=trainer.state(),
-            sampler_state=feed.state(),
+        _or_warn(
+            "the checkpoint",
+            lambda: save_checkpoint(
+                checkpoint_dir,
+                config=config,
+                step=step,
+                history=model.history,
+                trainer_state=trainer.state(),
+                sampler_state=feed.state(),
+            ),
         )
 
     log = None
@@ -114,9 +119,10 @@ def train_iter(
             rank=rank,
         ):
             if log is not None:
-                log.write(event)
+                _or_warn("the run log", lambda: log.write(event))
                 if isinstance(event, ValidationEvent) and event.best:
-                    save_best(checkpoint_dir, config, model.history, keeper.weights)
+                    best = (checkpoint_dir, config, model.history, keeper.weights)
+                    _or_warn("the best model so far", lambda: save_best(*best))
             yield event
     except TrainingError as exc:
         if checkpoint_dir is None:
@@ -125,7 +131,7 @@ def train_iter(
     finally:
         feed.close()
         if log is not None:
-            log.close()
+            _or_warn("the run log", log.close)
 
 
 def _restore(trainer: Trainer, sampler: PairedPatchSampler, ckpt, rank: int) -> None:
@@ -179,3 +185,16 @@ def train(
 
 
 train.__doc__ += options_doc(Pix2PixConfig, TrainingRun)
+
+
+def _or_warn(what: str, write) -> None:
+    """A run folder that fills up or goes away must not end the run: the model is in
+    memory, and train saves it (or rescues it) at the end."""
+    try:
+        write()
+    except OSError as exc:  # OutputError included
+        warnings.warn(
+            f"{what} could not be written ({exc}); training goes on, and the trained model "
+            "is saved at the end as asked.",
+            stacklevel=2,
+        )
