@@ -60,6 +60,7 @@ def files(tmp_path_factory, pair):
         ("newer", {"format_version": 99}),
         ("mismatch", {"config": {**doc["config"], "base_channels": 16}}),
         ("foreign", {"format": "something-else"}),
+        ("bad_axes", {"config": {**doc["config"], "source_axes": "QQ"}}),
     ):
         model.save(tmp / name)
         (tmp / name / "config.json").write_text(json.dumps({**doc, **change}))
@@ -327,6 +328,12 @@ CASES = [
         "truncated",
     ),
     (
+        "float64 training image beyond float32's range",
+        lambda s, t, f: p2p.train(s.astype(np.float64) * 1e300, t, **FAST),
+        p2p.InputError,
+        "holds values up to .* beyond float32's range",
+    ),
+    (
         "OME-TIFF stack cut short",
         lambda s, t, f: p2p.read_image(f["tmp"] / "cut_ome.tif"),
         p2p.ImageFileError,
@@ -368,6 +375,12 @@ CASES = [
         lambda s, t, f: p2p.load_model(f["tmp"] / "huge_norm"),
         p2p.ModelFileError,
         "finite, and their span too",
+    ),
+    (
+        "model axes of unknown letters",
+        lambda s, t, f: p2p.load_model(f["tmp"] / "bad_axes"),
+        p2p.ModelFileError,
+        "is invalid: axes 'QQ' for the model's source uses unknown letters",
     ),
     (
         "model path missing",

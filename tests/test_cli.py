@@ -90,3 +90,17 @@ def test_every_command_prints_its_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", [["--steps", "0"], ["--device", "gpu"]])
+def test_the_demo_checks_its_options_before_writing(option, tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "demo"), *option]) == 2
+    assert "napari-pix2pix: error:" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_budget_out_of_range_is_said_in_minutes(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "a.tif", "b.tif", "-o", "m.safetensors", "--time-budget", "-1"])
+    err = capsys.readouterr().err
+    assert "--time-budget is in minutes" in err and "got -1" in err and "-60" not in err

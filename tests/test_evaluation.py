@@ -34,3 +34,15 @@ def test_a_stack_is_scored_slice_by_slice_and_a_wrong_target_is_refused(trained)
     assert three["ssim"] == pytest.approx(one["ssim"], rel=1e-3)
     with pytest.raises(p2p.InputError, match="differs from the prediction"):
         p2p.evaluate(trained, source, target[:32], device="cpu")
+
+
+def test_a_target_file_is_read_and_a_complex_target_refused(trained, tmp_path):
+    source, target = make_pair((64, 64), seed=12, nucleus_radius=5.0)
+    p2p.write_image(tmp_path / "s.tif", source, "YX")
+    p2p.write_image(tmp_path / "t.tif", target, "YX")
+    from_files = p2p.evaluate(trained, tmp_path / "s.tif", str(tmp_path / "t.tif"), device="cpu")
+    assert from_files.metrics == pytest.approx(
+        p2p.evaluate(trained, source, target, device="cpu").metrics
+    )
+    with pytest.raises(p2p.InputError, match="target has dtype complex64"):
+        p2p.evaluate(trained, source, target.astype(np.complex64), device="cpu")

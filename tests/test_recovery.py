@@ -109,6 +109,33 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     assert diff <= 1e-5
 
 
+def test_sigterm_saves_the_model_trained_so_far(pair, tmp_path):
+    """A cluster's time limit or ``timeout`` sends SIGTERM: like Ctrl-C, the CLI saves
+    the model it has (a run without a checkpoint folder would otherwise be lost)."""
+    source, target = pair
+    write_image(tmp_path / "s.tif", source, "YX")
+    write_image(tmp_path / "t.tif", target, "YX")
+    out = tmp_path / "m.safetensors"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "napari_pix2pix.cli", "train", str(tmp_path / "s.tif")]
+        + [str(tmp_path / "t.tif"), "-o", str(out), "--steps", "100000", *CLI_TINY],
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    line = ""
+    while time.monotonic() < deadline and "training:" not in line:  # tqdm's bar began
+        line = child.stderr.read(200)
+    time.sleep(2)
+    child.send_signal(signal.SIGTERM)
+    err = child.communicate(timeout=120)[1]
+    assert child.returncode == 130, err
+    assert "was saved to" in err
+    assert p2p.load_model(out).history["steps_done"] > 0
+
+
 class MemoryLimited(torch.nn.Module):
     """The real generator behind a fake memory ceiling: inputs larger than ``limit``
     elements raise the error CUDA raises when it runs out of memory."""

@@ -5,8 +5,11 @@ library: the options of train and predict are made from their declarations
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .config import Pix2PixConfig
@@ -64,6 +67,18 @@ def _parse(option: Option, convert):
                 option.check(value)
             except InputError as exc:
                 raise argparse.ArgumentTypeError(str(exc)) from exc
+        elif option.spec.human_unit:  # said in the unit typed, not the library's
+            name, size = option.spec.human_unit
+            try:
+                option.check(option.from_human(value))
+            except InputError:
+                low, high = (
+                    "any" if v is None else f"{v / size:g}"
+                    for v in (option.spec.low, option.spec.high)
+                )
+                raise argparse.ArgumentTypeError(
+                    f"{option.flag} is in {name}: give a number from {low} to {high}, got {text}"
+                ) from None
         return value
 
     parse.__name__ = convert.__name__
@@ -182,6 +197,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     e.add_argument(
         "--test-input", help="TIFF image for the test tensors and cover (default: simulated sample)"
     )
+    e.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing package that napari-pix2pix exported",
+    )
 
     d = sub.add_parser("demo", help="train on the built-in simulated sample, predict a stack")
     d.add_argument("--output", "-o", default="demo_output")
@@ -195,13 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = given_options(args, declared.get(args.command, []))
     try:
-        return {
-            "train": cmd_train,
-            "predict": cmd_predict,
-            "info": cmd_info,
-            "export": cmd_export,
-            "demo": cmd_demo,
-        }[args.command](args, options)
+        with _terminate_as_interrupt():
+            return {
+                "train": cmd_train,
+                "predict": cmd_predict,
+                "info": cmd_info,
+                "export": cmd_export,
+                "demo": cmd_demo,
+            }[args.command](args, options)
     except Pix2PixError as exc:
         print(f"napari-pix2pix: error: {exc}", file=sys.stderr)
         return 2
@@ -216,6 +237,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a cluster's time limit, ``timeout``, ``kill``) ends a command as Ctrl-C
+    does: training saves the model so far, a prediction leaves what it can resume."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_train(args, options: dict) -> int:
@@ -365,6 +404,7 @@ def cmd_export(args, options: dict) -> int:
         authors=args.authors,
         license=args.license,
         test_input=args.test_input,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path} (bioimage.io model package)")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine.device import resolve_device
 from .engine.events import StepEvent, ValidationEvent
 from .engine.metrics import image_metrics
 from .engine.normalization import Normalization
@@ -18,6 +19,7 @@ from .errors import InputError
 from .io.images import write_image
 from .options import user_path
 from .workflows.prediction import predict
+from .workflows.run_setup import check_run_options
 from .workflows.training import train_iter
 
 # A CPU-friendly recipe: the paper's architecture, shallower and narrower.
@@ -67,6 +69,9 @@ def demo_folder(out_dir: Path) -> Path:
 
 
 def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 0) -> dict:
+    # the options first: a typo must not leave a folder of files behind
+    check_run_options({**DEMO_OPTIONS, "steps": steps, "device": device, "seed": seed}, "YX")
+    resolve_device(device)
     out_dir = demo_folder(out_dir)
     print(f"napari-pix2pix demo -> {out_dir}/")
     source, target = make_pair((768, 768), seed=seed)

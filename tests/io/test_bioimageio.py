@@ -99,6 +99,15 @@ def test_cli_export(exported, tmp_path, capsys):
     assert main(["export", str(model_path), "-o", str(out), "--name", "cli export test"]) == 0
     assert zipfile.is_zipfile(out)
     assert "wrote" in capsys.readouterr().out
+    # again: refused with the fix, which exists; a zip not exported by us stays refused
+    assert main(["export", str(model_path), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export", str(model_path), "-o", str(out), "--overwrite"]) == 0
+    foreign = tmp_path / "mine.zip"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("notes.txt", "a year of work")
+    assert main(["export", str(model_path), "-o", str(foreign), "--overwrite"]) == 2
+    assert zipfile.ZipFile(foreign).namelist() == ["notes.txt"]
 
 
 def test_export_refuses_bad_arguments(exported, tmp_path, capsys):

@@ -51,6 +51,9 @@ def as_array(image, what: str):
     return image
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_array(array, what: str) -> None:
     if str(array.dtype) not in SUPPORTED_DTYPES:
         raise InputError(
@@ -68,3 +71,10 @@ def check_finite(array: np.ndarray, what: str) -> None:
             f"the {what} contains {bad} NaN or infinite values; replace them "
             f"(e.g. numpy.nan_to_num) before training or prediction."
         )
+    if array.dtype.itemsize > 4 and array.dtype.kind == "f" and array.size:
+        largest = float(np.abs(array).max())
+        if largest > FLOAT32_MAX:  # the networks compute in float32: it would become inf
+            raise InputError(
+                f"the {what} holds values up to {largest:g}, beyond float32's range "
+                f"({FLOAT32_MAX:.3g}) in which the networks compute; rescale it."
+            )

@@ -34,7 +34,7 @@ from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
 from .bioimageio_readme import finite_metrics, readme, steps_done
 from .bioimageio_samples import test_input_of, write_cover
-from .model_zip import MODEL_ATTACHMENT
+from .model_zip import MODEL_ATTACHMENT, is_exported
 from .output_paths import AtomicFile, check_output_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
@@ -57,12 +57,13 @@ def export_bioimageio(
     test_input=None,
     license: str = "CC-BY-4.0",
     tags: list[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``model`` as a bioimage.io model zip to ``path`` (atomically).
 
     Args:
         model: a Pix2PixModel (``napari_pix2pix.export_bioimageio`` also takes a path).
-        path: the ``.zip`` file to write (replaced if it exists).
+        path: the ``.zip`` file to write.
         name: human-readable model name (5-128 letters, digits, spaces and ``_+-()``).
         description: one or two sentences about what the model translates.
         authors: names (str) or dicts with ``name`` and optionally ``affiliation``,
@@ -73,6 +74,7 @@ def export_bioimageio(
             patch size. Default: the package's simulated phase-contrast sample.
         license: SPDX identifier of the model's license.
         tags: extra tags (pix2pix, image-to-image, 2d/3d, ... are always added).
+        overwrite: replace an existing ``path`` (only a package napari-pix2pix exported).
 
     Returns:
         ``path`` as a Path.
@@ -81,7 +83,12 @@ def export_bioimageio(
     path = Path(path)
     if path.suffix.lower() != ".zip":
         raise InputError(f"a bioimage.io model package is a .zip file; got {str(path)!r}.")
-    check_output_path(path)
+    check_output_path(
+        path,
+        if_exists="overwrite" if overwrite else "error",
+        ours=is_exported,
+        overwrite_hint="overwrite=True (CLI: --overwrite)",
+    )
     config = model.config
     if not config.normalized:
         raise InputError("the model has no normalization parameters (was it trained?).")
@@ -94,7 +101,7 @@ def export_bioimageio(
     source = test_input_of(model, test_input)
 
     with (
-        AtomicFile(path, suffix=".tmp.zip") as zipped,
+        AtomicFile(path, suffix=".tmp.zip", replace=overwrite) as zipped,
         tempfile.TemporaryDirectory(prefix="napari-pix2pix-bioimageio-") as tmp,
     ):
         descr = _build_description(

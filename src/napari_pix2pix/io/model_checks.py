@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from ..config import Pix2PixConfig
+from ..engine.axes import check_axes
 from ..engine.networks import build_generator, invalid_weights
 from ..errors import InputError, ModelFileError
 
@@ -59,6 +60,9 @@ def parse_config(data, path, what: str = "model") -> Pix2PixConfig:
     """A stored config, checked like any other (types, ranges, normalization present)."""
     try:
         config = Pix2PixConfig.from_dict(data)
+        for side in ("source", "target"):  # a model's axes were checked on its images
+            axes = getattr(config, f"{side}_axes")
+            check_axes(axes, len(axes), config.spatial_dims, f"model's {side}")
     except InputError as exc:
         raise ModelFileError(f"the config in {str(path)!r} is invalid: {exc}") from exc
     if not config.normalized:

@@ -27,6 +27,16 @@ def is_zip(path: Path) -> bool:
     return path.suffix.lower() == ".zip"
 
 
+def is_exported(path: Path) -> bool:
+    """Whether ``path`` is a bioimage.io package napari-pix2pix exported (only those may
+    be replaced)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return MODEL_ATTACHMENT in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def model_bytes(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
     """The attached model file of a bioimage.io zip exported by napari-pix2pix."""
     try:

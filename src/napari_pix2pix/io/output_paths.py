@@ -152,14 +152,22 @@ def _name_max(folder: Path) -> int:
 
 
 def _overlaps(out: Path, inp: Path) -> bool:
-    """The same file (also through links), or one inside the other (a zarr store)."""
+    """The same file (also through links), the input inside the output, or the output
+    inside an input store (a zarr). A file written into a plain folder given as an input
+    (a model or run folder) destroys nothing."""
     try:
         if out.exists() and inp.exists() and os.path.samefile(out, inp):
             return True
     except OSError:
         pass
     a, b = out.resolve(), inp.resolve()
-    return a == b or a in b.parents or b in a.parents
+    return a == b or a in b.parents or (b in a.parents and _is_store(b))
+
+
+def _is_store(folder: Path) -> bool:
+    return folder.suffix.lower() == ".zarr" or any(
+        (folder / name).exists() for name in ("zarr.json", ".zarray", ".zgroup")
+    )
 
 
 class AtomicFile:

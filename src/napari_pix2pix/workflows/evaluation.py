@@ -4,14 +4,16 @@ Pearson r), with the difference and the confidence map to look at where it errs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.arrays import check_finite
+from ..engine.arrays import check_array, check_finite
 from ..engine.metrics import image_metrics
 from ..engine.normalization import Normalization
 from ..errors import InputError
+from ..io.images import read_image
 from ..io.model_file import as_model
 from .prediction import predict
 
@@ -28,9 +30,13 @@ class Evaluation:
 def evaluate(model, source, target, axes: str | None = None, **options) -> Evaluation:
     """Predict ``source`` (any input ``predict`` takes; ``options`` are its tiling and
     device options) and score it against ``target``, an array laid out as the
-    prediction is (the source's axes; C only where the model predicts channels)."""
+    prediction is (the source's axes; C only where the model predicts channels), or an
+    image file holding one."""
     model = as_model(model)
+    if isinstance(target, (str, os.PathLike)):
+        target = read_image(target).array
     target = np.asarray(target)
+    check_array(target, "target")  # before the prediction, which may take long
     pred, spread, out_axes = predict(
         model, source, axes=axes, uncertainty=True, return_axes=True, **options
     )
