@@ -170,3 +170,23 @@ def test_a_budgeted_checkpoint_without_its_budget_asks_for_it(pair, tmp_path, mo
     monkeypatch.setattr("napari_pix2pix.workflows.run_setup.load_checkpoint", without_budget)
     with pytest.raises(p2p.InputError, match="was limited by time, .* give time_budget="):
         p2p.train(*pair, resume=run)
+
+
+def test_options_a_resumed_run_does_not_use_are_said(pair, tiny, tmp_path):
+    run = tmp_path / "run"
+    p2p.train(*pair, checkpoint_dir=run, steps=2, val_fraction=0, **tiny)
+    same = {**tiny, "percentiles": [0.5, 99.5]}  # the run's own values, as a form gives them
+    notes = [
+        e.message
+        for e in p2p.train_iter(*pair, resume=run, steps=3, val_fraction=0, **same)
+        if isinstance(e, p2p.WarningEvent)
+    ]
+    assert not any("resumed run" in n for n in notes)
+    changed = {**tiny, "patch_size": 64, "lr": 1e-3}
+    notes = [
+        e.message
+        for e in p2p.train_iter(*pair, resume=run, steps=4, val_fraction=0, **changed)
+        if isinstance(e, p2p.WarningEvent)
+    ]
+    said = next(n for n in notes if "resumed run goes on as it was set up" in n)
+    assert "patch_size=64 (the run's: (32, 32))" in said and "lr=0.001" in said

@@ -7,6 +7,11 @@ import pytest
 from widget_helpers import set_fields
 
 import napari_pix2pix as p2p
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.io.checkpoint import load_checkpoint
+from napari_pix2pix.options import split_options
+from napari_pix2pix.run_options import TrainingRun
+from napari_pix2pix.workflows.starting_point import ignored_on_resume
 
 
 def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, tmp_path):
@@ -102,6 +107,9 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
+    # the form's values are the run's own: resuming names no option as unused
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ignored_on_resume(ckpt, split_options(w.options(), Pix2PixConfig, TrainingRun)[0]) == ""
     w.controls["Resume"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
     assert w.model.history["steps_done"] == 60

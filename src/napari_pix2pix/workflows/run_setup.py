@@ -19,7 +19,13 @@ from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint
 from ..io.model_file import Pix2PixModel
 from ..options import split_options
 from ..run_options import TrainingRun
-from .starting_point import fit_recipe, init_config, load_init_model, run_config
+from .starting_point import (
+    fit_recipe,
+    ignored_on_resume,
+    init_config,
+    load_init_model,
+    run_config,
+)
 from .training_data import prepare_data
 
 BUDGET_STEPS = 10**7  # the step cap of a run limited by time
@@ -34,6 +40,7 @@ class RunSetup:
     init_model: Pix2PixModel | None
     init_source: str | None
     recipe: dict | None  # what the preset chose (None: the checkpoint's or model's)
+    notes: list[str]  # what the user should know before the first step
     checkpoint_dir: Path | None  # the run's, or the resumed checkpoint's folder
     device: torch.device
     rank: int
@@ -80,6 +87,7 @@ def set_up_run(
         config = init_config(init_model, model_options)
     else:
         config = run_config(ckpt, model_options, axes, target_axes, run.preset)
+    notes = [ignored_on_resume(ckpt, given)] if ckpt is not None else []
     folder = run.checkpoint_dir
     if folder is None and ckpt is not None:
         folder = ckpt.path.parent
@@ -92,7 +100,18 @@ def set_up_run(
     if ckpt is None and init_model is None:  # else the network is the model's
         config, recipe = fit_recipe(config, split, given, run, dev)
     return RunSetup(
-        run, config, split, ckpt, init_model, init_source, recipe, folder, dev, rank, world
+        run,
+        config,
+        split,
+        ckpt,
+        init_model,
+        init_source,
+        recipe,
+        [n for n in notes if n],
+        folder,
+        dev,
+        rank,
+        world,
     )
 
 

@@ -35,6 +35,33 @@ def run_config(
     return Pix2PixConfig(**options)
 
 
+def ignored_on_resume(ckpt: Checkpoint, options: dict) -> str:
+    """A resumed run goes on as it was set up: the options given that differ from its
+    own, which it does not use, said as a note ('' when none)."""
+    differ = []
+    for name, value in options.items():
+        if name in ("steps", "source_axes", "target_axes") or not hasattr(ckpt.config, name):
+            continue
+        kept = getattr(ckpt.config, name)
+        try:
+            given = getattr(ckpt.config.replace(**{name: value}), name)
+        except InputError:  # does not even fit the run's other options
+            given = value
+        if _plain(given) != _plain(kept):
+            differ.append(f"{name}={value!r} (the run's: {kept!r})")
+    if not differ:
+        return ""
+    return (
+        "a resumed run goes on as it was set up, so these options are not used: "
+        + ", ".join(differ)
+        + ". To train with them, start a new run (init_model= starts it from this one)."
+    )
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 # what a fine-tuned model takes from the model it starts from; giving another value is
 # refused (the weights would not fit, or would no longer mean what they meant)
 KEPT_FROM_INIT = ("spatial_dims", "depth", "base_channels", "norm", "dropout", "percentiles")

@@ -13,7 +13,7 @@ import torch
 from ..config import Pix2PixConfig
 from ..engine.best_model import BestKeeper
 from ..engine.device import amp_dtype
-from ..engine.events import TrainingEvent, ValidationEvent
+from ..engine.events import TrainingEvent, ValidationEvent, WarningEvent
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
 from ..engine.memory import device_memory
@@ -105,6 +105,8 @@ def train_iter(
     if checkpoint_dir is not None and rank == 0:
         log = RunLog(checkpoint_dir, None if ckpt is None else ckpt.step)
     try:
+        for note in setup.notes:
+            yield WarningEvent(step=ckpt.step, total=config.steps, model=model, message=note)
         for event in train_loop(
             model,
             trainer,
