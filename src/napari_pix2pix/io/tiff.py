@@ -180,10 +180,10 @@ def _check_complete(tif, series, path: Path) -> None:
 def _check_page_list(tif, path: Path) -> None:
     """tifffile stops at a page it cannot reach and shows what came before it: a stack
     cut short would be read as its first planes, or as a single image."""
-    if _next_page_offset(tif):
+    if _next_page_offset(tif) >= tif.filehandle.size:  # not 0 (the end): past the file's end
         raise ImageFileError(
-            f"{str(path)!r} is truncated or damaged: its list of planes goes on beyond "
-            f"the {len(tif.pages)} that can be read; copy or save it again."
+            f"{str(path)!r} is truncated: its list of planes goes on past the end of the "
+            f"file, after the {len(tif.pages)} that can be read; copy or save it again."
         )
 
 
@@ -196,4 +196,4 @@ def _next_page_offset(tif) -> int:
     (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
     fh.seek(page.offset + fmt.tagnosize + count * fmt.tagsize)
     data = fh.read(fmt.offsetsize)
-    return struct.unpack(fmt.offsetformat, data)[0] if len(data) == fmt.offsetsize else 1
+    return struct.unpack(fmt.offsetformat, data)[0] if len(data) == fmt.offsetsize else fh.size
