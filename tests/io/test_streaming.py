@@ -211,3 +211,37 @@ def test_a_retry_with_smaller_tiles_leaves_no_partial_file(trained, stack_file, 
             p2p.predict(trained, path, tile_size=48, out=out)
     assert read_image(out).array.shape == (5, *read_image(path).array.shape[1:])
     assert [p.name for p in tmp_path.iterdir()] == ["pred.ome.tif"]
+
+
+def test_overwriting_a_zarr_result_keeps_it_until_the_new_one_is_complete(
+    trained, stack_file, tmp_path
+):
+    path, _ = stack_file
+    store = tmp_path / "p.zarr"
+    p2p.predict(trained, path, device="cpu", out=store)
+    before = zarr.open_array(str(store), mode="r")[:]
+
+    def cancel(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # cut short: the earlier result is as it was
+        p2p.predict(
+            trained,
+            path,
+            device="cpu",
+            out=store,
+            if_exists="overwrite",
+            tile_size=64,
+            progress=cancel,
+        )
+    kept = zarr.open_array(str(store), mode="r")
+    assert kept.attrs["napari_pix2pix"]["complete"] is True
+    np.testing.assert_array_equal(kept[:], before)
+    assert [p.name for p in tmp_path.iterdir()] == ["p.zarr"]
+    # completed: replaced, with nothing left beside it
+    p2p.predict(trained, path, device="cpu", out=store, if_exists="overwrite", tile_size=64)
+    after = zarr.open_array(str(store), mode="r")
+    assert after.attrs["napari_pix2pix"]["complete"] is True
+    assert not np.array_equal(after[:], before)  # other tiles: another blend
+    assert [p.name for p in tmp_path.iterdir()] == ["p.zarr"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
+import shutil
 import threading
 from pathlib import Path
 
@@ -48,6 +50,11 @@ class ZarrOutput(ArrayOutput):
         import zarr
 
         identity = identity or {}
+        # replacing a result: the new one is made beside it and swapped in when complete,
+        # so a run cut short leaves the earlier result as it was
+        self.replaces = path if path.exists() and if_exists == "overwrite" else None
+        if self.replaces is not None:
+            path = path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial")
         if path.exists() and if_exists == "resume":
             array, info = _resumable(path, layout, identity)
             done = layout.n_samples if info.get("complete") else int(info.get("done_samples", 0))
@@ -99,6 +106,28 @@ class ZarrOutput(ArrayOutput):
     def finish(self) -> None:
         self.info.update(complete=True, done_samples=self.layout.n_samples)
         self.array.attrs[ZARR_ATTR] = self.info
+        if self.replaces is not None:
+            old = self.replaces.with_name(f"{self.replaces.name}.{secrets.token_hex(4)}.replaced")
+            try:
+                os.rename(self.replaces, old)
+                os.rename(self.path, self.replaces)
+            except OSError as exc:
+                raise OutputError(
+                    f"replacing {str(self.replaces)!r} failed ({reason(exc)}); the new result "
+                    f"is kept as {str(self.path)!r}."
+                ) from exc
+            shutil.rmtree(old, ignore_errors=True)
+            self.path = self.replaces
+
+    def abort(self) -> str:
+        if self.replaces is None:
+            return ""
+        self.discard()
+        return f"The earlier result in {str(self.replaces)!r} is unchanged."
+
+    def discard(self) -> None:
+        if self.replaces is not None:  # the new result beside it: ours, never complete
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _resumable(path: Path, layout: AxesLayout, identity: dict):

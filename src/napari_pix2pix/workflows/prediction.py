@@ -119,8 +119,9 @@ def predict(
         except TileTooLarge as exc:
             output.discard()
             predictor = predictor.with_smaller_tiles(exc)
-            # start again; a zarr store keeps the slices already finished
-            if_exists = "resume" if zarr_out else if_exists
+            # start again; a zarr store keeps the slices already finished (one replacing
+            # an earlier result starts again beside it: that result stays until the end)
+            if_exists = "resume" if zarr_out and if_exists != "overwrite" else if_exists
     result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
     return (result, out_axes) if return_axes else result
 
