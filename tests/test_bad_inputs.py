@@ -91,6 +91,16 @@ def files(tmp_path_factory, pair):
     tifffile.imwrite(
         tmp / "part1.ome.tif", stack[:3], description=xml, metadata=None, photometric="minisblack"
     )
+    # cut inside a page directory, or inside where a plane's tiles are said to lie, or
+    # before the first directory (a partial download of a file whose directories follow
+    # its pixels)
+    whole = tmp / "whole.tif"
+    tifffile.imwrite(whole, stack, tile=(32, 32), compression="zlib", metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(whole) as tif:
+        in_directory = tif.pages[4].offset + 1
+        in_tile_offsets = tif.pages[5].tags["TileOffsets"].valueoffset + 4
+    for name, cut in (("in_ifd", in_directory), ("in_tiles", in_tile_offsets), ("header", 8)):
+        (tmp / f"cut_{name}.tif").write_bytes(whole.read_bytes()[:cut])
     # compressed planes with their data scrambled (a bad disk sector, a damaged transfer)
     f["damaged"] = tmp / "damaged.tif"
     tifffile.imwrite(f["damaged"], stack, compression="zlib", metadata={"axes": "ZYX"})
@@ -346,6 +356,24 @@ CASES = [
         "is truncated: its list of planes",
     ),
     (
+        "TIFF stack cut inside a page directory",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "cut_in_ifd.tif"),
+        p2p.ImageFileError,
+        "is truncated: its list of planes goes on past the end of the file, after the",
+    ),
+    (
+        "TIFF stack cut where its last plane's tiles are listed",
+        lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "cut_in_tiles.tif"),
+        p2p.ImageFileError,
+        "truncated or damaged: a plane's data cannot be located|is damaged",
+    ),
+    (
+        "TIFF cut before its first page",
+        lambda s, t, f: p2p.read_image(f["tmp"] / "cut_header.tif"),
+        p2p.ImageFileError,
+        "holds no readable image",
+    ),
+    (
         "multi-file OME-TIFF without its companion file",
         lambda s, t, f: p2p.predict(f["model"], f["tmp"] / "part1.ome.tif"),
         p2p.ImageFileError,
@@ -355,13 +383,13 @@ CASES = [
         "damaged compressed TIFF (read)",
         lambda s, t, f: p2p.read_image(f["damaged"]),
         p2p.ImageFileError,
-        "is damaged: its compressed image data cannot be decoded",
+        "is damaged: its image data cannot be read",
     ),
     (
         "damaged compressed TIFF (train, read as needed)",
         lambda s, t, f: p2p.train(f["damaged"], f["damaged"], axes="ZYX", **FAST),
         p2p.ImageFileError,
-        "is damaged: its compressed image data cannot be decoded",
+        "is damaged: its image data cannot be read",
     ),
     # model files
     (
@@ -707,6 +735,11 @@ def test_small_training_image_is_padded_and_said(pair):
             ["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/checkpoint.safetensors"]
             + ["--checkpoint-dir", "{tmp}"],
             "is the run folder's own checkpoint.safetensors",
+        ),
+        (  # the same, with the run named by its checkpoint file
+            ["train", "{tmp}/ok.tif", "{tmp}/ok.tif", "-o", "{tmp}/best.safetensors"]
+            + ["--resume", "{tmp}/checkpoint.safetensors"],
+            "is the run folder's own best.safetensors",
         ),
     ],
 )

@@ -207,6 +207,14 @@ def test_a_run_never_writes_over_another_runs_files(world, pair, tiny, trained):
     with pytest.raises(p2p.InputError, match="holds best.safetensors, log.csv of another run"):
         p2p.train(source, target, steps=2, checkpoint_dir=folder, **tiny)
     assert digest(folder) == before
+    # a run killed before it left a model leaves only its own log: the same command runs
+    killed = world / "killed"
+    p2p.train(source, target, steps=2, checkpoint_dir=killed, val_fraction=0, **tiny)
+    for name in ("checkpoint.safetensors", "best.safetensors"):
+        (killed / name).unlink(missing_ok=True)
+    assert (
+        p2p.train(source, target, steps=2, checkpoint_dir=killed, **tiny).history["steps_done"] == 2
+    )
 
 
 def test_a_trained_model_is_never_lost(world, trained, monkeypatch, capsys, pair):

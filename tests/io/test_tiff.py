@@ -92,3 +92,29 @@ def test_a_size_without_a_unit_is_not_written_as_micrometres(tmp_path):
         assert 'PhysicalSizeXUnit="pixel"' in tif.ome_metadata
     image = read_image(path)
     assert image.scale == pytest.approx({"X": 0.5, "Y": 0.5}) and image.unit is None
+
+
+def test_a_position_whose_file_is_missing_does_not_shift_the_pixel_sizes(tmp_path):
+    """A multi-file OME-TIFF (one file per position, each with the whole OME-XML) opened
+    without the first file: tifffile drops that position, the sizes must follow."""
+    images = "".join(
+        f'<Image ID="Image:{i}" Name="pos{i}"><Pixels ID="Pixels:{i}" DimensionOrder="XYZCT" '
+        f'Type="uint8" SizeX="16" SizeY="16" SizeZ="2" SizeC="1" SizeT="1" '
+        f'PhysicalSizeX="{size}" PhysicalSizeY="{size}"><Channel ID="Channel:{i}:0" '
+        f'SamplesPerPixel="1"/><TiffData IFD="0" PlaneCount="2"><UUID '
+        f'FileName="pos{i}.ome.tif">urn:uuid:{i}</UUID></TiffData></Pixels></Image>'
+        for i, size in ((0, 0.3), (1, 0.9))
+    )
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+        f'Schemas/OME/2016-06" UUID="urn:uuid:1">{images}</OME>'
+    )
+    path = tmp_path / "pos1.ome.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((2, 16, 16), np.uint8),
+        description=xml,
+        metadata=None,
+        photometric="minisblack",
+    )
+    assert read_image(path).scale == pytest.approx({"X": 0.9, "Y": 0.9})

@@ -87,7 +87,7 @@ def export_bioimageio(
         path,
         if_exists="overwrite" if overwrite else "error",
         ours=is_exported,
-        overwrite_hint="overwrite=True (CLI: --overwrite)",
+        overwrite_hint="overwrite=True",
     )
     config = model.config
     if not config.normalized:

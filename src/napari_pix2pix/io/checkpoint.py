@@ -24,7 +24,7 @@ from .output_paths import (
     check_output_path,
     reason,
 )
-from .run_log import BOARD_NAME, LOG_NAME
+from .run_log import LOG_NAME, is_run_log
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -33,7 +33,6 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 MODEL_NAME = "model.safetensors"
 BEST_NAME = "best.safetensors"
 RUN_MODELS = (MODEL_NAME, BEST_NAME, CHECKPOINT_NAME)
-RUN_FILES = (*RUN_MODELS, LOG_NAME, BOARD_NAME)  # everything a run writes into its folder
 KIND = "napari-pix2pix-checkpoint"
 FORMAT_VERSION = 1
 
@@ -81,13 +80,22 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
                 f"{str(folder)!r} continues that run, or choose another folder."
             )
     elif resumed is None or not folder.is_dir() or not os.path.samefile(folder, resumed.parent):
-        # a run writes these over whatever is there: another run's best model and log,
-        # whose checkpoint was deleted, are not this run's to replace
-        taken = [name for name in RUN_FILES if (folder / name).exists()]
+        # a run writes these over whatever is there: another run's models (its
+        # checkpoint deleted, or never written: killed early) are not this run's to
+        # replace; the log of a run that left no model may be
+        taken = [name for name in RUN_MODELS if (folder / name).exists()]
+        if (folder / LOG_NAME).exists() and (taken or not is_run_log(folder / LOG_NAME)):
+            taken.append(LOG_NAME)
         if taken:
+            start_from = (
+                f" (init_model={str(folder / BEST_NAME)!r} starts a new run from its best model)"
+                if BEST_NAME in taken
+                else ""
+            )
             raise InputError(
-                f"{str(folder)!r} already holds {', '.join(taken)} of another run, which "
-                "this run would overwrite; choose a new or empty folder (or move them)."
+                f"{str(folder)!r} already holds {', '.join(taken)} of another run with no "
+                "checkpoint to resume, which this run would overwrite; choose a new or empty "
+                f"folder, or move them away{start_from}."
             )
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,7 @@ def check_model_beside_run(model_path, folder) -> None:
     writes there (it would be replaced at each checkpoint, or replace the checkpoint)."""
     if folder is None:
         return
-    model_path, folder = user_path(model_path), user_path(folder)
+    model_path, folder = user_path(model_path), checkpoint_path(folder).parent
     if model_path.name in (CHECKPOINT_NAME, BEST_NAME) and (
         model_path.parent.resolve() == folder.resolve()
     ):
@@ -163,7 +171,8 @@ def load_checkpoint(location) -> Checkpoint:
     path = checkpoint_path(location)
     if not path.exists():
         raise ModelFileError(
-            f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an earlier run to resume."
+            f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an earlier run to "
+            "resume (a run stopped before its first checkpoint leaves none: start it again)."
         )
     check_input_path(path, ModelFileError, "checkpoint")
     header = read_header(path)

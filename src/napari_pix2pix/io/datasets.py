@@ -225,8 +225,8 @@ class FileArray:
             return np.asarray(array[index])
         except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
             raise ImageFileError(
-                f"{str(self.path)!r} is damaged: its compressed image data cannot be "
-                f"decoded ({exc}); copy or save it again."
+                f"{str(self.path)!r} is damaged: its image data cannot be read ({exc}); "
+                "copy or save it again."
             ) from exc
         finally:
             store.close()

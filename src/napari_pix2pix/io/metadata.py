@@ -49,9 +49,9 @@ def read_scale(tif, series: int = 0) -> tuple[dict[str, float], str | None]:
     tifffile.TiffFile."""
     if tif.is_ome and tif.ome_metadata:
         try:
-            root = ET.fromstring(tif.ome_metadata)
-            # one Image, with its Pixels, per series, in tifffile's order
-            pixels = [el for el in root.iter() if el.tag.endswith("Pixels")][series]
+            pixels = _ome_pixels(ET.fromstring(tif.ome_metadata), tif, series)
+            if pixels is None:
+                return {}, None
             scale = {
                 a: float(pixels.get(f"PhysicalSize{a}"))
                 for a in "XYZ"
@@ -81,6 +81,18 @@ def read_scale(tif, series: int = 0) -> tuple[dict[str, float], str | None]:
     if not scale:
         return {}, normalize_unit(imagej_unit)
     return to_micrometres(scale, units)
+
+
+def _ome_pixels(root, tif, series: int):
+    """The OME Pixels element of a series: one Image per series in tifffile's order,
+    unless tifffile left one out (its planes in a missing file): then by its name."""
+    images = [el for el in root if el.tag.endswith("Image")]
+    if len(images) != len(tif.series):
+        name = tif.series[series].name
+        images = [el for el in images if el.get("Name") == name] if name else []
+        series = 0
+    pixels = [p for image in images[series : series + 1] for p in image if p.tag.endswith("Pixels")]
+    return pixels[0] if pixels else None
 
 
 def ome_metadata(axes: str, scale: dict[str, float] | None, unit: str | None) -> dict:

@@ -58,6 +58,15 @@ class RunLog:
             self.board.close()
 
 
+def is_run_log(path: Path) -> bool:
+    """Whether ``path`` is a run log napari-pix2pix wrote (its header is ours)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip() == ",".join(COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _rows_until(path: Path, step: int) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as f:

@@ -54,7 +54,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
     except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...): damaged data
         raise ImageFileError(
-            f"{str(path)!r} is damaged: its compressed image data cannot be decoded ({exc}); "
+            f"{str(path)!r} is damaged: its image data cannot be read ({exc}); "
             "copy or save it again."
         ) from exc
     except MemoryError as exc:
@@ -150,6 +150,11 @@ def _tifffile_axes(axes: str) -> str:
 def _check_complete(tif, series, path: Path) -> None:
     """Refuse a truncated file (an interrupted copy or download) up front, instead of
     failing on its missing planes part-way through a long prediction."""
+    if any(page is not None and not page.dataoffsets for page in series.pages):
+        raise ImageFileError(  # the tag of where its data lies was cut off: zeros
+            f"{str(path)!r} is truncated or damaged: a plane's data cannot be located; "
+            "copy or save it again."
+        )
     missing = sum(page is None for page in series.pages)
     if missing:  # tifffile would read them as zeros
         raise ImageFileError(
@@ -180,20 +185,46 @@ def _check_complete(tif, series, path: Path) -> None:
 def _check_page_list(tif, path: Path) -> None:
     """tifffile stops at a page it cannot reach and shows what came before it: a stack
     cut short would be read as its first planes, or as a single image."""
-    if _next_page_offset(tif) >= tif.filehandle.size:  # not 0 (the end): past the file's end
+    pages = len(tif.pages)
+    if pages == 0:
+        raise ImageFileError(
+            f"{str(path)!r} holds no readable image: it is truncated, or not a whole TIFF; "
+            "copy or save it again."
+        )
+    if _chain_cut(tif, _ifd_end(tif, tif.pages[pages - 1].offset)):
         raise ImageFileError(
             f"{str(path)!r} is truncated: its list of planes goes on past the end of the "
-            f"file, after the {len(tif.pages)} that can be read; copy or save it again."
+            f"file, after the {pages} that can be read; copy or save it again."
         )
 
 
-def _next_page_offset(tif) -> int:
-    """Where the file's last readable page says the next one is (0: it is the last)."""
-    fmt = tif.tiff
-    page = tif.pages[len(tif.pages) - 1]
-    fh = tif.filehandle
-    fh.seek(page.offset)
+def _ifd_end(tif, offset: int) -> int:
+    """Where the page directory at ``offset`` says the next one is (0: none)."""
+    fmt, fh = tif.tiff, tif.filehandle
+    fh.seek(offset)
     (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
-    fh.seek(page.offset + fmt.tagnosize + count * fmt.tagsize)
+    fh.seek(offset + fmt.tagnosize + count * fmt.tagsize)
     data = fh.read(fmt.offsetsize)
     return struct.unpack(fmt.offsetformat, data)[0] if len(data) == fmt.offsetsize else fh.size
+
+
+def _chain_cut(tif, offset: int) -> bool:
+    """Whether the page directories from ``offset`` on (those tifffile did not read)
+    run past the end of the file; a chain that ends (0) is whole."""
+    for _ in range(1 << 20):  # a chain that loops back is not followed for ever
+        if offset == 0:
+            return False
+        if _ifd_cut(tif, offset):
+            return True
+        offset = _ifd_end(tif, offset)
+    return False
+
+
+def _ifd_cut(tif, offset: int) -> bool:
+    """Whether the page directory at ``offset`` does not fit in the file."""
+    fmt, size = tif.tiff, tif.filehandle.size
+    if offset + fmt.tagnosize > size:
+        return True
+    tif.filehandle.seek(offset)
+    (count,) = struct.unpack(fmt.tagnoformat, tif.filehandle.read(fmt.tagnosize))
+    return offset + fmt.tagnosize + count * fmt.tagsize + fmt.offsetsize > size

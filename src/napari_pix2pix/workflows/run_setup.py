@@ -124,7 +124,8 @@ def _resumed_budget(ckpt: Checkpoint) -> float | None:
     if ckpt.config.steps >= BUDGET_STEPS:  # written before budgets were recorded
         raise InputError(
             f"the run in {str(ckpt.path.parent)!r} was limited by time, and its checkpoint "
-            "does not say how long: give time_budget= (seconds for the whole run, the "
-            f"{ckpt.history.get('train_seconds', 0):.0f} s already trained included)."
+            "does not say how long: give time_budget= in seconds (CLI: --time-budget in "
+            "minutes) for the whole run, the "
+            f"{ckpt.history.get('train_seconds', 0):.0f} s already trained included."
         )
     return None
