@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import napari_pix2pix as p2p
-from napari_pix2pix.cli import build_parser, given_options
+from napari_pix2pix.cli import build_parser
+from napari_pix2pix.cli_options import given_options
 from napari_pix2pix.engine.metrics import image_metrics
 from napari_pix2pix.engine.normalization import Normalization
 from napari_pix2pix.engine.schedule import lr_factor
