@@ -5,6 +5,7 @@ draws its own crops; gradients are averaged, so the weights stay identical."""
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -24,10 +25,19 @@ def setup(device: torch.device) -> tuple[int, int, torch.device]:
         return 0, 1, device
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # the group we joined is left before the interpreter tears down: gloo's threads
+        # destroyed unjoined abort the process ("terminate called without an active
+        # exception", seen once in the torchrun test)
+        atexit.register(_leave)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
