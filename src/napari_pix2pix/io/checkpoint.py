@@ -6,7 +6,6 @@ previous checkpoint."""
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .output_paths import (
     check_name_lengths,
     check_output_path,
     reason,
+    unfinished_writes,
 )
 from .run_log import LOG_NAME, is_run_log
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
@@ -103,7 +103,8 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
         raise InputError(
             f"cannot create the checkpoint folder {str(folder)!r} ({reason(exc)})."
         ) from exc
-    _remove_unfinished_writes(folder)
+    for leftover in unfinished_writes(folder, RUN_MODELS):  # a killed write's: never whole
+        leftover.unlink(missing_ok=True)
     return check_output_path(target, if_exists="overwrite", ours=lambda p: p == resumed)
 
 
@@ -120,16 +121,6 @@ def check_model_beside_run(model_path, folder) -> None:
             f"the model path {str(model_path)!r} is the run folder's own {model_path.name}; "
             f"name the model otherwise, e.g. {str(folder / MODEL_NAME)!r}."
         )
-
-
-def _remove_unfinished_writes(folder: Path) -> None:
-    """A run killed while writing leaves AtomicFile's hidden temporary files (a
-    checkpoint's can be gigabytes); they are this folder's run's, never complete."""
-    names = "|".join(re.escape(n) for n in RUN_MODELS)
-    pattern = re.compile(rf"\.({names})\.[0-9a-f]{{8}}\.tmp")
-    for path in folder.iterdir():
-        if pattern.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
 
 
 def save_checkpoint(

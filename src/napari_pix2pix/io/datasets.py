@@ -16,7 +16,7 @@ from ..options import user_path
 from .images import ImageData, as_image
 from .metadata import pixel_size
 from .output_paths import check_input_path
-from .tiff import TIFF_SUFFIXES, read_tiff
+from .tiff import TIFF_SUFFIXES, damaged, read_tiff
 
 # image file endings, longest first (".ome.tif" before ".tif"); the NIfTI and zarr ones
 # are matched already, read when a reader for them is installed
@@ -224,10 +224,7 @@ class FileArray:
                 array = array["0"]
             return np.asarray(array[index])
         except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
-            raise ImageFileError(
-                f"{str(self.path)!r} is damaged: its image data cannot be read ({exc}); "
-                "copy or save it again."
-            ) from exc
+            raise damaged(self.path, exc) from exc
         finally:
             store.close()
 

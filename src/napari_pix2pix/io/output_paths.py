@@ -170,6 +170,18 @@ def _is_store(folder: Path) -> bool:
     )
 
 
+TOKEN_BYTES = 4  # of the unique part of a temporary name
+
+
+def unfinished_writes(folder: Path, names) -> list[Path]:
+    """AtomicFile's hidden temporary files for ``names`` in ``folder``: what a process
+    killed while writing them leaves (never complete)."""
+    pattern = re.compile(
+        rf"\.({'|'.join(map(re.escape, names))})\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp"
+    )
+    return [p for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+
+
 class AtomicFile:
     """A temporary file beside ``path`` that becomes ``path`` on ``commit``.
 
@@ -184,7 +196,7 @@ class AtomicFile:
         self, path, partial: bool = False, suffix: str = ".tmp", replace: bool = False
     ) -> None:
         self.path, self.partial, self.replace = Path(path), partial, replace
-        token = secrets.token_hex(4)
+        token = secrets.token_hex(TOKEN_BYTES)
         name = (
             f"{self.path.name}.{token}.partial" if partial else f".{self.path.name}.{token}{suffix}"
         )

@@ -53,10 +53,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
     except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as exc:
         raise ImageFileError(f"cannot read {str(path)!r} as a TIFF image ({exc}).") from exc
     except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...): damaged data
-        raise ImageFileError(
-            f"{str(path)!r} is damaged: its image data cannot be read ({exc}); "
-            "copy or save it again."
-        ) from exc
+        raise damaged(path, exc) from exc
     except MemoryError as exc:
         raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
     except OSError as exc:
@@ -191,40 +188,35 @@ def _check_page_list(tif, path: Path) -> None:
             f"{str(path)!r} holds no readable image: it is truncated, or not a whole TIFF; "
             "copy or save it again."
         )
-    if _chain_cut(tif, _ifd_end(tif, tif.pages[pages - 1].offset)):
+    if _chain_cut(tif, tif.pages[pages - 1].offset):
         raise ImageFileError(
             f"{str(path)!r} is truncated: its list of planes goes on past the end of the "
             f"file, after the {pages} that can be read; copy or save it again."
         )
 
 
-def _ifd_end(tif, offset: int) -> int:
-    """Where the page directory at ``offset`` says the next one is (0: none)."""
-    fmt, fh = tif.tiff, tif.filehandle
-    fh.seek(offset)
-    (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
-    fh.seek(offset + fmt.tagnosize + count * fmt.tagsize)
-    data = fh.read(fmt.offsetsize)
-    return struct.unpack(fmt.offsetformat, data)[0] if len(data) == fmt.offsetsize else fh.size
-
-
 def _chain_cut(tif, offset: int) -> bool:
-    """Whether the page directories from ``offset`` on (those tifffile did not read)
-    run past the end of the file; a chain that ends (0) is whole."""
+    """Whether the chain of page directories from the one at ``offset`` runs past the
+    end of the file (tifffile stops there without saying so); a chain ending in 0 is
+    whole."""
+    fmt, fh, size = tif.tiff, tif.filehandle, tif.filehandle.size
     for _ in range(1 << 20):  # a chain that loops back is not followed for ever
         if offset == 0:
             return False
-        if _ifd_cut(tif, offset):
+        if offset + fmt.tagnosize > size:
             return True
-        offset = _ifd_end(tif, offset)
+        fh.seek(offset)
+        (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
+        pointer = offset + fmt.tagnosize + count * fmt.tagsize  # where the next is named
+        if pointer + fmt.offsetsize > size:
+            return True
+        fh.seek(pointer)
+        (offset,) = struct.unpack(fmt.offsetformat, fh.read(fmt.offsetsize))
     return False
 
 
-def _ifd_cut(tif, offset: int) -> bool:
-    """Whether the page directory at ``offset`` does not fit in the file."""
-    fmt, size = tif.tiff, tif.filehandle.size
-    if offset + fmt.tagnosize > size:
-        return True
-    tif.filehandle.seek(offset)
-    (count,) = struct.unpack(fmt.tagnoformat, tif.filehandle.read(fmt.tagnosize))
-    return offset + fmt.tagnosize + count * fmt.tagsize + fmt.offsetsize > size
+def damaged(path, exc: Exception) -> ImageFileError:
+    """A file whose image data cannot be decoded (a codec's error, a bad keyframe)."""
+    return ImageFileError(
+        f"{str(path)!r} is damaged: its image data cannot be read ({exc}); copy or save it again."
+    )

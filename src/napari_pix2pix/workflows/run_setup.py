@@ -87,7 +87,7 @@ def set_up_run(
         config = init_config(init_model, model_options)
     else:
         config = run_config(ckpt, model_options, axes, target_axes, run.preset)
-    notes = [ignored_on_resume(ckpt, given)] if ckpt is not None else []
+    unused = ignored_on_resume(ckpt, given) if ckpt is not None else ""
     folder = run.checkpoint_dir
     if folder is None and ckpt is not None:
         folder = ckpt.path.parent
@@ -107,7 +107,7 @@ def set_up_run(
         init_model,
         init_source,
         recipe,
-        [n for n in notes if n],
+        [unused] if unused else [],
         folder,
         dev,
         rank,
