@@ -280,13 +280,13 @@ CASES = [
         "overlap 1",
         lambda s, t, f: p2p.predict(f["model"], s, overlap=1.0),
         p2p.InputError,
-        "overlap must be in \\[0, 1\\)",
+        "overlap must be at least 0 and below 1; got 1.0",
     ),
     (
         "overlap negative",
         lambda s, t, f: p2p.predict(f["model"], s, overlap=-0.1),
         p2p.InputError,
-        "overlap must be in",
+        "overlap must be at least 0 and below 1; got -0.1",
     ),
     (
         "predict batch size 0",
@@ -518,7 +518,7 @@ CASES = [
         "seed -1",
         lambda s, t, f: p2p.train(s, t, **{**FAST, "seed": -1}),
         p2p.InputError,
-        "seed must be in \\[0, 2147483647\\]",
+        "seed must be between 0 and 2147483647, or None for random; got -1",
     ),
     (
         "seed 2**64",
@@ -681,7 +681,7 @@ def test_small_training_image_is_padded_and_said(pair):
                 "--overlap",
                 "1",
             ],
-            "overlap must be in",
+            "overlap must be at least 0 and below 1",
         ),
         (
             [

@@ -11,25 +11,16 @@ import time
 import numpy as np
 import pytest
 import tifffile
+from tiny_options import untrained_model
 
 import napari_pix2pix as p2p
-from napari_pix2pix.config import Pix2PixConfig
-from napari_pix2pix.io.model_file import Pix2PixModel
 
 
 def absurd_model(path):
     """A valid, tiny model file of depth 16 and patch 65536: every tile is 65536 px."""
-    config = Pix2PixConfig(
-        depth=16,
-        patch_size=65536,
-        base_channels=1,
-        disc_layers=1,
-        source_low=[0.0],
-        source_high=[1.0],
-        target_low=[0.0],
-        target_high=[1.0],
+    return untrained_model(
+        path, depth=16, patch_size=65536, base_channels=1, disc_layers=1, disc_channels=64
     )
-    return Pix2PixModel(config).save(path)
 
 
 def test_a_model_of_absurd_size_is_refused_before_allocating(tmp_path):
@@ -112,3 +103,18 @@ def test_overlaps_that_multiply_the_work_are_refused_or_warned(trained, held_out
         p2p.predict(trained, image, overlap=0.999, device="cpu")
     with pytest.warns(UserWarning, match="overlap=0.8 computes every pixel about 25 times"):
         p2p.predict(trained, image, overlap=0.8, device="cpu")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_largest_overlap_said_is_itself_allowed(dims):
+    """Once: overlap=0.9 in 2D was refused with 'use at most 0.90' (1 / (1 - 0.9) ** 2
+    rounds to just over the limit)."""
+    from napari_pix2pix.engine.inference import _check_overlap
+
+    with pytest.raises(p2p.InputError) as said:
+        _check_overlap(0.95, dims)
+    largest = float(str(said.value).split("use at most ")[1].split()[0])
+    with pytest.warns(UserWarning, match="computes every pixel about"):
+        _check_overlap(largest, dims)  # allowed, with the warning about its cost
+    with pytest.raises(p2p.InputError, match=f"use at most {largest:.2f}"):
+        _check_overlap(largest + 0.01, dims)

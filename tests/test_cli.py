@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from tiny_options import untrained_model
 
 import napari_pix2pix as p2p
 from napari_pix2pix import read_image, write_image
@@ -104,3 +105,53 @@ def test_a_budget_out_of_range_is_said_in_minutes(capsys):
         main(["train", "a.tif", "b.tif", "-o", "m.safetensors", "--time-budget", "-1"])
     err = capsys.readouterr().err
     assert "--time-budget is in minutes" in err and "got -1" in err and "-60" not in err
+
+
+@pytest.fixture
+def small_files(tmp_path):
+    """An untrained tiny model file (normalization set) and a small input image."""
+    model = untrained_model(tmp_path / "m.safetensors")
+    image = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    write_image(tmp_path / "in.tif", image, "YX")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    (tmp_path / "cut.safetensors").write_bytes(model.read_bytes()[:100])
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "model, image, extra",
+    [
+        ("m.safetensors", "in.tif", ["--tile-size", "0"]),
+        ("m.safetensors", "in.tif", ["--overlap", "1.5"]),
+        ("m.safetensors", "empty.tif", []),
+        ("m.safetensors", ".", []),
+        ("cut.safetensors", "in.tif", []),
+    ],
+)
+def test_no_progress_bar_is_printed_before_an_argument_error(
+    small_files, model, image, extra, capsys
+):
+    folder = small_files
+    argv = ["predict", str(folder / model), str(folder / image), "-o", str(folder / "o.tif")]
+    assert main([*argv, "--device", "cpu", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-pix2pix: error:") and "predicting" not in err, err
+
+
+def test_the_progress_bar_appears_when_prediction_starts(small_files, capsys):
+    folder = small_files
+    argv = ["predict", str(folder / "m.safetensors"), str(folder / "in.tif")]
+    assert main([*argv, "-o", str(folder / "o.tif"), "--device", "cpu"]) == 0
+    assert "predicting" in capsys.readouterr().err
+
+
+def test_warnings_print_as_one_line_of_their_own(small_files, capsys):
+    """Once: 'cli.py:289: UserWarning: ... _, out_axes = predict(' inside the bar."""
+    folder = small_files
+    argv = ["predict", str(folder / "m.safetensors"), str(folder / "in.tif")]
+    assert main([*argv, "-o", str(folder / "o.tif"), "--overlap", "0.8", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    lines = err.replace("\r", "\n").splitlines()
+    said = [line for line in lines if line.startswith("napari-pix2pix: warning: overlap=0.8")]
+    assert len(said) == 1 and "computes every pixel about 25 times" in said[0], err
+    assert "UserWarning" not in err and "cli.py" not in err and "predict(" not in err, err

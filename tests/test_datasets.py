@@ -16,6 +16,7 @@ from napari_pix2pix.engine.augment import Augmentations
 from napari_pix2pix.engine.axes import AxesLayout
 from napari_pix2pix.engine.lazy import LazySample
 from napari_pix2pix.engine.normalization import Normalization, lazy_budget
+from napari_pix2pix.engine.recipes import preset_options
 from napari_pix2pix.engine.sample_data import make_pair
 from napari_pix2pix.engine.sampling import PairedPatchSampler
 from napari_pix2pix.io import datasets
@@ -169,6 +170,31 @@ def test_intensity_augmentations_change_the_source_only(kind):
         assert torch.equal(t0, t1) and not torch.equal(s0, s1)
 
 
+@pytest.mark.parametrize("preset", ["auto", "paper"])
+def test_default_augmentations_keep_a_quantitative_mapping(preset):
+    """Where the target is a fixed function of the source (MR -> CT, a calibrated stain),
+    no default augmentation may change one without the other: in every default crop an
+    affine source -> target mapping holds exactly, with one slope for all crops."""
+    source = make_pair((96, 96), seed=4)[0][None].astype(np.float32)
+    target = 3.0 * source + 100.0
+    config = p2p.Pix2PixConfig()  # the recipes set the network, never augmentations
+    assert (
+        preset_options(preset, {}, 2)
+        .keys()
+        .isdisjoint(f for f in vars(config) if f.startswith("augment_"))
+    )
+    sampler = PairedPatchSampler(
+        [(source, target)], (32, 32), seed=0, augment=Augmentations.of(config)
+    )
+    slopes = []
+    for _ in range(4):
+        src, tgt = (t.numpy().ravel().astype(np.float64) for t in sampler.batch(4))
+        slope, offset = np.polyfit(src, tgt, 1)
+        assert np.abs(tgt - (slope * src + offset)).max() < 1e-3 * np.ptp(tgt)
+        slopes.append(slope)
+    assert np.ptp(slopes) < 1e-6
+
+
 def test_sampler_with_augmentations_resumes_exactly():
     source, target = (a[None].astype(np.float32) for a in make_pair((96, 96), seed=4))
     augment = Augmentations(0.5, 0.5, 0.5, 0.5)
@@ -224,3 +250,49 @@ def test_cli_trains_from_two_folders(pairs, tmp_path, capsys):
     model = p2p.load_model(out)
     assert model.history["train_pairs"] == ["img00.tif", "img01.tif"]
     assert model.history["val_pairs"] == ["img00.tif"]
+
+
+def test_errors_about_a_folders_pairs_name_the_file(pairs, tmp_path, tiny):
+    source_dir, target_dir = write_pairs(tmp_path, pairs[:2])
+    (target_dir / "img01.tif").unlink()
+    write_image(target_dir / "img01.tif", pairs[1][1][:80], "YX")  # cut short: misaligned
+    with pytest.raises(p2p.InputError, match=r"source \('img01.tif'\) \(96, 96\).*not aligned"):
+        p2p.train(source_dir, target_dir, **FAST, **tiny)
+
+
+def test_the_same_folder_as_source_and_target_is_refused(pairs, tmp_path, tiny):
+    source_dir, _ = write_pairs(tmp_path, pairs[:1])
+    (tmp_path / "link").symlink_to(source_dir)
+    for target in (source_dir, tmp_path / "link"):
+        with pytest.raises(p2p.InputError, match="are the same folder, '.*source'"):
+            p2p.train(source_dir, target, **FAST, **tiny)
+
+
+def test_zarr_stores_in_folders_pair_up_and_train(pairs, tmp_path, tiny):
+    """As docs/scripting.md says: a.zarr pairs with a.tif and is read chunk by chunk."""
+    import zarr
+
+    source_dir, target_dir = write_pairs(tmp_path, pairs[:2])
+    for name in ("img00", "img01"):
+        image = p2p.read_image(source_dir / f"{name}.tif").array
+        (source_dir / f"{name}.tif").unlink()
+        store = zarr.open_array(
+            str(source_dir / f"{name}.zarr"), mode="w", shape=image.shape, dtype=image.dtype
+        )
+        store[:] = image
+    model = p2p.train(source_dir, target_dir, axes="YX", **FAST, **tiny)
+    assert model.history["train_pairs"] == ["img00.zarr | img00.tif", "img01.zarr | img01.tif"]
+    assert p2p.predict(model, source_dir / "img00.zarr").shape == (96, 96)
+
+
+def test_a_file_replaced_during_training_is_named(pairs, tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(datasets, "EAGER_BYTES", 0)  # read crop by crop, as large data is
+    source_dir, target_dir = write_pairs(tmp_path, pairs[:2])
+    events = p2p.train_iter(source_dir, target_dir, axes="YX", steps=200, seed=0, **tiny)
+    next(events)
+    for name in ("img00.tif", "img01.tif"):  # another experiment's images under that name
+        (source_dir / name).unlink()
+        write_image(source_dir / name, np.zeros((40, 50), np.uint16), "YX")
+    with pytest.raises(p2p.ImageFileError, match=r"img0[01].tif' changed while training"):
+        for _ in events:
+            pass

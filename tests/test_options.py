@@ -65,7 +65,7 @@ def test_defaults_pass_their_own_checks(cls):
 def test_numpy_scalars_are_numbers_and_bad_values_are_named():
     config = Pix2PixConfig(steps=np.int64(5), lr=np.float32(1e-3), patch_size=np.int16(64), depth=6)
     assert config.steps == 5 and isinstance(config.steps, int) and config.patch_size == (64, 64)
-    with pytest.raises(p2p.InputError, match="dropout must be in \\[0, 1\\), got 1.5"):
+    with pytest.raises(p2p.InputError, match="dropout must be at least 0 and below 1; got 1.5"):
         Pix2PixConfig(dropout=1.5)
     with pytest.raises(p2p.InputError, match="overlap has an invalid value 'a'"):
         PredictOptions(overlap="a")
@@ -84,3 +84,39 @@ def test_help_lists_the_options():
         assert f"    {keyword} (" in p2p.train.__doc__
     for keyword in user_options(PredictOptions):
         assert f"    {keyword} (" in p2p.predict.__doc__
+
+
+def test_a_bound_is_said_in_words_with_its_unit(pair):
+    """Once: 'must be in [1, 100000000]; none: no limit, got 0.5'."""
+    with pytest.raises(p2p.InputError) as said:
+        p2p.train(*pair, time_budget=0.5, steps=2, device="cpu")
+    assert str(said.value) == (
+        "time_budget must be between 1 and 100000000 seconds, or None for no limit; got 0.5."
+    )
+
+
+def _just_outside(o):
+    """A value just outside an option's range (None where it has none to step out of)."""
+    s = o.spec
+    if s.low is not None:
+        value = s.low if s.low_open else s.low - (1 if o.kind in ("int", "size") else 0.5)
+    elif s.high is not None and not np.isinf(s.high):
+        value = s.high if s.high_open else s.high + 1
+    else:
+        return None
+    if o.kind == "pair":
+        return (value, value)
+    return [value] if o.kind == "floats" else value
+
+
+@pytest.mark.parametrize("o", [o for cls in ALL for o in options_of(cls)], ids=lambda o: o.keyword)
+def test_every_bound_message_reads_well_and_names_the_value(o):
+    value = _just_outside(o)
+    if value is None or o.kind == "str":
+        return
+    with pytest.raises(p2p.InputError) as said:
+        o.check(value)
+    message = str(said.value)
+    assert message.startswith((o.keyword, f"each value of {o.keyword}")), message
+    assert "[" not in message.split("got")[0] and "none:" not in message, message
+    assert repr(value) in message or str(value) in message, message

@@ -11,12 +11,14 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from .cli_options import add_options, given_options
 from .config import Pix2PixConfig
 from .errors import Pix2PixError
 from .io.output_paths import reason
+from .options import user_path
 from .run_options import PredictOptions, TrainingRun
 
 
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = given_options(args, declared.get(args.command, []))
     try:
-        with _terminate_as_interrupt():
+        _refuse_empty_paths(args, declared.get(args.command, []))
+        with _terminate_as_interrupt(), _warnings_as_lines():
             return {
                 "train": cmd_train,
                 "predict": cmd_predict,
@@ -161,6 +164,51 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+# the path arguments of the commands, as the usage names them
+PATH_ARGUMENTS = {
+    "source": "SOURCE",
+    "target": "--target",
+    "val_source": "--val-source",
+    "val_target": "--val-target",
+    "model": "MODEL",
+    "input": "INPUT",
+    "output": "-o/--output",
+    "test_input": "--test-input",
+}
+
+
+def _refuse_empty_paths(args, declared) -> None:
+    """An empty path argument ('' or blanks, as an unset shell variable gives) is
+    refused before anything runs: Path('') is the current folder, which would be read
+    as a folder of images, or said to be 'a directory'."""
+    if args.command == "train" and args.target is None and len(args.source) == 2:
+        user_path(args.source[1], "TARGET")  # SOURCE TARGET, given positionally
+    for attribute, name in PATH_ARGUMENTS.items():
+        values = getattr(args, attribute, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str):
+                user_path(value, name)
+    for o in declared:
+        if o.kind == "path" and isinstance(getattr(args, o.keyword, None), str):
+            user_path(getattr(args, o.keyword), o.flag)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Python warnings (a pixel-size mismatch, a large overlap, smaller tiles) print as
+    one line of their own, ``napari-pix2pix: warning: ...``, above any progress bar,
+    rather than in Python's format (file, line and source) inside it."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        from tqdm import tqdm
+
+        tqdm.write(f"napari-pix2pix: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager
@@ -215,15 +263,15 @@ def cmd_train(args, options: dict) -> int:
     try:
         for event in events:
             model = event.model
-            if bar is None:
-                # the first event may come before any step (a warning at step 0)
+            if isinstance(event, WarningEvent):  # may come before any step: no bar yet
+                tqdm.write(f"napari-pix2pix: warning: {event.message}", file=sys.stderr)
+                continue
+            if bar is None:  # the first step: the arguments and inputs were checked
                 initial = max(event.step - 1, 0)
                 bar = tqdm(total=event.total, initial=initial, unit="step", desc="training")
             if isinstance(event, StepEvent):
                 bar.update(1)
                 bar.set_postfix(l1=f"{event.losses['g_l1']:.3f}", **metrics)
-            elif isinstance(event, WarningEvent):
-                bar.write(f"napari-pix2pix: warning: {event.message}", file=sys.stderr)
             elif isinstance(event, ValidationEvent):
                 metrics = {
                     "val_r": f"{event.metrics['pearson_r']:.3f}",
@@ -278,30 +326,35 @@ def cmd_predict(args, options: dict) -> int:
         if args.series is not None
         else args.input
     )
-    with tqdm(unit="tile", desc="predicting") as bar:
+    bars: list = []  # made at the first tile: no bar before the arguments are checked
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="tile", desc="predicting"))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
 
-        try:
-            _, out_axes = predict(
-                args.model,
-                image,
-                options.pop("axes", None),
-                progress=progress,
-                out=args.output,
-                return_axes=True,
-                **options,
-            )
-        except KeyboardInterrupt:
-            print(
-                f"interrupted: {args.output} was not completed"
-                + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
-                file=sys.stderr,
-            )
-            return 130
+    try:
+        _, out_axes = predict(
+            args.model,
+            image,
+            options.pop("axes", None),
+            progress=progress,
+            out=args.output,
+            return_axes=True,
+            **options,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {args.output} was not completed"
+            + (" (rerun with --resume to continue)" if args.output.endswith(".zarr") else ""),
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"wrote {args.output} (axes {out_axes})")
     return 0
 

@@ -141,8 +141,10 @@ class Pix2PixConfig:
         step=0.1,
     )
     # augmentations of the training crops against overfitting: each a probability per
-    # crop, 0 = off. The defaults are the best held-out Pearson r measured on the shared
-    # phase -> DAPI field (docs/quality.md): no flips, the other four on
+    # crop, 0 = off. Intensity and gamma change the source and not the target, so they
+    # teach that one source value maps to several target values: off by default, since
+    # they bend quantitative mappings (MR -> tissue map, a synthetic one: docs/quality.md,
+    # four tasks). Zoom and elastic change both alike and stay on
     augment_flips: float = option(
         0.0,
         "probability of each random flip and of a 90-degree rotation of a training crop, "
@@ -154,17 +156,21 @@ class Pix2PixConfig:
         step=0.1,
     )
     augment_intensity: float = option(
-        0.8,
+        0.0,
         "probability of a random intensity scale (x 1 +- 0.2) and shift (+- 10 % of the "
-        "range) of a training crop's source",
+        "range) of a training crop's source, the target unchanged: for illumination that "
+        "changes between imaging sessions; it bends quantitative mappings (MR -> CT, "
+        "calibrated stains)",
         label="Augment: intensity",
         low=0.0,
         high=1.0,
         step=0.1,
     )
     augment_gamma: float = option(
-        0.5,
-        "probability of a random gamma (0.7-1.5) of a training crop's source",
+        0.0,
+        "probability of a random gamma (0.7-1.5) of a training crop's source, the target "
+        "unchanged: for exposure or detector response that changes between sessions; it "
+        "bends quantitative mappings",
         label="Augment: gamma",
         low=0.0,
         high=1.0,

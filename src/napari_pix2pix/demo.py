@@ -68,19 +68,32 @@ def demo_folder(out_dir: Path) -> Path:
     return out_dir
 
 
+def write_demo_data(out_dir: Path, seed: int = 0):
+    """The simulated training pair and unseen stack, as OME-TIFFs in the demo's folder."""
+    source, target = make_pair((768, 768), seed=seed)
+    stack_source, stack_target = make_stack(6, (384, 512), seed=seed + 1000)
+    _write_own(out_dir / "train_source.ome.tif", source, "YX")
+    _write_own(out_dir / "train_target.ome.tif", target, "YX")
+    _write_own(out_dir / "stack_source.ome.tif", stack_source, "TYX")
+    _write_own(out_dir / "stack_target.ome.tif", stack_target, "TYX")
+    return source, target, stack_source, stack_target
+
+
+def _write_own(path: Path, array: np.ndarray, axes: str) -> None:
+    """Written as the user's images (no prediction mark), so that no overwrite option
+    ever replaces them; the demo itself replaces an earlier demo's copy, in the folder
+    that demo_folder found to be its own."""
+    path.unlink(missing_ok=True)
+    write_image(path, array, axes, {"Y": PIXEL_SIZE_UM, "X": PIXEL_SIZE_UM}, "µm")
+
+
 def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 0) -> dict:
     # the options first: a typo must not leave a folder of files behind
     check_run_options({**DEMO_OPTIONS, "steps": steps, "device": device, "seed": seed}, "YX")
     resolve_device(device)
     out_dir = demo_folder(out_dir)
     print(f"napari-pix2pix demo -> {out_dir}/")
-    source, target = make_pair((768, 768), seed=seed)
-    scale = {"Y": PIXEL_SIZE_UM, "X": PIXEL_SIZE_UM}
-    write_image(out_dir / "train_source.ome.tif", source, "YX", scale, "µm", overwrite=True)
-    write_image(out_dir / "train_target.ome.tif", target, "YX", scale, "µm", overwrite=True)
-    stack_source, stack_target = make_stack(6, (384, 512), seed=seed + 1000)
-    write_image(out_dir / "stack_source.ome.tif", stack_source, "TYX", scale, "µm", overwrite=True)
-    write_image(out_dir / "stack_target.ome.tif", stack_target, "TYX", scale, "µm", overwrite=True)
+    source, target, stack_source, stack_target = write_demo_data(out_dir, seed)
 
     started = time.perf_counter()
     print(f"training {steps} steps on a 768x768 simulated pair (phase contrast -> nuclei)")
@@ -118,7 +131,7 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
         return_axes=True,
     )
     predict_seconds = time.perf_counter() - started
-    write_image(out_dir / "stack_prediction.ome.tif", prediction, axes, scale, "µm", overwrite=True)
+    _write_own(out_dir / "stack_prediction.ome.tif", prediction, axes)
 
     cfg = model.config
     target_norm = Normalization.of(cfg, "target")

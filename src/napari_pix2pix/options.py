@@ -69,6 +69,7 @@ class Spec:
     allowed: str = ""  # the docs' "allowed" text, where the range alone does not say it
     shown_default: str = ""  # the docs' "default" text, where the library resolves it
     human_unit: tuple[str, float] = ()  # (name, size): the CLI and GUI count in this unit
+    unit: str = ""  # the library's unit ("seconds"), said with the bounds in messages
 
 
 def option(default, help: str, **spec) -> Any:
@@ -185,17 +186,36 @@ class Option:
             return f"{name} must be a positive integer, got {value!r}."
         if self.kind == "size" and s.low == 1:
             return f"{name} must be a positive integer (or one per spatial axis), got {value!r}."
-        if s.low is None and (s.high is None or math.isinf(s.high)):
+        low = None if s.low is None else _number(s.low)
+        high = None if s.high is None or math.isinf(s.high) else _number(s.high)
+        if low is None and high is None:
             return f"{name} must hold finite numbers, got {value!r}."
-        if s.high is None or math.isinf(s.high):
-            relation = ">" if s.low_open else ">="
-            return f"{name} must be a finite number {relation} {_number(s.low)}, got {value!r}."
-        return f"{name} must be in {self.allowed_text()}, got {value!r}."
+        # said in words, each bound exactly as declared (never rounded past the value)
+        lows = {False: "at least", True: "above"}
+        highs = {False: "at most", True: "below"}
+        if high is None:
+            bounds = f"finite and {lows[s.low_open]} {low}"
+        elif low is None:
+            bounds = f"finite and {highs[s.high_open]} {high}"
+        elif not (s.low_open or s.high_open):
+            bounds = f"between {low} and {high}"
+        else:
+            bounds = f"{lows[s.low_open]} {low} and {highs[s.high_open]} {high}"
+        bounds += f" {s.unit}" if s.unit else ""
+        if self.optional and s.none:
+            bounds += f", or None for {s.none}"
+        if self.kind in ("size", "pair", "floats"):
+            return f"each value of {name} must be {bounds}; got {value!r}."
+        return f"{name} must be {bounds}; got {value!r}."
 
 
 def _number(v: float) -> str:
-    """1000000000 rather than 1e+09; 0.0002 rather than 0.000200."""
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+    """1000000000 rather than 1e+09; 0.0002 rather than 0.000200; never rounded (a
+    bound shown rounded could contradict the value it refuses)."""
+    if float(v).is_integer():
+        return str(int(v))
+    short = f"{v:g}"
+    return short if float(short) == float(v) else repr(float(v))
 
 
 def _convert(opt: Option, value):
@@ -245,16 +265,21 @@ def _convert(opt: Option, value):
     if kind == "floats":
         return [real(v) for v in sequence(value)]
     if kind == "path":
-        if not isinstance(value, (str, os.PathLike)) or not str(value):
+        if not isinstance(value, (str, os.PathLike)):
             fail()
-        return user_path(value)
+        return user_path(value, opt.keyword)
     raise AssertionError(kind)
 
 
-def user_path(value) -> Path:
+def user_path(value, name: str = "the path") -> Path:
     """A path as the user typed it, ``~`` expanded. Not Path.expanduser: that raises for
-    a name that merely starts with a tilde ('~notes.tif') when no such user exists."""
-    return Path(os.path.expanduser(os.fspath(value)))
+    a name that merely starts with a tilde ('~notes.tif') when no such user exists.
+    An empty (or blank) path is refused, naming it as ``name``: Path('') is Path('.'),
+    the current folder, which would be read (or written) silently."""
+    text = os.fspath(value)
+    if not text.strip():
+        raise InputError(f"{name} is an empty path ({text!r}); give a file or folder.")
+    return Path(os.path.expanduser(text))
 
 
 def options_of(cls) -> list[Option]:

@@ -11,7 +11,7 @@ from .options import check_fields, option
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 IF_EXISTS = ("error", "overwrite", "resume")
-KEEP = ("best", "last")
+KEEP = ("best", "accurate", "last")
 PRESETS = ("auto", "paper")
 VAL_METRICS = ("mae", "pearson_r", "ssim", "psnr")
 
@@ -53,6 +53,15 @@ class TrainingRun:
     resume: Path | None = option(
         None, "checkpoint folder of an interrupted run to continue", group="data", none="a new run"
     )
+    resume_other_data: bool = option(
+        False,
+        "let resume go on with other images than the run was trained on (refused by "
+        "default): the run keeps its normalization, so values beyond its range are clipped",
+        label="Resume on other data",
+        # the widget's Resume continues its last run on the layers chosen; other data
+        # is a new run there (Start)
+        surfaces=("cli",),
+    )
     init_model: Path | None = option(
         None,
         "a trained model to fine-tune (a model file, folder or bioimage.io zip exported by "
@@ -81,16 +90,19 @@ class TrainingRun:
         high=10.0**8,
         step=1.0,
         human_unit=("minutes", 60.0),
+        unit="seconds",
     )
     keep: str = option(
         "best",
-        "the model a run ends with: best (its best validation score; the last stays in "
-        "the checkpoint) or last",
+        "the model a run ends with: best (with a cGAN, the sharpest validation whose "
+        "score is within a tolerance of the most accurate one at the adversarial term's "
+        "full weight; without, the best score), accurate (the best score: often the "
+        "blurrier model) or last (the last stays in the checkpoint either way)",
         choices=KEEP,
     )
     val_metric: str = option(
         "mae",
-        "the validation score that picks the best model: mae (lower is better), "
+        "the validation score that picks the kept model: mae (lower is better), "
         "pearson_r, ssim or psnr (higher is better)",
         choices=VAL_METRICS,
         label="Best by",
@@ -169,7 +181,7 @@ class PredictOptions:
     )
     if_exists: str = option(
         "error",
-        "an existing output path: error (it is never touched), overwrite (only a result "
+        "an existing output path: error (it is never touched), overwrite (only a prediction "
         "napari-pix2pix wrote), resume (a .zarr output of the same work: skip the slices it "
         "holds)",
         choices=IF_EXISTS,

@@ -2,8 +2,18 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from napari_pix2pix.engine.alignment import estimate_shift, middle_plane
+from napari_pix2pix.engine.alignment import (
+    MIN_CONTRAST,
+    SEARCH,
+    TOLERATED_SHIFT,
+    estimate_shift,
+    middle_plane,
+    misalignment_warning,
+    pair_shift,
+    prediction_shift,
+)
 from napari_pix2pix.engine.sample_data import make_pair
 
 
@@ -22,3 +32,42 @@ def test_the_middle_plane_of_any_axes():
     np.testing.assert_array_equal(middle_plane(stack, "ZCYX"), stack[1, 0])
     rgb = np.arange(4 * 5 * 3).reshape(4, 5, 3)
     np.testing.assert_array_equal(middle_plane(rgb, "YXC"), rgb[:, :, 0])
+
+
+def _cut(source, target, offset, margin=8):
+    """The pair's windows with the target's cut ``offset`` px further along each axis
+    (no wrap-around): its content moves by -offset."""
+    inner = tuple(slice(margin, n - margin) for n in source.shape)
+    moved = tuple(slice(s.start + o, s.stop + o) for s, o in zip(inner, offset))
+    return source[inner], target[moved]
+
+
+def test_an_aligned_pair_does_not_warn():
+    source, target = make_pair((176, 208), seed=3, nucleus_radius=5.0)
+    found = pair_shift(*_cut(source, target, (0, 0)))
+    assert found.length <= TOLERATED_SHIFT and not found.warns
+
+
+@pytest.mark.parametrize("offset", [(0, 6), (-6, 0), (4, -5)])
+def test_a_pair_shifted_by_6_px_warns(offset):
+    source, target = make_pair((176, 208), seed=3, nucleus_radius=5.0)
+    found = pair_shift(*_cut(source, target, offset))
+    assert found.warns and found.contrast >= MIN_CONTRAST
+    assert all(abs(f + o) <= 1 for f, o in zip(found.shift, offset))
+
+
+def test_a_3d_shift_is_found():
+    source, target = make_pair((48, 80, 80), seed=1, nucleus_radius=5.0)
+    assert not pair_shift(*_cut(source, target, (0, 0, 0), margin=6)).warns
+    found = pair_shift(*_cut(source, target, (2, -3, 4), margin=6))
+    assert len(found.shift) == 3 and found.warns
+    assert all(abs(f + o) <= 1 for f, o in zip(found.shift, (2, -3, 4)))
+
+
+@pytest.mark.parametrize("seed", [1, 9, 20])
+def test_an_unrelated_prediction_gives_no_shift_beyond_the_search(seed):
+    rng = np.random.default_rng(seed)
+    prediction, target = (ndimage.gaussian_filter(rng.normal(size=(128, 128)), 3) for _ in "pt")
+    shift, uncertainty = prediction_shift(prediction[None], target[None])
+    assert all(abs(s) <= SEARCH + 0.5 for s in shift)  # a peak on the search's edge: none
+    assert not misalignment_warning(shift, uncertainty)

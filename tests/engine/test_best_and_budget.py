@@ -11,6 +11,7 @@ import torch
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import build_parser
 from napari_pix2pix.cli_options import given_options
+from napari_pix2pix.engine.best_model import TOLERANCE, BestKeeper
 from napari_pix2pix.engine.metrics import image_metrics
 from napari_pix2pix.engine.normalization import Normalization
 from napari_pix2pix.engine.schedule import lr_factor
@@ -28,25 +29,73 @@ def held_out_mae(model, pair, val_fraction):
     return image_metrics(pred[None, None], truth[None, None], norm)["mae"]
 
 
-def test_the_best_model_is_returned_and_recorded(pair, tiny, tmp_path):
+def test_the_most_accurate_model_is_returned_and_recorded(pair, tiny, tmp_path):
     options = dict(tiny, steps=12, val_every=2, val_fraction=0.25, seed=1, lr=0.02)
-    best = p2p.train(*pair, checkpoint_dir=tmp_path / "run", **options)
+    best = p2p.train(*pair, checkpoint_dir=tmp_path / "run", keep="accurate", **options)
     last = p2p.train(*pair, keep="last", **options)
     validations = best.history["validation"]
     maes = [v["mae"] for v in validations]
-    record = best.history["best"]
+    record = best.history["most_accurate"]
     assert record["metric"] == "mae" and record["value"] == min(maes)
     assert record["step"] == validations[int(np.argmin(maes))]["step"]
-    assert best.history["kept"] == "best" and last.history["kept"] == "last"
+    assert best.history["kept"] == "accurate" and last.history["kept"] == "last"
     # the returned model is the one that scored best, not the last step's
     assert held_out_mae(best, pair, 0.25) == pytest.approx(record["value"], rel=1e-4)
     assert record["step"] != 12, "pick a run whose best validation is not its last"
     assert held_out_mae(last, pair, 0.25) == pytest.approx(maes[-1], rel=1e-4)
-    # beside the checkpoint: the best as a model file that says where it came from
+    # beside the checkpoint: the kept model as a model file that says where it came from
+    kept = best.history["best"]
     saved = p2p.load_model(tmp_path / "run" / "best.safetensors")
-    assert saved.history["best"]["step"] == record["step"]
+    assert saved.history["best"]["step"] == kept["step"]
+    assert "most accurate validation (mae), step" in "\n".join(best.card())
+
+
+def test_the_kept_model_is_the_sharpest_of_the_accurate_ones(pair, tiny, tmp_path):
+    """keep="best" with a cGAN: among validations at the adversarial term's full weight,
+    the lowest spectral distance within the tolerance of the most accurate of them."""
+    options = dict(tiny, steps=12, val_every=2, val_fraction=0.25, seed=1, lr=0.02)
+    model = p2p.train(*pair, gan_warmup=0.1, checkpoint_dir=tmp_path / "run", **options)
+    full = [v for v in model.history["validation"] if v["step"] >= 0.2 * 12]
+    anchor = min(v["mae"] for v in full)
+    within = [v for v in full if v["mae"] <= anchor * (1 + TOLERANCE["mae"])]
+    record = model.history["best"]
+    assert record["step"] in [v["step"] for v in within]
+    # chosen as the run goes: no later validation in the band is sharper
+    later = [v["spectral"] for v in within if v["step"] > record["step"]]
+    assert all(record["metrics"]["spectral"] <= s for s in later)
+    assert len(within) > 1, "pick a run with a choice to make"
+    assert model.history["kept"] == "best"
+    assert held_out_mae(model, pair, 0.25) == pytest.approx(record["value"], rel=1e-4)
+    saved = p2p.load_model(tmp_path / "run" / "best.safetensors")
     for key, value in saved.generator.state_dict().items():
-        assert torch.equal(value, best.generator.state_dict()[key]), key
+        assert torch.equal(value, model.generator.state_dict()[key]), key
+
+
+def test_the_selection_rule_step_by_step():
+    """Scores given by hand to the keeper, as validations of a run would give them."""
+    net = torch.nn.Linear(1, 1)
+    history: dict = {}
+    keeper = BestKeeper("mae", None, history)
+
+    def validate(step, mae, spectral, competes=True):
+        with torch.no_grad():
+            net.weight.fill_(step)
+        return keeper.update(step, {"mae": mae, "spectral": spectral}, net, competes)
+
+    assert validate(1, 50.0, 0.9, competes=False)  # L1 warm-up: kept until one competes
+    assert validate(2, 100.0, 0.5)  # the first at full weight replaces it, though worse
+    assert validate(3, 98.0, 0.3)  # within 5 % and sharper
+    assert validate(4, 90.0, 0.6)  # the new most accurate: 98 is now out of tolerance
+    assert validate(5, 93.0, 0.2)  # within 5 % of 90 and sharper
+    assert not validate(6, 120.0, 0.1)  # sharper but far less accurate
+    assert not validate(7, 40.0, 0.1, competes=False)  # too early to be kept now
+    assert history["best"]["step"] == 5 and history["most_accurate"]["step"] == 7
+    assert keeper.keep_best(net) == "best" and net.weight.item() == 5
+    assert keeper.keep_best(net, "accurate") == "accurate" and net.weight.item() == 7
+    plain = BestKeeper("mae", None, {}, sharp=False)  # L1 only: the best score is kept
+    for step, mae in enumerate((5.0, 3.0, 4.0)):
+        plain.update(step, {"mae": mae, "spectral": 1.0 - step}, net)
+    assert plain.best["step"] == 1
 
 
 def test_the_best_by_another_score(pair, tiny):
@@ -55,7 +104,7 @@ def test_the_best_by_another_score(pair, tiny):
     )
     rs = [v["pearson_r"] for v in model.history["validation"]]
     assert model.history["best"]["metric"] == "pearson_r"
-    assert model.history["best"]["value"] == max(rs)
+    assert model.history["most_accurate"]["value"] == max(rs)
 
 
 def test_early_stopping(pair, tiny):
@@ -66,7 +115,7 @@ def test_early_stopping(pair, tiny):
     history = model.history
     assert "no better mae in 2 validations" in history["stopped"]
     assert history["steps_done"] < 200
-    last_best = history["best"]["step"]
+    last_best = history["most_accurate"]["step"]
     assert history["steps_done"] == last_best + 2  # two validations without a better one
 
 

@@ -37,7 +37,7 @@ def test_history_records_losses_and_validation(trained):
     # the L1 loss falls during training
     l1 = h["losses"]["g_l1"]
     assert np.mean(l1[-50:]) < 0.6 * np.mean(l1[:20])
-    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio"}
+    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral"}
     assert h["final_metrics"]["pearson_r"] > 0.5
     assert h["final_metrics"]["std_ratio"] > 0.5  # not collapsed to a flat image
 
@@ -66,7 +66,7 @@ def test_train_iter_events(pair, tiny):
     step = events[0]
     assert step.step == 1 and step.total == 6 and step.losses["g_l1"] > 0 and step.lr == 2e-4
     val = events[3]
-    assert set(val.metrics) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio"}
+    assert set(val.metrics) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral"}
     assert val.preview.ndim == 2 and val.preview.shape == val.preview_target.shape
     assert isinstance(events[-1].model, p2p.Pix2PixModel)
 
@@ -199,3 +199,52 @@ def test_foreground_crops_find_sparse_structures():
             sum(int((sampler.batch(4)[1] > 0).flatten(1).any(1).sum()) for _ in range(50)) / 200
         )
     assert hits[0.0] < 0.15 and hits[0.5] > 0.4
+
+
+@pytest.mark.parametrize("displaced", [0, 6])
+def test_misaligned_validation_pairs_are_reported(pair, tiny, displaced):
+    """The validation predictions are compared with their targets (one modality, so
+    plain cross-correlation works): a target displaced by 6 px is reported with its
+    measured shift and uncertainty; an aligned one is not."""
+    from napari_pix2pix.engine.sample_data import make_pair
+
+    source, target = pair
+    s, t = make_pair((192, 192), seed=5, nucleus_radius=5.0)
+    val_source, val_target = s[8:-8, 8:-8], t[8:-8, 8 + displaced : 184 + displaced]
+    plain = dict(augment_zoom=0, augment_elastic=0, gan_mode="none", seed=0)
+    events = list(
+        p2p.train_iter(
+            source,
+            target,
+            val_source=val_source,
+            val_target=val_target,
+            steps=200,
+            val_every=100,
+            **plain,
+            **tiny,
+        )
+    )
+    said = [e.message for e in events if isinstance(e, p2p.WarningEvent)]
+    record = events[-1].model.history["validation_shift"]
+    if displaced:
+        assert len(said) == 1 and "displaced from their targets" in said[0], said
+        assert abs(record["shift"][1] + displaced) < 1.5 and abs(record["shift"][0]) < 1.5
+        assert record["uncertainty"] < 1.0
+    else:
+        assert not said, said
+        assert max(abs(v) for v in record["shift"]) < 1.0
+
+
+def test_a_validation_part_too_small_for_its_metric_is_refused(pair, tiny):
+    """val_metric='ssim' on an 8 px validation pair would score NaN every time and keep
+    no model: refused before training, naming the size and the fix."""
+    source, target = pair
+    with pytest.raises(p2p.InputError, match=r"at least 11 px .* is 8 px: use larger validation"):
+        p2p.train(
+            source, target, val_source=source[:8, :8], val_target=target[:8, :8],
+            val_metric="ssim", steps=2, **tiny,
+        )  # fmt: skip
+    model = p2p.train(
+        source, target, val_source=source[:8, :8], val_target=target[:8, :8], steps=2, **tiny
+    )
+    assert model.history["best"] is not None  # another metric still keeps a model

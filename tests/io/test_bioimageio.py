@@ -183,7 +183,7 @@ def test_an_exported_zip_opens_again_as_the_same_model(exported, held_out_pair, 
 def _rewrite(source, target, change):
     """A copy of the zip ``source`` with its members passed through ``change(name, data)``
     (None drops a member)."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             data = change(info.filename, zin.read(info))
             if data is not None:
@@ -212,6 +212,17 @@ def test_a_foreign_or_damaged_zip_is_refused(exported, tmp_path):
     # a member larger than the limit is refused before it is read (no zip bomb)
     with pytest.raises(ModelFileError, match="more than"):
         model_zip.model_bytes(zip_path, limit=1000)
+    # 200 MB of deflated zeros (200 KB on disk) under our name: refused at its first
+    # 8 bytes, never inflated
+    bomb = _rewrite(
+        zip_path, tmp_path / "bomb.zip", lambda n, d: bytes(200 * 2**20) if n == ours else d
+    )
+    with pytest.raises(ModelFileError, match="not a safetensors model file"):
+        model_zip.model_bytes(bomb)
+    # a model whose header and the zip's declared size disagree
+    cut = _rewrite(zip_path, tmp_path / "cut.zip", lambda n, d: d[:-100] if n == ours else d)
+    with pytest.raises(ModelFileError, match="damaged: its header describes"):
+        p2p.load_model(cut)
     # a flipped byte in the compressed model: the CRC (or inflate) fails, nothing loads
     data = bytearray(zip_path.read_bytes())
     info = zipfile.ZipFile(zip_path).getinfo(ours)

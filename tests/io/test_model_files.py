@@ -155,3 +155,13 @@ def test_a_malformed_history_is_ignored_not_fatal(trained, pair, tmp_path):
     assert model.card()[2].startswith("Trained: 0 steps")
     image = write_image(tmp_path / "x.tif", pair[0][:64, :64], "YX", {"Y": 0.5, "X": 0.5}, "µm")
     assert p2p.predict(model, image, tile_size=32).shape == (64, 64)
+
+
+@pytest.mark.parametrize("keep, said", [(0, "too short .*empty or cut off"), (100, "is cut off")])
+def test_a_cut_off_model_file_is_called_cut_off(trained, tmp_path, keep, said):
+    """An interrupted copy, not a pickle: the message says what happened and the fix."""
+    whole = trained.save(tmp_path / "m.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(whole.read_bytes()[:keep])
+    with pytest.raises(p2p.ModelFileError, match=said):
+        p2p.load_model(cut)

@@ -82,7 +82,8 @@ def test_a_file_input_is_identified_by_path_size_and_time(trained, stack, tmp_pa
     path = p2p.write_image(tmp_path / "in.ome.tif", stack, "ZYX")
     store = tmp_path / "p.zarr"
     interrupted(trained, path, store)
-    p2p.write_image(tmp_path / "in.ome.tif", stack[::-1].copy(), "ZYX", overwrite=True)
+    path.unlink()  # the user's own image, replaced by them (no overwrite option replaces it)
+    p2p.write_image(path, stack[::-1].copy(), "ZYX")
     with pytest.raises(p2p.InputError, match="another input"):
         p2p.predict(trained, path, out=store, if_exists="resume", device="cpu")
 

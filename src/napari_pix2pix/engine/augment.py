@@ -1,6 +1,8 @@
-"""Augmentations against overfitting a few fields of view (MONAI transforms): intensity
-changes on the source only, zoom and elastic deformation applied identically to source
-and target so that pairs stay aligned. The config's defaults are the measured best."""
+"""Augmentations against overfitting a few fields of view (MONAI transforms): zoom and
+elastic deformation applied identically to source and target so that pairs stay aligned
+(on by default), and intensity changes on the source only, which bend a quantitative
+mapping (one source value, several targets) and so are off unless asked for
+(docs/quality.md, four tasks)."""
 
 from __future__ import annotations
 

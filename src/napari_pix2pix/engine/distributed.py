@@ -19,6 +19,12 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun gives it (0 outside torchrun), known before the
+    process group is joined: only rank 0 writes, and owns, the run folder."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def setup(device: torch.device) -> tuple[int, int, torch.device]:
     """Join the process group torchrun describes (if any): (rank, world size, device)."""
     if world_size() <= 1 or not dist.is_available():

@@ -296,10 +296,12 @@ def _check_overlap(overlap: float, dims: int) -> None:
     """Overlap multiplies the work by about (1 / (1 - overlap)) ** dims: refuse absurd
     amounts, warn about large ones."""
     work = (1.0 / (1.0 - overlap)) ** dims
-    if work > MAX_WORK:
+    largest = 1 - MAX_WORK ** (-1 / dims)  # 0.9 in 2D
+    if overlap > largest + 1e-9:  # not the rounding of 1 / (1 - 0.9): 0.9 itself passes
+        shown = math.floor(largest * 100 + 1e-6) / 100  # rounded down: itself allowed
         raise InputError(
             f"overlap={overlap} would compute every pixel about {work:,.0f} times; use at "
-            f"most {1 - MAX_WORK ** (-1 / dims):.2f} (0.25 to 0.5 is usual)."
+            f"most {shown:.2f} (0.25 to 0.5 is usual)."
         )
     if work > 16:
         warnings.warn(

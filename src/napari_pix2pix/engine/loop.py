@@ -12,15 +12,16 @@ import numpy as np
 
 from ..errors import TrainingError
 from . import distributed
+from .alignment import misalignment_warning, validation_shift
 from .best_model import BestKeeper
 from .events import FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent
 from .inference import TiledPredictor
-from .metrics import image_metrics
+from .metrics import SSIM_MIN_SIDE, image_metrics, spectral_distance_nd
 from .networks import invalid_weights
 from .normalization import Normalization
 from .prefetch import Prefetcher
 from .sampling import PairedPatchSampler
-from .schedule import Budget
+from .schedule import Budget, adversarial_weight
 from .split import Split
 from .trainer import Trainer
 
@@ -44,7 +45,8 @@ def train_loop(
     """Train ``model`` (config, generator, history) from step ``start`` until the
     ``budget`` (steps, and time if given) is spent or ``keeper`` says validation has
     stopped improving, yielding an event after every step and validation. With
-    ``keep="best"`` the model ends with the weights of its best validation.
+    ``keep="best"`` the model ends with the weights of its kept validation, with
+    ``keep="accurate"`` with those of its most accurate one (best_model.py).
 
     ``checkpoint(step)`` is called every ``checkpoint_every`` steps (default: with each
     validation), at the end, and when the consumer stops iterating early (closing the
@@ -70,14 +72,21 @@ def train_loop(
     for note in _notes(config, split):
         yield WarningEvent(step=start, total=budget.steps, model=model, message=note)
 
-    step, finished, collapse_said = start, False, False
+    step, finished, collapse_said, shift_said = start, False, False, False
     window: dict[str, list[float]] = {}
 
-    def validate(step: int) -> Iterator[TrainingEvent]:
-        nonlocal collapse_said
+    def validate(step: int, last: bool = False) -> Iterator[TrainingEvent]:
+        nonlocal collapse_said, shift_said
         began = time.perf_counter()
         event = validator(step, budget.expected_total(step))
-        event.best = keeper.update(step, event.metrics, model.generator)
+        # before the adversarial term is at full weight the model is still mostly an L1
+        # model (best_model.py); the run's last validation always competes
+        competes = (
+            last
+            or step == budget.steps
+            or adversarial_weight(budget.progress(step), config.gan_warmup) >= 1.0
+        )
+        event.best = keeper.update(step, event.metrics, model.generator, competes)
         budget.validated(time.perf_counter() - began)
         yield event
         ratio = event.metrics["std_ratio"]
@@ -90,6 +99,25 @@ def train_loop(
                 model=model,
                 message=_collapse_message(config, step, ratio),
             )
+        if late or last:  # by then the predictions have the target's structure
+            shift, uncertainty = validation_shift(*validator.last)
+            history["validation_shift"] = {
+                "step": step,
+                "shift": list(shift),
+                "uncertainty": uncertainty,
+            }
+            message = misalignment_warning(shift, uncertainty)
+            if message and not shift_said:
+                shift_said = True
+                yield WarningEvent(step=step, total=event.total, model=model, message=message)
+
+    def log_losses(step: int) -> None:
+        """The mean losses since the last entry, as the entry of ``step``."""
+        if window:
+            history["losses"].setdefault("step", []).append(step)
+            for k, vs in window.items():
+                history["losses"].setdefault(k, []).append(float(np.mean(vs)))
+            window.clear()
 
     try:
         model.generator.train()
@@ -108,10 +136,7 @@ def train_loop(
             for k, v in losses.items():
                 window.setdefault(k, []).append(v)
             if step % log_every == 0 or step == budget.steps:
-                history["losses"].setdefault("step", []).append(step)
-                for k, vs in window.items():
-                    history["losses"].setdefault(k, []).append(float(np.mean(vs)))
-                window.clear()
+                log_losses(step)
             total = budget.expected_total(step)
             yield StepEvent(
                 step=step,
@@ -139,19 +164,21 @@ def train_loop(
                 save(step)
         if step > start and not validated and rank == 0 and split.val:
             distributed.sync_buffers(model.generator)
-            yield from validate(step)  # the run's last state is always scored
+            yield from validate(step, last=True)  # the run's last state is always scored
+        log_losses(step)  # stopped between two entries (time, patience): none lost
         save(step)
         finished = True
-        history["kept"] = "best" if keep == "best" and keeper.keep_best(model.generator) else "last"
+        history["kept"] = (keep != "last" and keeper.keep_best(model.generator, keep)) or "last"
         model.generator.eval()
         yield FinishedEvent(step=step, total=step, model=model)
     except GeneratorExit:
         # The consumer stopped early: keep what was trained, resumable from a checkpoint.
         if not finished and step > start and history["steps_done"] == step:
+            log_losses(step)
             if not invalid_weights(model.generator.state_dict()):
                 write(step)
-            if keep == "best" and keeper.keep_best(model.generator):
-                history["kept"] = "best"
+            if keep != "last":
+                history["kept"] = keeper.keep_best(model.generator, keep) or "last"
         raise
     finally:
         model.generator.eval()
@@ -182,12 +209,18 @@ class _Validator:
         targets = [tgt[..., c:].astype(np.float32) for _, tgt in self.split.val]
         scores = [image_metrics(p[None], t[None], self.target_norm) for p, t in zip(preds, targets)]
         metrics = {k: _finite_mean([s[k] for s in scores]) for k in scores[0]}
+        # how far the prediction's texture is from the target's (blur shows here, not
+        # in MAE): what the kept model is chosen by among equally accurate ones
+        metrics["spectral"] = _finite_mean(
+            [spectral_distance_nd(p, t) for p, t in zip(preds, targets)]
+        )
         # how much of the target's variation the prediction reproduces; near 0 means the
         # generator has collapsed to a flat output (a GAN failure on sparse targets)
         metrics["std_ratio"] = float(
             np.mean([p.std() for p in preds])
             / max(float(np.mean([t.std() for t in targets])), 1e-12)
         )
+        self.last = (preds, targets)  # for the alignment check (alignment.py)
         self.history["validation"].append({"step": step, **metrics})
         self.history["final_metrics"] = metrics
         return ValidationEvent(
@@ -216,7 +249,7 @@ def _notes(config, split: Split) -> list[str]:
             "smaller depth) would use the data better."
         )
     scored = split.val[0][0][..., split.val_context :].shape[1:] if split.val else ()
-    if split.val and min(scored) < 11:
+    if split.val and min(scored) < SSIM_MIN_SIDE:
         notes.append(
             f"the validation part is only {min(scored)} px wide, too "
             "small for SSIM (reported as NaN); use a larger val_fraction or more images."

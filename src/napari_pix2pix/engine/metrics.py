@@ -8,6 +8,8 @@ from monai.metrics import PSNRMetric, SSIMMetric
 
 from .normalization import Normalization
 
+SSIM_MIN_SIDE = 11  # px along every spatial axis: the Gaussian window's size
+
 
 def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64).ravel()
@@ -35,7 +37,7 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> 
             np.mean([pearson_r(pred[:, c], target[:, c]) for c in range(pred.shape[1])])
         ),
     }
-    if min(pred.shape[2:]) >= 11:
+    if min(pred.shape[2:]) >= SSIM_MIN_SIDE:
         out["ssim"] = float(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)(p, t).mean())
     return out
 
@@ -63,3 +65,23 @@ def spectral_distance(pred: np.ndarray, target: np.ndarray) -> float:
     p, t = radial_power_spectrum(pred), radial_power_spectrum(target)
     eps = 1e-12 * max(t.max(), 1e-30)
     return float(np.mean(np.abs(np.log10(p + eps) - np.log10(t + eps))))
+
+
+def spectral_distance_nd(pred: np.ndarray, target: np.ndarray, slices: int = 8) -> float:
+    """``spectral_distance`` of (C, *spatial) arrays, averaged over channels; for 3D over
+    up to ``slices`` evenly spaced Z planes (enough to see blur, and cheap). Constant
+    target planes (background outside a body) have no spectrum and are skipped. NaN for
+    planes under 8 px on a side, whose spectra hold too few frequencies to compare."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if min(pred.shape[-2:]) < 8:
+        return float("nan")
+    if pred.ndim == 4:
+        varied = [z for z in range(pred.shape[1]) if np.ptp(target[:, z]) > 0]
+        picks = np.unique(np.linspace(0, len(varied) - 1, min(slices, len(varied))).round())
+        pairs = [
+            (p[varied[int(i)]], t[varied[int(i)]]) for p, t in zip(pred, target) for i in picks
+        ]
+    else:
+        pairs = list(zip(pred, target))
+    distances = [spectral_distance(p, t) for p, t in pairs if np.ptp(t) > 0]
+    return float(np.mean(distances)) if distances else float("nan")

@@ -47,8 +47,11 @@ def prepare_pairs(
     axes: str | None,
     target_axes: str | None,
     spatial_dims: int,
+    names: list[str] | None = None,
 ) -> tuple[list[Sample], str, str, list[int]]:
     """(array, axes from its file or '') per source and target -> aligned samples.
+    ``names``: each pair's name (its file's), which messages about several pairs use: a
+    user finds 'a.tif' in a folder, not 'pair 0'.
 
     Returns ([(source (C_in, *S), target (C_out, *S)), ...], source axes, target axes,
     the pair each sample comes from), checking everything that would otherwise fail
@@ -65,7 +68,7 @@ def prepare_pairs(
     groups: list[int] = []
     used_axes = ("", "")
     for i, ((s, s_file_axes), (t, t_file_axes)) in enumerate(zip(sources, targets)):
-        label = f" (pair {i})" if len(sources) > 1 else ""
+        label = f" ({_pair_name(names, i)})" if len(sources) > 1 else ""
         s_arr, t_arr = as_array(s, "source" + label), as_array(t, "target" + label)
         check_array(s_arr, "source" + label)
         check_array(t_arr, "target" + label)
@@ -91,11 +94,19 @@ def prepare_pairs(
             samples[0][0].shape[0],
             samples[0][1].shape[0],
         ):
-            raise InputError(f"pair {i} has a different number of channels than pair 0.")
+            raise InputError(
+                f"{_pair_name(names, i)} has {s_can[0].shape[0]} -> {t_can[0].shape[0]} "
+                f"channels but {_pair_name(names, 0)} has {samples[0][0].shape[0]} -> "
+                f"{samples[0][1].shape[0]}; every pair needs the same channels."
+            )
         used_axes = (s_axes, t_axes)
         samples += list(zip(s_can, t_can))
         groups += [i] * len(s_can)
     return samples, used_axes[0], used_axes[1], groups
+
+
+def _pair_name(names: list[str] | None, i: int) -> str:
+    return repr(names[i]) if names else f"pair {i + 1}"
 
 
 def _samples(array, axes: str, spatial_dims: int, what: str) -> list:

@@ -24,6 +24,7 @@ from .output_paths import (
     reason,
     unfinished_writes,
 )
+from .run_lock import RunLock, lock_run_folder
 from .run_log import LOG_NAME, is_run_log
 from .safetensors_file import header_document, read_header, read_tensors, to_bytes
 
@@ -56,21 +57,20 @@ def checkpoint_path(location) -> Path:
     return location if location.name.endswith(".safetensors") else location / CHECKPOINT_NAME
 
 
+def claim_run_folder(location) -> RunLock:
+    """The run folder made (if missing) and locked for this run before anything looks
+    at what it holds (``check_checkpoint_dir``, then under the lock): a second run on
+    it is refused naming the first, however close together the two start."""
+    folder = _checked_folder(location)
+    _make_folder(folder)
+    return lock_run_folder(folder)
+
+
 def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
     """A run's checkpoint folder, checked before training: a folder (made if missing),
     writable, and not holding another run's checkpoint (except the one being resumed),
     which would be overwritten."""
-    folder = check_name_lengths(location)
-    if folder.suffix == ".safetensors":  # elsewhere taken as the checkpoint file itself
-        raise InputError(
-            f"checkpoint_dir {str(folder)!r} names a folder, but ends like a model file; "
-            f"give a folder name without .safetensors (e.g. {str(folder.with_suffix(''))!r})."
-        )
-    if folder.exists() and not folder.is_dir():
-        raise InputError(
-            f"checkpoint_dir {str(folder)!r} is a file, not a folder; give a folder "
-            "for the run's checkpoint (it is created if missing)."
-        )
+    folder = _checked_folder(location)
     target = folder / CHECKPOINT_NAME
     if target.exists() or target.is_symlink():
         same = resumed is not None and resumed.exists() and os.path.samefile(target, resumed)
@@ -97,15 +97,35 @@ def check_checkpoint_dir(location, resumed: Path | None = None) -> Path:
                 "checkpoint to resume, which this run would overwrite; choose a new or empty "
                 f"folder, or move them away{start_from}."
             )
+    _make_folder(folder)
+    for leftover in unfinished_writes(folder, RUN_MODELS):  # a killed write's: never whole
+        leftover.unlink(missing_ok=True)
+    return check_output_path(target, if_exists="overwrite", ours=lambda p: p == resumed)
+
+
+def _checked_folder(location) -> Path:
+    """A checkpoint_dir that can be a run folder: not a file, nor named like one."""
+    folder = check_name_lengths(location)
+    if folder.suffix == ".safetensors":  # elsewhere taken as the checkpoint file itself
+        raise InputError(
+            f"checkpoint_dir {str(folder)!r} names a folder, but ends like a model file; "
+            f"give a folder name without .safetensors (e.g. {str(folder.with_suffix(''))!r})."
+        )
+    if folder.exists() and not folder.is_dir():
+        raise InputError(
+            f"checkpoint_dir {str(folder)!r} is a file, not a folder; give a folder "
+            "for the run's checkpoint (it is created if missing)."
+        )
+    return folder
+
+
+def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(
             f"cannot create the checkpoint folder {str(folder)!r} ({reason(exc)})."
         ) from exc
-    for leftover in unfinished_writes(folder, RUN_MODELS):  # a killed write's: never whole
-        leftover.unlink(missing_ok=True)
-    return check_output_path(target, if_exists="overwrite", ours=lambda p: p == resumed)
 
 
 def check_model_beside_run(model_path, folder) -> None:

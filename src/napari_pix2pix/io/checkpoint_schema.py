@@ -57,20 +57,22 @@ def check_document(doc: dict, header: dict, config: Pix2PixConfig, path) -> None
 
 def _check_history(history: dict, damaged) -> None:
     """The parts of the history a resumed run appends to and reads."""
-    losses, seconds, best = history.get("losses"), history.get("train_seconds"), history.get("best")
+    losses, seconds = history.get("losses"), history.get("train_seconds")
     if not isinstance(losses, dict) or not all(isinstance(v, list) for v in losses.values()):
         raise damaged("the history's losses are malformed")
     if not isinstance(history.get("validation"), list):
         raise damaged("the history's validations are malformed")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
         raise damaged("the history's training time is malformed")
-    if best is not None and not (
-        isinstance(best, dict)
-        and isinstance(best.get("metric"), str)
-        and isinstance(best.get("value"), (int, float))
-        and isinstance(best.get("step"), int)
-    ):
-        raise damaged("the history's best validation is malformed")
+    for key, what in (("best", "kept"), ("most_accurate", "most accurate")):
+        record = history.get(key)
+        if record is not None and not (
+            isinstance(record, dict)
+            and isinstance(record.get("metric"), str)
+            and isinstance(record.get("value"), (int, float))
+            and isinstance(record.get("step"), int)
+        ):
+            raise damaged(f"the history's {what} validation is malformed")
 
 
 def _check_sampler(state: dict, damaged) -> None:

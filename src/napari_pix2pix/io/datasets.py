@@ -17,6 +17,7 @@ from .images import ImageData, as_image
 from .metadata import pixel_size
 from .output_paths import check_input_path
 from .tiff import TIFF_SUFFIXES, damaged, read_tiff
+from .zarr_input import is_zarr
 
 # image file endings, longest first (".ome.tif" before ".tif"); the NIfTI and zarr ones
 # are matched already, read when a reader for them is installed
@@ -119,10 +120,10 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _is_folder(item) -> bool:
+def _is_folder(item, name: str) -> bool:
     if not isinstance(item, (str, os.PathLike)):
         return False
-    path = user_path(item)
+    path = user_path(item, name)  # an empty path is refused, not taken as the current folder
     return path.is_dir() and path.suffix.lower() != ".zarr"
 
 
@@ -131,7 +132,11 @@ def pair_inputs(source, target, what: str = "training") -> list[PairInput]:
     (paths or arrays), or two folders whose files pair up by name."""
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     targets = list(target) if isinstance(target, (list, tuple)) else [target]
-    folders = [_is_folder(i) for i in sources], [_is_folder(i) for i in targets]
+    prefix = "val_" if what == "validation" else ""
+    folders = (
+        [_is_folder(i, f"{prefix}source") for i in sources],
+        [_is_folder(i, f"{prefix}target") for i in targets],
+    )
     if any(folders[0]) or any(folders[1]):
         if not (len(sources) == len(targets) == 1 and folders[0][0] and folders[1][0]):
             folder = next(i for i, f in zip(sources + targets, folders[0] + folders[1]) if f)
@@ -142,6 +147,13 @@ def pair_inputs(source, target, what: str = "training") -> list[PairInput]:
             )
         source_dir = check_input_path(sources[0], InputError, "folder", folder_ok=True)
         target_dir = check_input_path(targets[0], InputError, "folder", folder_ok=True)
+        if os.path.samefile(source_dir, target_dir):  # also through links
+            same = "" if source_dir == target_dir else f" ({str(target_dir)!r} leads there)"
+            raise InputError(
+                f"the {what} source and target folders are the same folder, "
+                f"{str(source_dir)!r}{same}: every image would be paired with itself. Give "
+                "the sources in one folder and their targets in another."
+            )
         return [
             PairInput(s, t, s.name if s.name == t.name else f"{s.name} | {t.name}")
             for s, t in match_folders(source_dir, target_dir)
@@ -185,7 +197,7 @@ def open_lazy(image, what: str) -> ImageData:
     """A user's image for training: TIFF paths as FileArray (read box by box, opened per
     read), other paths through their reader's lazy array, arrays as they are."""
     if isinstance(image, (str, os.PathLike)):
-        path = check_input_path(image, ImageFileError, "image file")
+        path = check_input_path(image, ImageFileError, "image file", folder_ok=is_zarr(image))
         if path.name.lower().endswith(TIFF_SUFFIXES):
             array, axes, scale, unit = read_tiff(path, lazy=True)
             opened = FileArray(path, array.shape, array.dtype)
@@ -222,9 +234,20 @@ class FileArray:
             array = zarr.open(store, mode="r")
             if not hasattr(array, "shape"):  # a pyramid: full resolution
                 array = array["0"]
+            if (tuple(array.shape), np.dtype(array.dtype)) != (self.shape, self.dtype):
+                raise ImageFileError(
+                    f"{str(self.path)!r} changed while training read it: it held "
+                    f"{self.shape} {self.dtype} and now holds {tuple(array.shape)} "
+                    f"{np.dtype(array.dtype)}. Training reads its files crop by crop until "
+                    "it ends: leave them unchanged meanwhile, then train again."
+                )
             return np.asarray(array[index])
         except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
             raise damaged(self.path, exc) from exc
+        except (ValueError, IndexError, KeyError, EOFError, OSError) as exc:
+            if isinstance(exc, ImageFileError):
+                raise
+            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
         finally:
             store.close()
 

@@ -12,9 +12,12 @@ import numpy as np
 
 from ..engine.arrays import as_array
 from ..errors import ImageFileError
+from ..options import user_path
 from .medical import MEDICAL_SUFFIXES, is_medical, is_nifti, read_medical, write_nifti
 from .output_paths import check_input_path
+from .physical_sizes import check_sizes
 from .tiff import TIFF_SUFFIXES, read_tiff, write_tiff
+from .zarr_input import is_zarr, read_zarr
 
 
 @dataclass
@@ -36,8 +39,13 @@ def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData
 
     ``lazy`` returns an array backed by the file instead of reading it whole; ``series``
     picks one image of a file that holds several (OME-TIFF positions). NIfTI volumes
-    come as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``."""
-    path = check_input_path(path, ImageFileError, "image file")
+    come as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``. A ``.zarr``
+    store (a folder) is read chunk by chunk (zarr_input.py)."""
+    path = check_input_path(path, ImageFileError, "image file", folder_ok=is_zarr(path))
+    if is_zarr(path):
+        if series is not None:
+            raise ImageFileError(f"{str(path)!r} holds one array; series= is for TIFF files.")
+        return ImageData(*read_zarr(path, lazy), source=path)
     if is_medical(path):
         if series is not None:
             raise ImageFileError(f"{str(path)!r} holds one volume; series= is for TIFF files.")
@@ -45,8 +53,8 @@ def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData
         return ImageData(array, axes, scale, unit, source=path, meta=meta)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ImageFileError(
-            f"{str(path)!r} is not a TIFF file or a medical volume (.tif/.tiff, "
-            f"{'/'.join(MEDICAL_SUFFIXES)} expected)."
+            f"{str(path)!r} is not a TIFF file, a medical volume or a zarr store "
+            f"(.tif/.tiff, {'/'.join(MEDICAL_SUFFIXES)}, .zarr expected)."
         )
     return ImageData(*read_tiff(path, lazy, series), source=path)
 
@@ -63,12 +71,23 @@ def write_image(
     """Write an OME-TIFF (BigTIFF when large) carrying axes and physical pixel sizes,
     or a NIfTI volume (.nii, .nii.gz) with the header in ``meta`` (ImageData.meta of a
     NIfTI input: its affine is kept exactly). Written to a temporary name and renamed, so
-    an interrupted write never leaves a file that looks complete; an existing file is
-    replaced only with ``overwrite`` and only if napari-pix2pix wrote it."""
+    an interrupted write never leaves a file that looks complete. What it writes is the
+    user's image, not marked as a prediction, so no overwrite option replaces it later;
+    an existing file is replaced only with ``overwrite`` and only if it is a prediction
+    of napari-pix2pix (which, saved again here, becomes the user's)."""
+    # refused before anything is touched: an empty path, a name it does not write
+    # (a TIFF named .zarr, .png or .h5 would not read back as one), bad pixel sizes
+    path = user_path(path, "the image path")
+    if is_medical(path) and not is_nifti(path):
+        raise ImageFileError(f"{str(path)!r}: medical volumes are written as NIfTI (.nii.gz).")
+    if not (is_nifti(path) or path.name.lower().endswith(TIFF_SUFFIXES)):
+        raise ImageFileError(
+            f"write_image writes OME-TIFF (.tif, .tiff, .ome.tif, .ome.tiff) or NIfTI "
+            f"(.nii, .nii.gz), not {str(path)!r}; give a name ending in one of these."
+        )
+    scale, unit = check_sizes(scale, unit)
     if is_nifti(path):
         return write_nifti(path, array, axes, scale, unit, meta, overwrite)
-    if is_medical(path):
-        raise ImageFileError(f"{str(path)!r}: medical volumes are written as NIfTI (.nii.gz).")
     return write_tiff(path, array, axes, scale, unit, overwrite)
 
 
@@ -78,9 +97,8 @@ def as_image(image, what: str, lazy: bool = False) -> ImageData:
         image = read_image(image, lazy=lazy)
     if not isinstance(image, ImageData):
         image = ImageData(image, source=store_path(image))
-    return ImageData(
-        as_array(image.array, what), image.axes, image.scale, image.unit, image.source, image.meta
-    )
+    scale, unit = check_sizes(image.scale, image.unit)  # a user's ImageData: not recorded if bad
+    return ImageData(as_array(image.array, what), image.axes, scale, unit, image.source, image.meta)
 
 
 def store_path(array) -> Path | None:

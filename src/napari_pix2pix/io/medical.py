@@ -16,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .._version import __version__
 from ..engine.memory import available_memory, gib
 from ..errors import ImageFileError
 from .output_paths import AtomicFile, check_output_path
+from .physical_sizes import check_sizes, in_unit, micrometres, read_sizes
+from .provenance import NOT_A_PREDICTION, is_prediction_descrip
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
 MEDICAL_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 NIFTI_AXES = "XYZTC"  # NIfTI's dims 1..5
-DESCRIP = b"napari-pix2pix"  # the header's descrip of what we write: ours to replace
 # NIfTI xyzt_units <-> our unit symbols; 'unknown' is millimetres by NIfTI convention
 NIFTI_UNITS = {"mm": "mm", "micron": "µm", "meter": "m", "unknown": "mm"}
 
@@ -90,13 +90,13 @@ def _read_nifti(path: Path, lazy: bool):
     except MemoryError as exc:
         raise ImageFileError(f"{str(path)!r} does not fit in memory.") from exc
     letters = NIFTI_AXES[: data.ndim]
-    zooms = header.get_zooms()
-    scale = {a: float(z) for a, z in zip(letters[:3], zooms) if np.isfinite(z) and z > 0}
     try:
         space_unit = header.get_xyzt_units()[0]
     except KeyError:  # a code NIfTI does not define: unknown, so mm
         space_unit = "unknown"
     unit = NIFTI_UNITS.get(space_unit or "unknown", "mm")
+    zooms = {a: (z, unit) for a, z in zip(letters[:3], header.get_zooms())}
+    scale, unit = read_sizes(zooms, path, into=None)
     meta = {"nifti_header": header.copy(), "affine": np.array(img.affine)}
     return data.transpose(), letters[::-1], scale, unit, meta
 
@@ -119,8 +119,9 @@ def _read_itk(path: Path):
         raise ImageFileError(f"cannot read {str(path)!r} with ITK ({exc}).") from exc
     spatial = int(len(meta["spatial_shape"]))
     axes = "ZYX"[-spatial:] + ("C" if array.ndim > spatial else "")
-    scale = {a: float(s) for a, s in zip("XYZ", meta["spacing"])}
-    return np.asarray(array), axes, scale, "mm", {"affine": np.asarray(meta["affine"])}
+    spacing = {a: (s, "mm") for a, s in zip("XYZ", meta["spacing"])}
+    scale, unit = read_sizes(spacing, path, into=None)
+    return np.asarray(array), axes, scale, unit, {"affine": np.asarray(meta["affine"])}
 
 
 def short_of_memory(nbytes: int) -> int | None:
@@ -131,11 +132,12 @@ def short_of_memory(nbytes: int) -> int | None:
 
 
 def nifti_is_ours(path: Path) -> bool:
-    """Whether napari-pix2pix wrote this NIfTI (only those may be replaced)."""
+    """Whether this NIfTI is a prediction of napari-pix2pix (its descrip says so): only
+    those may be replaced (see provenance.py)."""
     import nibabel as nib
 
     try:
-        return bytes(nib.load(path).header["descrip"]).startswith(DESCRIP)
+        return is_prediction_descrip(nib.load(path).header["descrip"])
     except Exception:  # unreadable, or not NIfTI: not ours
         return False
 
@@ -149,27 +151,34 @@ def write_nifti(
     meta: dict | None = None,
     overwrite: bool = False,
     inputs=(),
+    descrip: bytes | None = None,
 ) -> Path:
     """Write a NIfTI volume atomically: with ``meta`` from a NIfTI input, its header
     (affine, qform/sform codes, units) unchanged except data type and description;
     otherwise an affine from ``scale``. An existing file only with ``overwrite`` and only
-    if napari-pix2pix wrote it."""
+    if it is a prediction of napari-pix2pix. ``descrip``: provenance.prediction_descrip
+    for a prediction; None (an image of the user's) marks nothing."""
     path = check_output_path(
         path,
         inputs=inputs,
         ours=nifti_is_ours,
         if_exists="overwrite" if overwrite else "error",
         overwrite_hint="overwrite=True",
+        not_ours=NOT_A_PREDICTION,
     )
-    image = nifti_image(np.asarray(array), axes, scale or {}, unit, meta or {})
+    image = nifti_image(np.asarray(array), axes, scale or {}, unit, meta or {}, descrip)
     suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
     with AtomicFile(path, replace=overwrite, suffix=suffix) as f:  # nibabel compresses by suffix
         image.to_filename(f.temp)
     return path
 
 
-def nifti_image(array: np.ndarray, axes: str, scale: dict, unit: str | None, meta: dict):
-    """Our (.., Z, Y, X) array as a nibabel image in NIfTI's (X, Y, Z, T, C) order."""
+def nifti_image(
+    array: np.ndarray, axes: str, scale: dict, unit: str | None, meta: dict, descrip=None
+):
+    """Our (.., Z, Y, X) array as a nibabel image in NIfTI's (X, Y, Z, T, C) order. The
+    input header's descrip is kept, except a prediction's mark (a user's edit of a
+    prediction is theirs); ``descrip`` replaces it."""
     import nibabel as nib
 
     if set(axes) - set(NIFTI_AXES) or len(set(axes)) != len(axes) or len(axes) != array.ndim:
@@ -187,16 +196,29 @@ def nifti_image(array: np.ndarray, axes: str, scale: dict, unit: str | None, met
         affine = None  # the header's own sform/qform, untouched
     else:
         header = nib.Nifti1Header()
+        scale, unit = nifti_sizes(scale, unit)
         affine = meta.get("affine")
         if affine is None:
             affine = np.diag([scale.get(a, 1.0) for a in "XYZ"] + [1.0])
         inverse = {v: k for k, v in NIFTI_UNITS.items() if k != "unknown"}
-        header.set_xyzt_units(inverse.get(unit or "mm", "unknown"))
+        header.set_xyzt_units(inverse.get(unit, "unknown"))
     header.set_data_dtype(data.dtype)
     header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values as they are
-    header["descrip"] = (DESCRIP + f" {__version__}".encode())[:79]
+    if descrip is not None or is_prediction_descrip(header["descrip"]):
+        header["descrip"] = (descrip or b"")[:79]
     kind = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
     image = kind(data, affine, header)
     if affine is not None:
         image.header.set_qform(affine, code=1)
     return image
+
+
+def nifti_sizes(scale: dict, unit: str | None) -> tuple[dict, str | None]:
+    """``scale`` in a unit NIfTI can name (mm, micron, meter): others are converted (nm
+    to µm, cm or inch to mm) rather than written under a wrong unit code. Sizes without
+    a unit get NIfTI's 'unknown' code, which readers (ours too) take as mm."""
+    scale, unit = check_sizes(scale, unit)
+    if unit is None or unit in ("mm", "µm", "m"):
+        return scale, unit
+    into = "µm" if micrometres(unit) < 1 else "mm"
+    return in_unit(scale, unit, into), into

@@ -98,6 +98,16 @@ def _pixel_size(v) -> bool:
     )
 
 
+def _validation_record(v) -> bool:
+    """history["best"] and ["most_accurate"]: {'step', 'metric', 'value', 'metrics'}."""
+    return v is None or (
+        isinstance(v, dict)
+        and isinstance(v.get("metric"), str)
+        and isinstance(v.get("step"), int)
+        and _metrics(v.get("metrics", {}))
+    )
+
+
 # what the model card, the pixel-size check and a resumed run read from a history
 _HISTORY = {
     "steps_done": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
@@ -106,15 +116,8 @@ _HISTORY = {
     "device": lambda v: isinstance(v, str),
     "kept": lambda v: isinstance(v, str),
     "recipe": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("preset", ""), str)),
-    "best": lambda v: (
-        v is None
-        or (
-            isinstance(v, dict)
-            and isinstance(v.get("metric"), str)
-            and isinstance(v.get("step"), int)
-            and _metrics(v.get("metrics", {}))
-        )
-    ),
+    "best": lambda v: _validation_record(v),
+    "most_accurate": lambda v: _validation_record(v),
     "final_metrics": _metrics,
     "pixel_size": lambda v: isinstance(v, list) and all(map(_pixel_size, v)),
     "losses": lambda v: isinstance(v, dict) and all(isinstance(x, list) for x in v.values()),

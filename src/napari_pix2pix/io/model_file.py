@@ -115,9 +115,11 @@ class Pix2PixModel:
             trained += f" in {duration_text(h['train_seconds'])}"
         if h.get("device"):
             trained += f" on {h['device']}"
-        best = h.get("best") if h.get("kept") == "best" else None
+        kept = {"best": "best", "accurate": "most_accurate"}.get(h.get("kept"))
+        best = h.get(kept) if kept else None
         if best:
-            trained += f"; holds the best validation ({best.get('metric')}), step {best['step']}"
+            which = "kept" if kept == "best" else "most accurate"
+            trained += f"; holds the {which} validation ({best.get('metric')}), step {best['step']}"
         lines.append("Trained: " + trained)
         metrics = (best or {}).get("metrics") or h.get("final_metrics") or {}
         if metrics:
@@ -181,7 +183,7 @@ def check_model_output(path, overwrite: bool = False) -> Path:
     """Where a model may be saved (before training, so that a finished run can be saved):
     a .safetensors file, or a folder; an existing one only with ``overwrite`` and only if
     it holds a napari-pix2pix model (an empty folder is free)."""
-    path = check_name_lengths(path)
+    path = check_name_lengths(path, "the model path")
     single = path.suffix == ".safetensors"
     if not single and path.is_dir() and not any(path.iterdir()):
         return check_output_path(path, folder_ok=True, if_exists="overwrite")

@@ -14,7 +14,9 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from ..engine.memory import available_memory
 from ..errors import ModelFileError
+from .safetensors_file import data_end, parse_header
 
 MODEL_ATTACHMENT = "napari_pix2pix_model.safetensors"
 # far above any model napari-pix2pix trains (the paper's U-Net-256 is ~220 MB)
@@ -59,7 +61,7 @@ def model_bytes(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
                     f"a napari-pix2pix model can be ({limit} bytes)."
                 )
             with zf.open(info) as member:
-                data = member.read(limit + 1)  # a lying header stops here
+                data = _read_member(member, info.file_size, path)
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as exc:
@@ -68,6 +70,36 @@ def model_bytes(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
         raise ModelFileError(f"{str(path)!r} cannot be read ({exc}).") from exc
     except OSError as exc:
         raise ModelFileError(f"{str(path)!r} cannot be read ({exc}).") from exc
-    if len(data) > limit or len(data) != info.file_size:
+    return data
+
+
+def _read_member(member, size: int, path: Path) -> bytes:
+    """The attachment's bytes, its safetensors header read first: a member that is not
+    a model, or whose header and declared size disagree, or that would not fit in
+    memory, is refused before the rest is inflated (a zip bomb of zeros is refused at
+    its first 8 bytes)."""
+    head = member.read(8)
+    raw: list[bytes] = []
+
+    def read(n: int) -> bytes:
+        raw.append(member.read(n))
+        return raw[-1]
+
+    header = parse_header(head, read, size, f"the model in {path}")
+    expected = 8 + len(raw[0]) + data_end(header)
+    if expected != size:
+        raise ModelFileError(
+            f"the model in {str(path)!r} is damaged: its header describes {expected} bytes "
+            f"and the zip declares {size}."
+        )
+    free = available_memory()
+    if free is not None and size > free // 2:
+        raise ModelFileError(
+            f"the model in {str(path)!r} declares {size} bytes, more than half of this "
+            f"machine's available memory ({free} bytes); it cannot be loaded here."
+        )
+    rest = member.read(size - len(head) - len(raw[0]) + 1)  # a lying zip stops here
+    data = head + raw[0] + rest
+    if len(data) != size:
         raise ModelFileError(f"the model in {str(path)!r} is damaged (wrong size).")
     return data

@@ -24,11 +24,14 @@ TEMP_EXTRA = len(".12345678.partial")  # what a temporary name adds to the outpu
 PATH_MAX = 4096  # Linux's limit for a whole path, in bytes
 
 
-def check_input_path(path, error: type[Pix2PixError], what: str, folder_ok: bool = False) -> Path:
-    """A path to read: it exists, is a regular file (or a folder where ``folder_ok``),
-    and can be read. A named pipe or a device is refused before anything opens it (an
-    open would wait forever)."""
-    path = user_path(path)
+def check_input_path(
+    path, error: type[Pix2PixError], what: str, folder_ok: bool = False, name: str = ""
+) -> Path:
+    """A path to read: it is not empty, exists, is a regular file (or a folder where
+    ``folder_ok``), and can be read. A named pipe or a device is refused before anything
+    opens it (an open would wait forever). ``name``: the argument, in the message for an
+    empty path (default: the ``what``)."""
+    path = user_path(path, name or f"the {what}")
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -58,12 +61,13 @@ def check_output_path(
     if_exists: str = "error",
     ours: Callable[[Path], bool] | None = None,
     overwrite_hint: str = "if_exists='overwrite'",
+    not_ours: str = "",
 ) -> Path:
     """Fail before long work starts if the result may not or cannot be written to
     ``path``: it is (or holds, or is inside) one of ``inputs``; it exists and the caller
-    did not ask to overwrite it, or napari-pix2pix did not write it (``ours``); its
-    folder is missing or not writable; its name is too long. ``folder_ok``: the output
-    is itself a folder (a zarr store)."""
+    did not ask to overwrite it, or napari-pix2pix did not write it (``ours``; ``not_ours``
+    adds as what, e.g. " as a prediction"); its folder is missing or not writable; its name is
+    too long. ``folder_ok``: the output is itself a folder (a zarr store)."""
     if if_exists not in IF_EXISTS:
         raise InputError(f"if_exists must be one of {IF_EXISTS}, got {if_exists!r}.")
     path = check_name_lengths(path)
@@ -80,7 +84,7 @@ def check_output_path(
             "would destroy the input. Choose another output name."
         )
     if path.exists() or path.is_symlink():
-        _check_existing(path, folder_ok, if_exists, ours, overwrite_hint)
+        _check_existing(path, folder_ok, if_exists, ours, overwrite_hint, not_ours)
     if not folder.is_dir():
         raise InputError(f"output folder {str(folder)!r} does not exist; create it first.")
     try:  # os.access is not enough: read-only mounts and network shares lie about it
@@ -93,7 +97,9 @@ def check_output_path(
     return path
 
 
-def _check_existing(path: Path, folder_ok: bool, if_exists: str, ours, hint: str) -> None:
+def _check_existing(
+    path: Path, folder_ok: bool, if_exists: str, ours, hint: str, not_ours: str
+) -> None:
     if path.is_dir() and not folder_ok:
         raise InputError(
             f"output path {str(path)!r} is a directory; give a file name (inside that "
@@ -111,15 +117,16 @@ def _check_existing(path: Path, folder_ok: bool, if_exists: str, ours, hint: str
         )
     if ours is not None and not ours(path):
         raise InputError(
-            f"{str(path)!r} exists and was not written by napari-pix2pix, so it is "
-            "never replaced; choose another name (or move it away yourself)."
+            f"{str(path)!r} exists and was not written by napari-pix2pix{not_ours}, so "
+            "it is never replaced; choose another name, or delete or rename it yourself."
         )
 
 
-def check_name_lengths(path) -> Path:
-    """Refuse a path with a name the file system cannot hold, before anything looks at
-    it: Path.exists() raises (rather than answers) for a folder name over the limit."""
-    path = user_path(path)
+def check_name_lengths(path, name: str = "the output path") -> Path:
+    """Refuse an empty path (``name`` says which), or one with a name the file system
+    cannot hold, before anything looks at it: Path.exists() raises (rather than answers)
+    for a folder name over the limit."""
+    path = user_path(path, name)
     ancestor = next((p for p in path.absolute().parents if _is_dir(p)), Path("/"))
     limit = _name_max(ancestor)
     for part in path.parts:

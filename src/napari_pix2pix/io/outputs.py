@@ -24,10 +24,14 @@ from ..options import user_path
 from .medical import is_nifti, nifti_is_ours, short_of_memory, write_nifti
 from .metadata import ome_metadata
 from .output_paths import AtomicFile, check_output_path, reason
-from .tiff import SOFTWARE, tiff_is_ours
-
-ZARR_ATTR = "napari_pix2pix"
-
+from .provenance import (
+    NOT_A_PREDICTION,
+    prediction_attrs,
+    prediction_descrip,
+    prediction_software,
+)
+from .tiff import tiff_is_ours
+from .zarr_input import ZARR_ATTR
 
 PAGES_AHEAD = 4  # output pages queued for the TIFF writer at most (memory: 4 planes)
 
@@ -46,6 +50,7 @@ class ZarrOutput(ArrayOutput):
         unit: str | None,
         if_exists: str,
         identity: dict | None = None,
+        model_sha256: str = "",
     ) -> None:
         import zarr
 
@@ -83,6 +88,7 @@ class ZarrOutput(ArrayOutput):
                 "complete": False,
                 "done_samples": 0,
                 "identity": identity,
+                **prediction_attrs(model_sha256),
             }
             array.attrs[ZARR_ATTR] = info
             done = 0
@@ -165,7 +171,9 @@ def _resumable(path: Path, layout: AxesLayout, identity: dict):
 
 
 def store_is_ours(path: Path) -> bool:
-    """Whether napari-pix2pix made this zarr store (only those may be replaced)."""
+    """Whether napari-pix2pix made this zarr store (only those may be replaced): it
+    writes zarr stores only as predictions (ZarrOutput), which record their model
+    (prediction_attrs; stores of earlier versions, the model's hash in their identity)."""
     try:
         attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
     except (OSError, ValueError, AttributeError):
@@ -192,6 +200,7 @@ class TiffOutput:
         scale: dict,
         unit: str | None,
         replace: bool = False,
+        model_sha256: str = "",
     ) -> None:
         import tifffile
 
@@ -230,7 +239,7 @@ class TiffOutput:
                     bigtiff=nbytes > 2**31 - 2**25,
                     metadata=ome_metadata(axes, scale, unit),
                     photometric="minisblack",
-                    software=SOFTWARE,
+                    software=prediction_software(model_sha256),
                 )
             except BaseException as exc:  # reported to the caller in finish()
                 self.error = exc
@@ -304,9 +313,12 @@ class NiftiOutput(ArrayOutput):
     """The prediction in memory, written as NIfTI when complete: with the input's header
     (``meta``), so its affine, spacing and origin are the input's."""
 
-    def __init__(self, path: Path, layout: AxesLayout, scale, unit, meta, replace: bool):
+    def __init__(
+        self, path: Path, layout: AxesLayout, scale, unit, meta, replace: bool, model_sha256=""
+    ):
         super().__init__(np.empty(layout.shape, np.float32), layout)
         self.path, self.scale, self.unit, self.meta, self.replace = path, scale, unit, meta, replace
+        self.descrip = prediction_descrip(model_sha256)
 
     def finish(self) -> None:
         write_nifti(
@@ -317,6 +329,7 @@ class NiftiOutput(ArrayOutput):
             self.unit,
             self.meta,
             overwrite=self.replace,
+            descrip=self.descrip,
         )
 
 
@@ -331,11 +344,16 @@ def check_output(
     if not isinstance(out, (str, os.PathLike)):
         _checked_array(out, shape, out_axes)
         return
-    path = user_path(out)
+    path = user_path(out, "out")
     name = path.name.lower()
     if name.endswith(".zarr"):
         check_output_path(
-            path, inputs=inputs, folder_ok=True, ours=store_is_ours, if_exists=if_exists
+            path,
+            inputs=inputs,
+            folder_ok=True,
+            ours=store_is_ours,
+            if_exists=if_exists,
+            not_ours=" as a prediction store",
         )
     elif name.endswith((".tif", ".tiff")) or is_nifti(name):
         check_output_path(
@@ -343,6 +361,7 @@ def check_output(
             inputs=inputs,
             ours=nifti_is_ours if is_nifti(name) else tiff_is_ours,
             if_exists="error" if if_exists == "resume" else if_exists,
+            not_ours=NOT_A_PREDICTION,
         )
         if if_exists == "resume":
             raise InputError(
@@ -375,10 +394,13 @@ def open_output(
     inputs=(),
     identity: dict | None = None,
     meta: dict | None = None,
+    model_sha256: str = "",
 ):
     """An output for ``out``: None (a new numpy array), an array of floats, or a .tif,
     .nii(.gz) or .zarr path, checked (check_output) before anything is created. ``meta``:
-    the input's medical header (ImageData.meta), which a NIfTI output keeps."""
+    the input's medical header (ImageData.meta), which a NIfTI output keeps. A file is
+    marked as a prediction of the model whose file form hashes to ``model_sha256``
+    (provenance.py): only such files may be replaced later."""
     out_layout = in_layout.with_channels(out_axes, out_channels)
     check_output(out, out_layout.shape, out_axes, if_exists, inputs)
     if out is None:
@@ -387,9 +409,10 @@ def open_output(
         return ArrayOutput(out, out_layout)
     path = user_path(out)
     if path.name.lower().endswith(".zarr"):
-        return ZarrOutput(path, out_layout, scale or {}, unit, if_exists, identity)
+        return ZarrOutput(path, out_layout, scale or {}, unit, if_exists, identity, model_sha256)
     if is_nifti(path):
-        return NiftiOutput(path, out_layout, scale, unit, meta, if_exists == "overwrite")
+        replace = if_exists == "overwrite"
+        return NiftiOutput(path, out_layout, scale, unit, meta, replace, model_sha256)
     return TiffOutput(
         path,
         in_layout,
@@ -398,6 +421,7 @@ def open_output(
         scale or {},
         unit,
         replace=if_exists == "overwrite",
+        model_sha256=model_sha256,
     )
 
 

@@ -5,14 +5,16 @@ TensorBoard event files in ``tensorboard/`` (``tensorboard --logdir RUN_FOLDER``
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 from ..engine.events import StepEvent, TrainingEvent, ValidationEvent
 
 LOSSES = ("g_total", "g_l1", "g_gan", "d_real", "d_fake")
-METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio")
+METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral")
 COLUMNS = ("kind", "step", "seconds", "lr", *LOSSES, *METRICS, "best")
 LOG_NAME = "log.csv"
+FLUSH_SECONDS = 2.0  # at most this much of a run's log is lost when it is killed
 BOARD_NAME = "tensorboard"
 
 
@@ -29,6 +31,7 @@ class RunLog:
         self.csv.writerows(rows)
         self.board = _tensorboard(Path(folder) / BOARD_NAME)
         self.seconds = 0.0
+        self.flush()  # the rows kept from before a resume, and the header
 
     def write(self, event: TrainingEvent) -> None:
         if isinstance(event, StepEvent):
@@ -45,8 +48,16 @@ class RunLog:
             return
         row["seconds"] = round(self.seconds, 3)
         self.csv.writerow(row)
-        if isinstance(event, ValidationEvent) or event.step % 50 == 0:
-            self.file.flush()
+        if isinstance(event, ValidationEvent) or time.monotonic() - self.flushed >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """The rows so far into the file: a run killed (SIGKILL, power) loses only the
+        rows after it; called every FLUSH_SECONDS, with each validation and checkpoint."""
+        self.file.flush()
+        if self.board is not None:
+            self.board.flush()
+        self.flushed = time.monotonic()
 
     def _scalar(self, tag: str, value: float, step: int) -> None:
         if self.board is not None:

@@ -37,8 +37,15 @@ def read_header(path: Path) -> dict:
 def parse_header(head: bytes, read, size: int, path) -> dict:
     """The JSON header of safetensors bytes: 8-byte little-endian length, then JSON."""
     if len(head) < 8:
-        raise ModelFileError(f"{str(path)!r} is too short to be a model file.")
+        raise ModelFileError(
+            f"{str(path)!r} is too short to be a model file ({size} bytes): empty or cut off."
+        )
     n = int.from_bytes(head, "little")
+    if 1 < n <= MAX_JSON_BYTES and n > size - 8:
+        raise ModelFileError(
+            f"{str(path)!r} is cut off: its header alone declares {n} bytes and the file "
+            f"has {size}. Copy or download it again."
+        )
     if n <= 1 or n > min(MAX_JSON_BYTES, size - 8):
         raise ModelFileError(
             f"{str(path)!r} is not a safetensors model file (a .pt/.pth pickle or another format?)."
@@ -50,6 +57,19 @@ def parse_header(head: bytes, read, size: int, path) -> dict:
     if not isinstance(header, dict):
         raise ModelFileError(f"{str(path)!r} has a malformed safetensors header.")
     return header
+
+
+def data_end(header: dict) -> int:
+    """Where the tensors' bytes end, after the header (0 for none): a file's size must be
+    8 + the header's + this."""
+    ends = [
+        entry["data_offsets"][1]
+        for key, entry in header.items()
+        if key != "__metadata__" and isinstance(entry, dict)
+        and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+        and isinstance(entry["data_offsets"][1], int)
+    ]  # fmt: skip
+    return max(ends, default=0)
 
 
 def header_document(header: dict, path, what: str = "model") -> dict:

@@ -5,6 +5,7 @@ OME-TIFF (BigTIFF when large)."""
 from __future__ import annotations
 
 import struct
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,9 @@ from ..engine.memory import available_memory, gib
 from ..errors import ImageFileError
 from .metadata import ome_metadata, read_scale
 from .output_paths import AtomicFile, check_output_path
+from .provenance import NOT_A_PREDICTION, is_prediction_software
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-SOFTWARE = "napari-pix2pix"  # the TIFF Software tag of what we write: ours to replace
 
 
 def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
@@ -64,12 +63,13 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
 
 
 def tiff_is_ours(path: Path) -> bool:
-    """Whether napari-pix2pix wrote this TIFF (only those may be replaced)."""
+    """Whether this TIFF is a prediction of napari-pix2pix (its Software tag says so):
+    only those may be replaced (see provenance.py)."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            return str(tif.pages.first.software or "").startswith(SOFTWARE)
+            return is_prediction_software(tif.pages.first.software)
     except Exception:  # unreadable, or not a TIFF: not ours
         return False
 
@@ -82,9 +82,12 @@ def write_tiff(
     unit: str | None = None,
     overwrite: bool = False,
     inputs=(),
+    software: str | None = None,
 ) -> Path:
     """Write an OME-TIFF carrying axes and physical pixel sizes, atomically; an existing
-    file only with ``overwrite`` and only if napari-pix2pix wrote it."""
+    file only with ``overwrite`` and only if it is a prediction of napari-pix2pix.
+    ``software``: the Software tag, provenance.prediction_software for a prediction;
+    None (an image of the user's) leaves tifffile's own, which marks nothing."""
     import tifffile
 
     path = check_output_path(
@@ -93,6 +96,7 @@ def write_tiff(
         ours=tiff_is_ours,
         if_exists="overwrite" if overwrite else "error",
         overwrite_hint="overwrite=True",
+        not_ours=NOT_A_PREDICTION,
     )
     with AtomicFile(path, replace=overwrite) as f:
         tifffile.imwrite(
@@ -102,7 +106,7 @@ def write_tiff(
             bigtiff=array.nbytes > 2**31,
             metadata=ome_metadata(axes, scale, unit),
             photometric="minisblack",
-            software=SOFTWARE,
+            software=software,
         )
     return path
 
@@ -159,6 +163,10 @@ def _check_complete(tif, series, path: Path) -> None:
             "not there (a companion file of a multi-file OME-TIFF missing, or metadata that "
             "claims more planes than the file holds); copy the whole dataset."
         )
+    if series.kind == "ome":
+        _check_ome_plane_count(tif, path)
+    elif tif.is_ome:  # tifffile found no plane of the OME-XML's images: a plain stack
+        _check_planes_without_tiffdata(tif, path)
     if series.dataoffset is not None:
         end = series.dataoffset + series.nbytes
     else:
@@ -177,6 +185,76 @@ def _check_complete(tif, series, path: Path) -> None:
             f"{str(path)!r} is truncated: its image data needs {end} bytes but "
             f"the file has only {size}; copy or save it again."
         )
+
+
+def _check_ome_plane_count(tif, path: Path) -> None:
+    """Refuse an OME-TIFF that stores more planes than its OME-XML declares (SizeZ x
+    SizeC x SizeT per image): tifffile reads the declared ones and drops the rest
+    without a word. Reduced-resolution pages (thumbnails, pyramid levels) are no planes."""
+    used = {
+        page.index
+        for s in tif.series
+        for page in s.pages
+        if page is not None and page.parent is tif  # not the pages of companion files
+    }
+    extra = [i for i in range(len(tif.pages)) if i not in used]
+    planes = [i for i in extra if not _reduced_resolution(tif, i)]
+    if planes:
+        raise ImageFileError(
+            f"{str(path)!r} stores {len(used) + len(planes)} planes but its OME-XML declares "
+            f"{len(used)} (SizeZ x SizeC x SizeT), so {len(planes)} would be left out: the "
+            "metadata was not updated when planes were added; save the file again from the "
+            "program that made it (Fiji, bfconvert)."
+        )
+
+
+def _check_planes_without_tiffdata(tif, path: Path) -> None:
+    """Refuse an OME-TIFF whose OME-XML names no TiffData (which page is which plane) and
+    declares another plane count (SizeZ x SizeC x SizeT per image) than the file stores:
+    tifffile then reads every page as one stack, so the image's shape is a guess. A
+    count that matches is the file's own pages in order (Bio-Formats reads it so)."""
+    try:
+        root = ET.fromstring(tif.ome_metadata)
+    except ET.ParseError:
+        return  # read_scale says that the OME-XML cannot be read
+    all_pixels = [
+        p
+        for image in root
+        if image.tag.endswith("Image")
+        for p in image
+        if p.tag.endswith("Pixels")
+    ]
+    if not all_pixels or any(el.tag.endswith("TiffData") for p in all_pixels for el in p):
+        return  # no image (BinaryOnly: OME-XML elsewhere), or tifffile's own reason
+    try:
+        declared = sum(_declared_planes(p) for p in all_pixels)
+    except ValueError:
+        return  # not numbers: tifffile's generic reading is all there is
+    stored = sum(not _reduced_resolution(tif, i) for i in range(len(tif.pages)))
+    if declared != stored:
+        raise ImageFileError(
+            f"{str(path)!r} stores {stored} planes but its OME-XML declares {declared} "
+            "(SizeZ x SizeC x SizeT) and does not say which plane is which (no TiffData), "
+            "so its shape cannot be known: the metadata does not belong to these planes; "
+            "save the file again from the program that made it (Fiji, bfconvert)."
+        )
+
+
+def _declared_planes(pixels) -> int:
+    """Planes (pages) of an OME Pixels element: SizeZ x SizeC x SizeT, the samples of
+    one pixel (RGB: SamplesPerPixel 3) sharing a page."""
+    sizes = [int(pixels.get(f"Size{a}", 1)) for a in "ZCT"]
+    channel = next((el for el in pixels if el.tag.endswith("Channel")), None)
+    samples = int(channel.get("SamplesPerPixel", 1)) if channel is not None else 1
+    return sizes[0] * max(sizes[1] // max(samples, 1), 1) * sizes[2]
+
+
+def _reduced_resolution(tif, index: int) -> bool:
+    """Whether a page is a thumbnail or pyramid level (NewSubfileType bit 1)."""
+    import tifffile
+
+    tif.filehandle.seek(tif.pages[index].offset)
+    return bool(tifffile.TiffPage(tif, index=index).subfiletype & 1)
 
 
 def _check_page_list(tif, path: Path) -> None:

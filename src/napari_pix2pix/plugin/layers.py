@@ -7,7 +7,7 @@ import numpy as np
 
 from ..engine.axes import AXES_LETTERS, guess_axes
 from ..io.images import ImageData
-from ..io.metadata import normalize_unit
+from ..io.physical_sizes import micrometres, normalize_unit
 
 
 def layer_array(layer):
@@ -24,9 +24,11 @@ def layer_image(layer, axes: str, data=None) -> ImageData:
     units = [str(u) for u in getattr(layer, "units", ())]
     spatial = [i for i, a in enumerate(shown) if a in "ZYX" and i < len(units)]
     unit = next((units[i] for i in spatial if shown[i] in "YX"), None)
+    # a flipped axis (negative scale) or a unit that is no length carries no size
     scale = {shown[i]: float(layer.scale[i]) for i in spatial if units[i] == unit}
+    scale = {a: s for a, s in scale.items() if s > 0} if micrometres(unit) else {}
     data = layer_array(layer) if data is None else data
-    return ImageData(data, axes, scale if normalize_unit(unit) else {}, normalize_unit(unit))
+    return ImageData(data, axes, scale, normalize_unit(unit) if scale else None)
 
 
 def layer_axes(layer) -> str:
@@ -78,20 +80,6 @@ def contrast_limits(data) -> tuple[float, float]:
     sample = sample[:: max(1, sample.size // 2_000_000)]
     lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
-
-
-def show_preview(viewer, name: str, data, target) -> None:
-    """The layer ``name`` shows ``data``, with the contrast of ``target`` (made or
-    updated in place, so the user's view of it stays)."""
-    limits = (float(np.min(target)), float(np.max(target)))
-    if limits[1] <= limits[0]:
-        limits = (limits[0], limits[0] + 1)
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        layer.data = data
-        layer.contrast_limits = limits
-    else:
-        viewer.add_image(data, name=name, contrast_limits=limits)
 
 
 def current_plane(layer, axes: str, world_point) -> tuple[tuple, dict[str, int]]:

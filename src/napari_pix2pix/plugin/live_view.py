@@ -143,7 +143,10 @@ class LiveView:
         kwargs = result_layer_kwargs(layer, view.axes, axes, view.offsets)
         if VIEW_LAYER in self.viewer.layers:
             shown = self.viewer.layers[VIEW_LAYER]
-            shown.data, shown.translate, shown.scale = data, kwargs["translate"], kwargs["scale"]
+            shown.data = data
+            for key in ("scale", "translate", "units"):  # the source's: it may have changed
+                if key in kwargs:
+                    setattr(shown, key, kwargs[key])
         else:
             self.viewer.add_image(
                 data, name=VIEW_LAYER, colormap="magenta", blending="additive", **kwargs

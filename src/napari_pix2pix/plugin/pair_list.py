@@ -15,7 +15,7 @@ from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 
-from ..engine.alignment import TOLERATED_SHIFT, estimate_shift, middle_plane
+from ..engine.alignment import PairShift, middle_plane, pair_shift
 from ..engine.axes import check_axes
 from ..engine.pairs import check_pair
 from ..errors import Pix2PixError
@@ -207,11 +207,11 @@ class PairsChoice(Container):
             targets.append(layer_array(tgt))
             axes.add((s_axes, t_axes))
             key = (id(sources[-1]), id(targets[-1]), s_axes, t_axes)
-            shift, thumbnail = self._look(key, sources[-1], s_axes, targets[-1], t_axes)
+            alignment, thumbnail = self._look(key, sources[-1], s_axes, targets[-1], t_axes)
             row.show_thumbnail(key, thumbnail)
             pair.message.warn(
                 _many_channels(sources[-1].shape, s_axes, targets[-1].shape, t_axes)
-                or _misalignment(shift)
+                or _misalignment(alignment)
             )
             pixels += _pixel_count(sources[-1].shape, s_axes)
         if not problem and len(axes) > 1:
@@ -238,14 +238,14 @@ class PairsChoice(Container):
         )
 
     def _look(self, key: tuple, source, s_axes: str, target, t_axes: str) -> tuple:
-        """(estimated shift, thumbnail) of a layer pair, from its middle planes, read once
-        per pair of arrays."""
+        """(PairShift, thumbnail) of a layer pair, from its middle planes, read once per
+        pair of arrays."""
         if key not in self._looks:
             try:
                 planes = middle_plane(source, s_axes), middle_plane(target, t_axes)
-                look = estimate_shift(*planes), pair_thumbnail(*planes)
+                look = pair_shift(*planes), pair_thumbnail(*planes)
             except (ValueError, MemoryError):
-                look = (0.0, 0.0), None
+                look = PairShift((0.0, 0.0), 0.0), None
             if len(self._looks) > 32:
                 self._looks.clear()
             self._looks[key] = look
@@ -282,11 +282,12 @@ def _pair_problem(pair: PairPicker, dims: int) -> str:
     return ""
 
 
-def _misalignment(shift: tuple[float, float]) -> str:
-    """A warning when a pair looks shifted by more than TOLERATED_SHIFT."""
-    dy, dx = shift
-    if max(abs(dy), abs(dx)) <= TOLERATED_SHIFT:
+def _misalignment(found: PairShift) -> str:
+    """A warning when a pair looks clearly shifted (``PairShift.warns``: by more than
+    TOLERATED_SHIFT, and clearly better than no shift)."""
+    if not found.warns:
         return ""
+    dy, dx = found.shift
     return (
         f"Source and target look shifted by {dy:+.0f} px in Y and {dx:+.0f} px in X: "
         "pix2pix needs aligned pairs (misaligned ones give blurry results). Register "

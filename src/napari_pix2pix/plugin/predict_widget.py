@@ -25,7 +25,7 @@ from ..workflows.evaluation import Evaluation, evaluate
 from ..workflows.prediction import predict
 from . import PLUGIN, PREDICT
 from .evaluate_section import EvaluateSection
-from .layer_picker import LayerPicker
+from .layer_picker import LayerPicker, Message
 from .layers import (
     contrast_limits,
     current_plane,
@@ -36,6 +36,7 @@ from .layers import (
 )
 from .options_form import OptionsForm
 from .run_controls import REFRESH_MS, RunControls
+from .run_warnings import RunWarnings, Sink, warnings_to
 from .scrolling import fit_width, scrolling_layout, wrap
 from .settings import WidgetSettings
 
@@ -60,9 +61,14 @@ class PredictionWorker(FunctionWorker):
     def __init__(self, func, *args, **kwargs) -> None:
         super().__init__(func, *args, **kwargs)
         self.cancel_event: threading.Event = args[-1]
+        self.sink: Sink | None = None
 
     def quit(self) -> None:
         self.cancel_event.set()
+
+    def work(self):
+        with warnings_to(self.sink):  # the run's warnings, to the widget
+            return super().work()
 
 
 class ModelChooser(Container):
@@ -124,6 +130,8 @@ class PredictWidget(QWidget):
             "only the plane the viewer shows: a quick look before a whole stack"
         )
         self.controls["Cancel"].clicked.connect(self.cancel)
+        self.warning = Message()  # the run's warnings, whole (a notification cuts them)
+        self.run_warnings = RunWarnings(self.warning, self)
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS // 2)
         self.timer.timeout.connect(
@@ -137,6 +145,7 @@ class PredictWidget(QWidget):
         image_row = Container(widgets=[self.image])  # shows the picker's label
         image_row.margins = (0, 0, 0, 0)
         parts = (self.chooser.native, image_row.native, self.form, self.controls)
+        parts = (*parts, self.warning.native)
         for part in (*parts, self.evaluation.native):
             layout.addWidget(part)
         layout.addStretch()
@@ -254,6 +263,8 @@ class PredictWidget(QWidget):
         self.worker.returned.connect(on_result)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
+        self.worker.sink = self.run_warnings.hear
+        self.run_warnings.clear()
         self.controls.progress(0, 1)
         self.controls.say(message)
         self._set_running(True)
@@ -272,7 +283,9 @@ class PredictWidget(QWidget):
             k: v for k, v in self.form.values().items() if k not in ("uncertainty", "if_exists")
         }
         axes = self.image.axes_text() or layer_axes(layer)
-        source, truth = np.asarray(layer_array(layer)), np.asarray(layer_array(target))
+        truth = np.asarray(layer_array(target))
+        # with its pixel size: a model trained at another one is said to be
+        source = layer_image(layer, axes, np.asarray(layer_array(layer)))
         self._start(
             partial(evaluate, self.model, source, truth, axes=axes, **options),
             lambda result, lyr=layer: self._show_evaluation(lyr, result),

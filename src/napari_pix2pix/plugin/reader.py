@@ -13,7 +13,7 @@ import numpy as np
 from ..engine.axes import guess_axes
 from ..io.images import read_image, write_image
 from ..io.medical import MEDICAL_SUFFIXES
-from ..io.metadata import normalize_unit
+from ..io.physical_sizes import micrometres, normalize_unit
 from ..io.tiff import TIFF_SUFFIXES
 
 LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
@@ -71,11 +71,13 @@ def napari_write_image(path: str, data, meta: dict) -> list[str]:
     else:
         axes = _axes_from_labels(meta.get("axis_labels"), data.ndim)
     spatial = [a for a in axes if a != "C"]
-    scale = {
-        a: float(s) for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial))) if a in "ZYX"
+    scale = {  # a flipped axis (negative scale) has no physical size
+        a: float(s)
+        for a, s in zip(spatial, meta.get("scale", [1.0] * len(spatial)))
+        if a in "ZYX" and s > 0
     }
     units = meta.get("units")
-    unit = normalize_unit(units[-1]) if units else None
+    unit = normalize_unit(units[-1]) if units and micrometres(units[-1]) else None
     if not path.lower().endswith(TIFF_SUFFIXES):
         path = path + ".ome.tif"
     write_image(

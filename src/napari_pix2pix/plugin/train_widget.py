@@ -23,36 +23,23 @@ from ..run_options import TrainingRun
 from ..workflows.run_setup import check_run_options
 from . import PLUGIN, PREDICT
 from .layer_picker import Message, PairPicker
-from .layers import show_preview
 from .live_view import VIEW_LAYER, LiveView, ViewPreview
 from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
+from .preview_layer import PREVIEW_LAYER, preview_sources, show_preview
 from .reader_offer import ReaderOffer
 from .run_controls import RunControls
 from .run_planner import RunPlanner
+from .run_warnings import RunWarnings
 from .scrolling import fit_width, scrolling_layout
 from .settings import WidgetSettings
 from .step_display import StepDisplay
-from .training_worker import Saved, WorkerFailed, start_training
-
-PREVIEW_LAYER = "pix2pix preview"
+from .training_worker import Saved, WorkerFailed, best_note, start_training
 
 
 def default_run_folder() -> Path:
     return Path.home() / "napari-pix2pix" / time.strftime("run-%Y%m%d-%H%M%S")
-
-
-def best_step(model) -> int | None:
-    """The step whose validation's weights the model holds (keep="best"), else None."""
-    best = model.history.get("best") if model is not None else None
-    return best["step"] if best and model.history.get("kept") == "best" else None
-
-
-def best_note(model, before: str = " (", after: str = ")") -> str:
-    """' (best of step N)' for a model that holds its best validation's weights."""
-    step = best_step(model)
-    return "" if step is None else f"{before}best of step {step}{after}"
 
 
 class TrainWidget(QWidget):
@@ -134,7 +121,8 @@ class TrainWidget(QWidget):
         self.form["checkpoint_dir"].widget.tooltip += "; the trained model is auto-saved there too"
         self.form.connect(self.check_pair)
         self.options_message = Message()  # options that clash, said as they are chosen
-        self.warning = Message()  # the run's warnings, whole
+        self.warning = Message()  # the run's warnings, whole (a notification cuts them)
+        self.run_warnings = RunWarnings(self.warning, self)
 
     def _init_controls(self) -> None:
         self.controls = RunControls("Start", "Stop", "Resume", "Save model…", "Use in Predict")
@@ -256,8 +244,9 @@ class TrainWidget(QWidget):
         self.planner.cancel()
         train = self.selection[0]
         self.live_view.start()
+        watch, sink = self.live_view.watch, self.run_warnings.hear
         self.worker = start_training(
-            train.source, train.target, options, self.stop_requested, self.live_view.watch
+            train.source, train.target, options, self.stop_requested, watch, sink
         )
         self.worker.yielded.connect(self._on_event)
         self.worker.errored.connect(self._on_error)
@@ -265,7 +254,7 @@ class TrainWidget(QWidget):
         self.worker.finished.connect(self._on_finished)
         self.controls.progress(0, self.planner.plan.steps if self.planner.plan else 0)
         self.controls.say(f"Preparing data: {self.summary.value}…")
-        self.warning.say("")
+        self.run_warnings.clear()
         self._saved_text = ""
         self._set_running(True)
         self.worker.start()
@@ -296,10 +285,9 @@ class TrainWidget(QWidget):
             self.plot.add_metrics(event.step, event.metrics)
             if event.best:
                 self.plot.mark_best(event.step)
-            show_preview(self.viewer, PREVIEW_LAYER, event.preview, event.preview_target)
+            show_preview(self.viewer, event, preview_sources(self.pairs, self.validation))
         elif isinstance(event, WarningEvent):
-            show_warning(event.message)
-            self.warning.say(f"Warning: {event.message}")  # whole, where a toast cuts it
+            self.run_warnings.show(event.message)
         elif isinstance(event, FinishedEvent):
             self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
@@ -327,7 +315,7 @@ class TrainWidget(QWidget):
         if saved.error:
             show_error(f"Could not save the model anywhere: {saved.error}")
         if saved.note:
-            show_warning(saved.note)
+            self.run_warnings.show(saved.note)
         self.saved = saved.path
         self.controls["Use in Predict"].setEnabled(saved.path is not None)
         if saved.path is not None and self.model is not None:

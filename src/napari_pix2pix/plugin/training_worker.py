@@ -17,6 +17,7 @@ from ..io.checkpoint import MODEL_NAME
 from ..io.model_file import save_or_rescue
 from ..workflows.training import train_iter
 from .live_view import VIEW_EVERY_S, ViewWatch, predict_view
+from .run_warnings import Sink, warnings_to
 
 
 class WorkerFailed(Exception):
@@ -33,6 +34,18 @@ class Saved:
     path: Path | None = None
     note: str = ""
     error: str = ""
+
+
+def best_step(model) -> int | None:
+    """The step whose validation's weights the model holds (keep="best"), else None."""
+    best = model.history.get("best") if model is not None else None
+    return best["step"] if best and model.history.get("kept") == "best" else None
+
+
+def best_note(model, before: str = " (", after: str = ")") -> str:
+    """' (best of step N)' for a model that holds its best validation's weights."""
+    step = best_step(model)
+    return "" if step is None else f"{before}best of step {step}{after}"
 
 
 def training_events(source, target, options: dict, stop: threading.Event, watch=None):
@@ -93,22 +106,31 @@ class TrainingWorker(GeneratorWorker):
     def quit(self) -> None:
         self.stop_event.set()
 
+    sink: Sink | None = None  # where the run's warnings go (run_warnings.py)
+
     def work(self):
         """superqt ends its loop without closing the generator when a signal cannot be
         emitted (a closed window deleted the receiver); closing it here runs the run's
-        clean-up (checkpoint, model saved) in this thread all the same."""
-        try:
-            return super().work()
-        finally:
-            self._gen.close()
+        clean-up (checkpoint, model saved) in this thread all the same. Warnings of the
+        whole run, clean-up included, go to ``sink``."""
+        with warnings_to(self.sink):
+            try:
+                return super().work()
+            finally:
+                self._gen.close()
 
 
 def start_training(
-    source, target, options: dict, stop: threading.Event, watch: ViewWatch | None = None
+    source,
+    target,
+    options: dict,
+    stop: threading.Event,
+    watch: ViewWatch | None = None,
+    sink: Sink | None = None,
 ) -> TrainingWorker:
     """A worker (not yet started) that trains on ``source``/``target`` with ``options``
-    (and previews the view ``watch`` follows)."""
-    return create_worker(
+    (and previews the view ``watch`` follows); the run's warnings go to ``sink``."""
+    worker = create_worker(
         training_events,
         source,
         target,
@@ -119,3 +141,5 @@ def start_training(
         _ignore_errors=True,
         _worker_class=TrainingWorker,
     )
+    worker.sink = sink
+    return worker

@@ -97,8 +97,11 @@ def predict(
             progress,
         )
         return (*result, out_axes) if return_axes else result
-    zarr_out = isinstance(out, (str, os.PathLike)) and str(out).lower().endswith(".zarr")
-    identity = _identity(model, image, layout, opts) if zarr_out else None
+    to_file = isinstance(out, (str, os.PathLike))
+    zarr_out = to_file and str(out).lower().endswith(".zarr")
+    # a file is marked as this model's prediction: the hash of its file form
+    model_sha256 = hashlib.sha256(model.to_bytes()).hexdigest() if to_file else ""
+    identity = _identity(model_sha256, image, layout, opts) if zarr_out else None
     if_exists = opts.if_exists
     while True:
         output = open_output(
@@ -112,6 +115,7 @@ def predict(
             inputs,
             identity,
             image.meta,
+            model_sha256,
         )
         try:
             predictor.run(image.array, layout, output, progress)
@@ -180,11 +184,11 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     return da.map_blocks(block, x, chunks=tuple(chunks), **kwargs)
 
 
-def _identity(model, image, layout: AxesLayout, opts: PredictOptions) -> dict:
+def _identity(model_sha256: str, image, layout: AxesLayout, opts: PredictOptions) -> dict:
     """What identifies a prediction, recorded in a zarr output so that ``resume`` only
     ever continues the same work: the model (a hash of its file form), the input (its
     file's path, size and time, or a hash of sampled rows of an array) and the tiling."""
-    model_hash = hashlib.sha256(model.to_bytes()).hexdigest()[:16]
+    model_hash = model_sha256[:16]
     if image.source is not None and image.source.is_file():
         info = image.source.stat()
         source = {

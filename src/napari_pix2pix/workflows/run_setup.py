@@ -13,12 +13,21 @@ import torch
 from ..config import Pix2PixConfig
 from ..engine import distributed
 from ..engine.device import resolve_device
+from ..engine.metrics import SSIM_MIN_SIDE
 from ..engine.split import Split
 from ..errors import InputError
-from ..io.checkpoint import Checkpoint, check_checkpoint_dir, load_checkpoint
+from ..io.checkpoint import (
+    Checkpoint,
+    check_checkpoint_dir,
+    checkpoint_path,
+    claim_run_folder,
+    load_checkpoint,
+)
 from ..io.model_file import Pix2PixModel
+from ..io.run_lock import RunLock
 from ..options import split_options
 from ..run_options import TrainingRun
+from .data_identity import check_same_data
 from .starting_point import (
     fit_recipe,
     ignored_on_resume,
@@ -45,6 +54,8 @@ class RunSetup:
     device: torch.device
     rank: int
     world: int
+    data: dict  # the identity of the data (data_identity.py), for the run's history
+    lock: RunLock | None  # the run folder's, held until the run ends
 
 
 def check_run_options(options: dict, axes=None, target_axes=None) -> None:
@@ -63,7 +74,9 @@ def set_up_run(
     source, target, axes, target_axes, val, options: dict, planning: bool = False
 ) -> RunSetup:
     """The run ``train_iter(source, target, axes, target_axes, **options)`` would do;
-    ``planning``: only say so (no run folder made, torchrun's process group left alone)."""
+    ``planning``: only say so (no run folder made or locked, torchrun's process group
+    left alone). The run folder is locked before anything else (``setup.lock``, released
+    by the caller when the run ends, or here when the setup fails)."""
     init = options.get("init_model")
     if isinstance(init, Pix2PixModel):  # in memory; a path is checked like any option
         options = {k: v for k, v in options.items() if k != "init_model"}
@@ -76,6 +89,24 @@ def set_up_run(
             "init_model and resume exclude each other: resume continues a run (its model "
             "is in the checkpoint); init_model starts a new run from a trained model."
         )
+    folder = run.checkpoint_dir
+    if folder is None and run.resume is not None and checkpoint_path(run.resume).parent.is_dir():
+        folder = checkpoint_path(run.resume).parent
+    lock = None
+    if folder is not None and not planning and distributed.launch_rank() == 0:
+        lock = claim_run_folder(folder)
+    try:
+        inputs = (source, target, axes, target_axes, val)
+        return _set_up(*inputs, run, model_options, init, planning, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _set_up(
+    source, target, axes, target_axes, val, run, model_options, init, planning, lock
+) -> RunSetup:
     ckpt = load_checkpoint(run.resume) if run.resume is not None else None
     if ckpt is not None and run.time_budget is None:
         run = replace(run, time_budget=_resumed_budget(ckpt))
@@ -95,7 +126,15 @@ def set_up_run(
         check_checkpoint_dir(folder, ckpt.path if ckpt is not None else None)
     dev = resolve_device(run.device)
     rank, world, dev = (0, 1, dev) if planning else distributed.setup(dev)
-    config, split = prepare_data(source, target, axes, target_axes, config, ckpt, val, init_model)
+    config, split, identity = prepare_data(
+        source, target, axes, target_axes, config, ckpt, val, init_model
+    )
+    _check_validation_size(split, run.val_metric, val[0] is not None)
+    notes = [unused] if unused else []
+    if ckpt is not None:
+        notes.append(
+            check_same_data(ckpt.history.get("data"), identity, run.resume_other_data, folder)
+        )
     recipe = None
     if ckpt is None and init_model is None:  # else the network is the model's
         config, recipe = fit_recipe(config, split, given, run, dev)
@@ -107,11 +146,13 @@ def set_up_run(
         init_model,
         init_source,
         recipe,
-        [unused] if unused else [],
+        [note for note in notes if note],
         folder,
         dev,
         rank,
         world,
+        identity,
+        lock,
     )
 
 
@@ -129,3 +170,18 @@ def _resumed_budget(ckpt: Checkpoint) -> float | None:
             f"{ckpt.history.get('train_seconds', 0):.0f} s already trained included."
         )
     return None
+
+
+def _check_validation_size(split: Split, metric: str, given: bool) -> None:
+    """SSIM needs SSIM_MIN_SIDE px along every axis of the scored part: a smaller one
+    would score every validation NaN, and no model could be kept by it."""
+    if metric != "ssim" or not split.val:
+        return
+    side = min(min(s[..., split.val_context :].shape[1:]) for s, _ in split.val)
+    if side < SSIM_MIN_SIDE:
+        more = "larger validation images" if given else "a larger val_fraction or more pairs"
+        raise InputError(
+            f"val_metric='ssim' needs a validation part at least {SSIM_MIN_SIDE} px along "
+            f"every axis, and this one is {side} px: use {more}, or another val_metric "
+            "('mae', 'pearson_r' or 'psnr')."
+        )

@@ -39,6 +39,12 @@ def ignored_on_resume(ckpt: Checkpoint, options: dict) -> str:
     """A resumed run goes on as it was set up: the options given that differ from its
     own, which it does not use, said as a note ('' when none)."""
     differ = []
+    steps = options.get("steps")
+    if steps is not None and steps < ckpt.config.steps:  # more steps extend the run
+        differ.append(
+            f"steps={steps!r} (the run's: {ckpt.config.steps}; a resumed run can be made "
+            "longer, not shorter: stop it, or give time_budget, to end it earlier)"
+        )
     for name, value in options.items():
         if name in ("steps", "source_axes", "target_axes") or not hasattr(ckpt.config, name):
             continue

@@ -5,6 +5,7 @@ and write its checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator
 
@@ -27,8 +28,9 @@ from ..io.model_file import Pix2PixModel
 from ..io.run_log import RunLog
 from ..options import options_doc
 from ..run_options import TrainingRun
+from .interrupts import StepsFinish
 from .run_folder import best_weights, save_best
-from .run_setup import set_up_run
+from .run_setup import RunSetup, set_up_run
 from .starting_point import init_record
 from .training_data import make_sampler
 
@@ -50,6 +52,11 @@ def train_iter(
     ``checkpoint_dir`` a checkpoint of that state is written so ``resume`` can go on.
     """
     setup = set_up_run(source, target, axes, target_axes, (val_source, val_target), options)
+    with setup.lock or contextlib.nullcontext():  # the run folder is this run's until it ends
+        yield from _run(setup)
+
+
+def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     run, config, split, ckpt = setup.run, setup.config, setup.split, setup.ckpt
     init_model, checkpoint_dir = setup.init_model, setup.checkpoint_dir
     rank, world, dev = setup.rank, setup.world, setup.device
@@ -58,22 +65,12 @@ def train_iter(
     if config.seed is not None:
         torch.manual_seed(config.seed)
     sampler = make_sampler(split, config, rank)
-    history = (
-        ckpt.history
-        if ckpt is not None
-        else {
-            "steps_done": 0,
-            "losses": {},
-            "validation": [],
-            "split": split.description,
-            "train_pairs": split.train_pairs,
-            "val_pairs": split.val_pairs,
-            "train_seconds": 0.0,
-            "device": str(dev),
-            "recipe": setup.recipe,
-            "pixel_size": split.pixel_sizes,
-        }
-    )
+    history = ckpt.history if ckpt is not None else {"steps_done": 0, "losses": {}}
+    if ckpt is None:
+        history.update(validation=[], train_seconds=0.0, device=str(dev), recipe=setup.recipe)
+    # what it trains on: the same as the checkpoint's, unless resume_other_data said other
+    history.update(split=split.description, train_pairs=split.train_pairs)
+    history.update(val_pairs=split.val_pairs, pixel_size=split.pixel_sizes, data=setup.data)
     history["time_budget"] = run.time_budget  # a resumed run ends when this one would
     if init_model is not None:
         history["init_model"] = init_record(init_model, setup.init_source)
@@ -81,56 +78,61 @@ def train_iter(
     if init_model is not None:  # before the trainer moves (and perhaps wraps) it
         model.generator.load_state_dict(init_model.generator.state_dict())
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
-    keeper = BestKeeper(run.val_metric, run.patience, history)
+    # L1 alone has no adversarial sharpness to keep: its kept model is its most accurate
+    keeper = BestKeeper(run.val_metric, run.patience, history, sharp=config.gan_mode != "none")
     if ckpt is not None:
         _restore(trainer, sampler, ckpt, rank)
         keeper.restore(history.get("best"), best_weights(checkpoint_dir))
     feed = Prefetcher(sampler, config.batch_size, pin=dev.type == "cuda")
     budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
-
-    def checkpoint(step: int) -> None:
-        _or_warn(
-            "the checkpoint",
-            lambda: save_checkpoint(
-                checkpoint_dir,
-                config=config,
-                step=step,
-                history=model.history,
-                trainer_state=trainer.state(),
-                sampler_state=feed.state(),
-            ),
-        )
-
     log = None
     if checkpoint_dir is not None and rank == 0:
         log = RunLog(checkpoint_dir, None if ckpt is None else ckpt.step)
+
+    def checkpoint(step: int) -> None:
+        state = dict(trainer_state=trainer.state(), sampler_state=feed.state())
+        _or_warn(
+            "the checkpoint",
+            lambda: save_checkpoint(
+                checkpoint_dir, config=config, step=step, history=model.history, **state
+            ),
+        )
+        if log is not None:  # the log as far as the checkpoint, whatever happens next
+            _or_warn("the run log", log.flush)
+
+    events = train_loop(
+        model,
+        trainer,
+        feed,
+        split,
+        start=0 if ckpt is None else ckpt.step,
+        budget=budget,
+        keeper=keeper,
+        keep=run.keep,
+        checkpoint_every=run.checkpoint_every,
+        checkpoint=checkpoint if checkpoint_dir is not None else None,
+        rank=rank,
+    )
     try:
         for note in setup.notes:
             yield WarningEvent(step=ckpt.step, total=config.steps, model=model, message=note)
-        for event in train_loop(
-            model,
-            trainer,
-            feed,
-            split,
-            start=0 if ckpt is None else ckpt.step,
-            budget=budget,
-            keeper=keeper,
-            keep=run.keep,
-            checkpoint_every=run.checkpoint_every,
-            checkpoint=checkpoint if checkpoint_dir is not None else None,
-            rank=rank,
-        ):
-            if log is not None:
-                _or_warn("the run log", lambda: log.write(event))
-                if isinstance(event, ValidationEvent) and event.best:
-                    best = (checkpoint_dir, config, model.history, keeper.weights)
-                    _or_warn("the best model so far", lambda: save_best(*best))
+        while True:
+            with StepsFinish():  # Ctrl-C, SIGTERM: after this step, then its checkpoint
+                event = next(events, None)
+                if event is not None and log is not None:
+                    _or_warn("the run log", lambda: log.write(event))
+                    if isinstance(event, ValidationEvent) and event.best:
+                        best = (checkpoint_dir, config, model.history, keeper.weights)
+                        _or_warn("the best model so far", lambda: save_best(*best))
+            if event is None:
+                break
             yield event
     except TrainingError as exc:
         if checkpoint_dir is None:
             raise
         raise TrainingError(f"{exc} The last checkpoint in {checkpoint_dir} is intact.") from exc
     finally:
+        events.close()  # stopped early: the checkpoint of the last whole step (train_loop)
         feed.close()
         if log is not None:
             _or_warn("the run log", log.close)
@@ -173,16 +175,24 @@ def train(
         axes / target_axes: dimension letters (T, Z, C, Y, X), e.g. "YX", "CYX", "ZYX";
             default: from the file, "YX" for 2D arrays; target_axes defaults to axes
             where the target has as many dimensions.
-        progress: optional callable receiving every event.
+        progress: optional callable receiving every event. Without one, the run's
+            warnings (WarningEvent: options a resumed run does not use, data it goes on
+            with, a collapsed generator, misaligned pairs...) are issued as Python
+            warnings, so that a script sees them.
     """
     model = None
     events = train_iter(
         source, target, axes, target_axes, val_source=val_source, val_target=val_target, **options
     )
-    for event in events:
-        if progress is not None:
-            progress(event)
-        model = event.model
+    try:
+        for event in events:
+            if progress is not None:
+                progress(event)
+            elif isinstance(event, WarningEvent):
+                warnings.warn(event.message, stacklevel=2)
+            model = event.model
+    finally:  # Ctrl-C in ``progress``: the checkpoint is written now, not when collected
+        events.close()
     return model
 
 

@@ -17,6 +17,7 @@ from ..engine.sampling import PairedPatchSampler
 from ..engine.split import MAX_VAL_SAMPLES, Split, split_train_val
 from ..errors import InputError
 from ..io.datasets import open_pairs, pair_inputs
+from .data_identity import data_identity
 
 
 def prepare_data(
@@ -24,8 +25,8 @@ def prepare_data(
 ):
     """The checked pairs, split, with the config's channels, axes and normalization
     filled in (a resumed run keeps its own; a fine-tuned model its own, the images' axes
-    only describing the images). Files are opened lazily: training reads them box by
-    box."""
+    only describing the images), and the data's identity (data_identity.py). Files are
+    opened lazily: training reads them box by box."""
     if (val[0] is None) != (val[1] is None):
         raise InputError("give both val_source and val_target, or neither.")
     inputs = pair_inputs(source, target)
@@ -35,7 +36,7 @@ def prepare_data(
     )
     sources, targets, sizes = open_pairs(inputs)
     pairs, s_axes, t_axes, groups = prepare_pairs(
-        sources, targets, *given_axes, config.spatial_dims
+        sources, targets, *given_axes, config.spatial_dims, [p.name for p in inputs]
     )
     channels = (pairs[0][0].shape[0], pairs[0][1].shape[0])
     if ckpt is None and init is None:
@@ -59,16 +60,17 @@ def prepare_data(
             pairs, config.val_fraction, groups=groups, names=names, context=max(config.patch_size)
         )
     split.pixel_sizes = [p for i, p in enumerate(sizes) if p and p not in sizes[:i]]
+    fitted = None
     if not config.normalized:
+        fitted = {
+            side: Normalization.fit([pair[i] for pair in split.train], config.percentiles, side)
+            for i, side in enumerate(("source", "target"))
+        }
         config = config.replace(
-            **Normalization.fit(
-                [s for s, _ in split.train], config.percentiles, "source"
-            ).config_fields("source"),
-            **Normalization.fit(
-                [t for _, t in split.train], config.percentiles, "target"
-            ).config_fields("target"),
+            **fitted["source"].config_fields("source"), **fitted["target"].config_fields("target")
         )
-    return config, split
+    identity = data_identity(inputs, (sources, targets), split, config.percentiles, fitted)
+    return config, split, identity
 
 
 def _given_validation(pairs, names, val, given_axes, config, channels) -> Split:
@@ -80,6 +82,7 @@ def _given_validation(pairs, names, val, given_axes, config, channels) -> Split:
         given_axes[0] or config.source_axes,
         given_axes[1] or config.target_axes,
         config.spatial_dims,
+        [p.name for p in inputs],
     )
     if (val_pairs[0][0].shape[0], val_pairs[0][1].shape[0]) != channels:
         raise InputError(
