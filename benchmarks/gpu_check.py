@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import threading
 import time
@@ -298,13 +299,29 @@ def main() -> None:
     say()
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    training(dev, args.small, args.repeats)
-    tiles_per_s = prediction(dev, args.small, args.repeats)
-    busy_share(dev, args.small)
-    tflops(dev, args.small, tiles_per_s)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.md").write_text("\n".join(LINES) + "\n")
+    # each part on its own: one that fails (a missing package on the GPU box, a CUDA
+    # error) is reported and the others still run; the tables are written after each
+    tiles_per_s, failed = None, []
+    parts = [
+        ("training", lambda: training(dev, args.small, args.repeats)),
+        ("prediction", lambda: prediction(dev, args.small, args.repeats)),
+        ("busy share", lambda: busy_share(dev, args.small)),
+        ("TFLOP/s", lambda: tflops(dev, args.small, tiles_per_s)),
+    ]
+    for name, part in parts:
+        try:
+            result = part()
+            if name == "prediction":
+                tiles_per_s = result
+        except Exception as exc:  # report it and go on to the next part
+            failed.append(name)
+            say(f"**{name} failed**: {type(exc).__name__}: {exc}")
+            say()
+        (out / "gpu_check.md").write_text("\n".join(LINES) + "\n")
+    if failed:
+        sys.exit(f"parts that failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,37 @@ def test_torchrun_ddp_two_cpu_ranks(tmp_path):
     assert r0["weights"] == r1["weights"]  # identical after the steps
 
 
+def test_torchrun_ranks_agree_on_when_to_stop(tmp_path):
+    """Time budget, patience and both under torchrun (2 CPU ranks, gloo): only rank 0
+    validates and keeps the clock, yet every rank takes the same steps and stops
+    together (a drift in the ranks' collectives failed with 'collective mismatch' or
+    'Connection closed by peer', and would hang on NCCL)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = Path(__file__).parent / "ddp_stop_worker.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + [str(worker), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    for name in ("budget", "patience", "both"):
+        assert r0[name]["steps"] == r1[name]["steps"] > 1, name
+        assert r0[name]["weights"] == r1[name]["weights"], name
+        # rank 0 alone wrote the run folder: one model, one checkpoint
+        assert sorted(p.name for p in (tmp_path / name).glob("*.safetensors")) == [
+            "best.safetensors",
+            "checkpoint.safetensors",
+        ], name
+    assert r0["patience"]["stopped"] and r0["patience"]["steps"] < 400
+    assert r0["cli"] == r1["cli"] == 0  # one model file, saved by rank 0 alone
+    assert p2p.load_model(tmp_path / "cli.safetensors").history["steps_done"] == 3
+    assert r0["budget"]["steps"] < 100000
+
+
 def test_predict_lazy_on_a_dask_cluster_equals_single_process(trained):
     distributed = pytest.importorskip("dask.distributed")
     source = np.stack([np.roll(trained_source(), 11 * i, axis=1) for i in range(4)])

@@ -232,6 +232,7 @@ def _terminate_as_interrupt():
 def cmd_train(args, options: dict) -> int:
     from tqdm import tqdm
 
+    from .engine.distributed import launch_rank
     from .engine.events import StepEvent, ValidationEvent, WarningEvent
     from .io.checkpoint import check_model_beside_run
     from .io.model_file import check_model_output, save_or_rescue
@@ -281,7 +282,7 @@ def cmd_train(args, options: dict) -> int:
         events.close()
         if bar:
             bar.close()
-        if model is not None:
+        if model is not None and launch_rank() == 0:  # under torchrun: one file, rank 0's
             path, note = save_or_rescue(model, args.output, args.overwrite)
             print(
                 f"interrupted: the model trained so far ({model.history.get('steps_done')} "
@@ -291,6 +292,8 @@ def cmd_train(args, options: dict) -> int:
         return 130
     if bar:
         bar.close()
+    if launch_rank() != 0:  # under torchrun the ranks end with the same model: rank 0 saves
+        return 0
     path, note = save_or_rescue(model, args.output, args.overwrite)
     if note:
         print(f"napari-pix2pix: {note}", file=sys.stderr)

@@ -6,11 +6,14 @@ draws its own crops; gradients are averaged, so the weights stay identical."""
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+GROUP_TIMEOUT = 2 * 3600  # seconds a rank may wait for the others (validation, saving)
 
 
 def world_size() -> int:
@@ -30,13 +33,21 @@ def setup(device: torch.device) -> tuple[int, int, torch.device]:
     if world_size() <= 1 or not dist.is_available():
         return 0, 1, device
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # rank 0 alone validates and writes checkpoints while the others wait in their
+        # next collective: a long validation must not look like a dead peer
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo",
+            timeout=datetime.timedelta(seconds=GROUP_TIMEOUT),
+        )
         # the group we joined is left before the interpreter tears down: gloo's threads
         # destroyed unjoined abort the process ("terminate called without an active
         # exception", seen once in the torchrun test)
         atexit.register(_leave)
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # a scheduler that shows each process only its own GPU (CUDA_VISIBLE_DEVICES per
+        # task) leaves one device visible whatever LOCAL_RANK is
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local % max(1, torch.cuda.device_count()))
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
 
@@ -64,13 +75,27 @@ def sync_buffers(module: torch.nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def sync_weights(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers: only rank 0 validates, so only it
+    knows which weights a run keeps; all ranks must call this together."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        with torch.no_grad():
+            for tensor in unwrap(module).state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+
 def agree(value: float) -> float:
     """Rank 0's ``value`` on every rank (decisions such as 'time is up' must be the
     same everywhere, or the ranks would wait for each other forever)."""
+    return agree_all([value])[0]
+
+
+def agree_all(values: list[float]) -> list[float]:
+    """Rank 0's ``values`` on every rank, in one broadcast; all ranks call it together."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64)
     if dist.get_backend() == "nccl":
         tensor = tensor.cuda()
     dist.broadcast(tensor, src=0)
-    return float(tensor.item())
+    return [float(v) for v in tensor.cpu()]

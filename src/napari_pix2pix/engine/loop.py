@@ -121,9 +121,10 @@ def train_loop(
 
     try:
         model.generator.train()
-        validated = False
+        validated, stop = False, False
         for step in range(start + 1, budget.steps + 1):
-            if step > start + 1 and budget.time_is_up():
+            # every rank decides alike: rank 0's clock and stop request (schedule.py)
+            if budget.tick(stop) or (step > start + 1 and budget.time_is_up()):
                 step -= 1
                 break
             src, tgt = (
@@ -152,23 +153,29 @@ def train_loop(
                 distributed.sync_buffers(model.generator)
             if validated and rank == 0 and split.val:
                 yield from validate(step)
-                if keeper.exhausted:
+                if keeper.exhausted:  # every rank stops at the next tick
                     history["stopped"] = (
                         f"no better {keeper.metric} in {keeper.patience} validations"
                     )
-                    break
-            if step < budget.steps and (
-                (checkpoint_every and step % checkpoint_every == 0)
-                or (not checkpoint_every and validated)
+                    stop = True
+            if (
+                not stop
+                and step < budget.steps
+                and (
+                    (checkpoint_every and step % checkpoint_every == 0)
+                    or (not checkpoint_every and validated)
+                )
             ):
                 save(step)
-        if step > start and not validated and rank == 0 and split.val:
-            distributed.sync_buffers(model.generator)
-            yield from validate(step, last=True)  # the run's last state is always scored
+        if step > start and not validated and split.val:
+            distributed.sync_buffers(model.generator)  # a collective: every rank
+            if rank == 0:
+                yield from validate(step, last=True)  # the run's last state is always scored
         log_losses(step)  # stopped between two entries (time, patience): none lost
         save(step)
         finished = True
         history["kept"] = (keep != "last" and keeper.keep_best(model.generator, keep)) or "last"
+        distributed.sync_weights(model.generator)  # rank 0's kept weights, on every rank
         model.generator.eval()
         yield FinishedEvent(step=step, total=step, model=model)
     except GeneratorExit:

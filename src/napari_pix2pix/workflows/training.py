@@ -78,6 +78,9 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     if init_model is not None:  # before the trainer moves (and perhaps wraps) it
         model.generator.load_state_dict(init_model.generator.state_dict())
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
+    if config.seed is not None and rank > 0 and ckpt is None:
+        # the weights are rank 0's (DDP broadcast them); dropout masks are each rank's own
+        torch.manual_seed(config.seed + rank)
     # L1 alone has no adversarial sharpness to keep: its kept model is its most accurate
     keeper = BestKeeper(run.val_metric, run.patience, history, sharp=config.gan_mode != "none")
     if ckpt is not None:
