@@ -13,11 +13,12 @@ import threading
 import time
 
 import pytest
+import torch
 from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix import write_image
-from napari_pix2pix.io.checkpoint import load_checkpoint
+from napari_pix2pix.io.checkpoint import load_checkpoint, save_checkpoint
 from napari_pix2pix.io.run_lock import LOCK_NAME
 from napari_pix2pix.io.run_log import FLUSH_SECONDS, LOG_NAME
 
@@ -211,3 +212,23 @@ def test_a_script_hears_what_a_resumed_run_does_not_use(pair, tmp_path):
         model = p2p.train(source, target, resume=run, steps=3, lr=0.5)
     assert len(said) == 1
     assert model.history["steps_done"] == 4 and model.config.lr != 0.5
+
+
+def test_cuda_random_states_come_back_in_device_order(pair, tmp_path):
+    """A checkpoint from a machine with 12 GPUs keeps device 10's state after device 9's
+    (a text sort put it after device 1), so a resume gives each device its own."""
+    source, target = pair
+    p2p.train(source, target, checkpoint_dir=tmp_path / "a", **FAST)
+    ckpt = load_checkpoint(tmp_path / "a")
+    states = [torch.full((16,), i, dtype=torch.uint8) for i in range(12)]
+    trainer_state = {**ckpt.trainer, "rng_cuda": states}
+    save_checkpoint(
+        tmp_path / "b",
+        config=ckpt.config,
+        step=ckpt.step,
+        history=ckpt.history,
+        trainer_state=trainer_state,
+        sampler_state=ckpt.sampler,
+    )
+    back = load_checkpoint(tmp_path / "b").trainer["rng_cuda"]
+    assert [int(s[0]) for s in back] == list(range(12))

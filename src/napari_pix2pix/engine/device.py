@@ -54,9 +54,18 @@ def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         return torch.float16
     if amp == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if native_bf16(device) else torch.float16
         return None
     raise InputError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}.")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether this CUDA device computes bf16 in hardware (compute capability 8.0 or
+    more: Ampere, Hopper...). T4 (7.5) and V100 (7.0) emulate it, slower than fp32, so
+    "auto" gives them fp16 with the loss scaler. Asked of ``device``, not the current
+    device, which may be another card."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

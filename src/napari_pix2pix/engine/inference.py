@@ -6,6 +6,7 @@ files in io/outputs.py)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from contextlib import closing
@@ -272,7 +273,7 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
     generator = (
         inference_copy(model.generator, dev, batch_shape=batch_shape)
         if options.fuse
-        else model.generator.to(dev)
+        else _on_device(model.generator, dev)
     )
     layout = memory_format(generator) if options.fuse and dev.type == "cpu" else None
     return TiledPredictor(
@@ -363,3 +364,16 @@ def predict_with_spread(
             mean += delta / (i + 1)
             m2 += delta * (pred - mean)
     return first, np.sqrt(m2 / len(transforms)).astype(np.float32)
+
+
+def _on_device(generator: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The caller's network as it is when it is on ``device`` already, else a copy there:
+    predicting must not move the caller's model (fuse=False) to another device."""
+    here = next(generator.parameters(), None)
+    if (
+        here is None
+        or here.device == device
+        or (device.type == here.device.type and device.index is None)
+    ):
+        return generator
+    return copy.deepcopy(generator).to(device)

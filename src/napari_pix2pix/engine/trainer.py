@@ -189,7 +189,10 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_torch"])
         if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+            # the states of the devices there are here: a run resumes on a machine with
+            # fewer GPUs (or more: those keep their own)
+            for index, rng in enumerate(state["rng_cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, index)
 
 
 def check_training_memory(

@@ -208,7 +208,13 @@ def load_checkpoint(location) -> Checkpoint:
         else _unflatten_optimizer("opt_d", doc["opt_d"], tensors),
         "scaler": doc.get("scaler"),  # None: no fp16 scaler state (a fresh one is used)
         "rng_torch": tensors["rng.torch"],
-        "rng_cuda": [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))],
+        "rng_cuda": [
+            tensors[k]
+            for k in sorted(
+                (k for k in tensors if k.startswith("rng.cuda.")),
+                key=lambda k: (len(k), k),  # rng.cuda.10 after rng.cuda.9, not after .1
+            )
+        ],
     }
     return Checkpoint(path, config, doc["history"], int(doc["step"]), doc["sampler"], trainer)
 
