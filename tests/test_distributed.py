@@ -62,6 +62,7 @@ def test_torchrun_ranks_agree_on_when_to_stop(tmp_path):
     for name in ("budget", "patience", "both"):
         assert r0[name]["steps"] == r1[name]["steps"] > 1, name
         assert r0[name]["weights"] == r1[name]["weights"], name
+        assert r0[name]["width"] == r1[name]["width"], name  # one network, timed on rank 0
         # rank 0 alone wrote the run folder: one model, one checkpoint
         assert sorted(p.name for p in (tmp_path / name).glob("*.safetensors")) == [
             "best.safetensors",

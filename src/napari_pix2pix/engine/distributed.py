@@ -84,6 +84,16 @@ def sync_weights(module: torch.nn.Module) -> None:
                 dist.broadcast(tensor, src=0)
 
 
+def agree_object(value):
+    """Rank 0's ``value`` (any picklable object, e.g. the recipe it timed) on every
+    rank; all ranks call it together. Objects come only from rank 0 of the same job."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def agree(value: float) -> float:
     """Rank 0's ``value`` on every rank (decisions such as 'time is up' must be the
     same everywhere, or the ranks would wait for each other forever)."""

@@ -137,7 +137,9 @@ def _set_up(
         )
     recipe = None
     if ckpt is None and init_model is None:  # else the network is the model's
-        config, recipe = fit_recipe(config, split, given, run, dev)
+        # timed on rank 0 alone and shared, so every rank builds the same network
+        chosen = fit_recipe(config, split, given, run, dev) if rank == 0 else None
+        config, recipe = distributed.agree_object(chosen)
     return RunSetup(
         run,
         config,
