@@ -106,3 +106,17 @@ def test_a_budgeted_plan_fits_its_steps_into_the_budget(narrow):
     assert plan.step_seconds == pytest.approx(plan.recipe["ms_per_step"] / 1000)
     assert plan.step_seconds > 0
     assert plan.describe().startswith("auto recipe") and "~" in plan.describe()
+
+
+def test_probing_what_fits_leaves_the_batchnorm_statistics_alone():
+    """The out-of-memory advice tries batches of zeros through the networks: their
+    BatchNorm running statistics must come back as they were (zeros would drag the
+    means towards 0 and the variances towards 1 for the rest of the run)."""
+    cpu = torch.device("cpu")
+    c = Pix2PixConfig(patch_size=32, depth=4, base_channels=8, disc_layers=2, disc_channels=8)
+    trainer = Trainer(c, build_generator(c), cpu, amp_dtype(cpu, "off"))
+    with torch.no_grad():
+        for buffer in trainer.generator.buffers():
+            buffer.fill_(3.0)
+    assert trainer._fits(2, (32, 32))
+    assert all(torch.all(b == 3.0) for b in trainer.generator.buffers())

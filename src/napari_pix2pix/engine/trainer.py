@@ -35,7 +35,7 @@ class Trainer:
         dtype: torch.dtype | None,
         world: int = 1,
     ) -> None:
-        self.config, self.device, self.dtype = config, device, dtype
+        self.config, self.device, self.dtype, self.world = config, device, dtype, world
         self.generator = generator.to(device)
         use_gan = config.gan_mode != "none"
         self.discriminator = build_discriminator(config).to(device) if use_gan else None
@@ -59,6 +59,7 @@ class Trainer:
         """One update at the schedule's values for ``progress`` (the fraction of the run
         done); losses as floats. Out of memory, the error names a batch and patch size
         that fit; a NaN/inf loss stops the run."""
+        failure = None
         try:
             losses = self._update(
                 src, tgt, self.lr(progress), adversarial_weight(progress, self.config.gan_warmup)
@@ -66,8 +67,11 @@ class Trainer:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            failure = exc
+        if failure is not None:
+            # out of the handler: the traceback no longer holds the failed step's tensors
             del src, tgt
-            raise TrainingError(self._what_fits(step)) from exc
+            raise TrainingError(self._what_fits(step)) from failure
         bad = [k for k, v in losses.items() if not np.isfinite(v)]
         if bad:
             raise TrainingError(
@@ -126,6 +130,11 @@ class Trainer:
             f"out of memory on {dev} at step {step} with batch_size={config.batch_size} and "
             f"patch_size={config.patch_size}."
         )
+        if self.world > 1:  # probing would run one rank's collectives alone: a hang
+            return (
+                f"{said} Train again with a smaller batch_size or patch_size (under torchrun "
+                "the sizes that fit are not probed)."
+            )
         disc_min = 3 * 2**config.disc_layers if config.gan_mode != "none" else 1
         min_side = config.multiple * math.ceil(disc_min / config.multiple)
         for batch, patch in fallbacks(
@@ -143,17 +152,20 @@ class Trainer:
         )
 
     def _fits(self, batch: int, patch: tuple[int, ...]) -> bool:
-        nets = [n for n in (self.net_g, self.net_d) if n is not None]
+        """One forward and backward pass of the networks themselves (not DDP's wrappers),
+        their BatchNorm statistics put back afterwards (zeros must not feed them)."""
+        nets = [n for n in (self.generator, self.discriminator) if n is not None]
+        kept = [{k: v.clone() for k, v in net.named_buffers()} for net in nets]
         try:
             for net in nets:
                 net.zero_grad(set_to_none=True)
             free_memory(self.device)
             src = torch.zeros((batch, self.config.in_channels, *patch), device=self.device)
             with autocast(self.device, self.dtype):
-                fake = self.net_g(src)
+                fake = self.generator(src)
                 loss = fake.float().mean()
-                if self.net_d is not None:
-                    loss = loss + self.net_d(src, fake).float().mean()
+                if self.discriminator is not None:
+                    loss = loss + self.discriminator(src, fake).float().mean()
             loss.backward()
             return True
         except Exception as exc:  # only out-of-memory means "try smaller"
@@ -161,8 +173,11 @@ class Trainer:
                 raise
             return False
         finally:
-            for net in nets:
-                net.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for net, buffers in zip(nets, kept):
+                    net.zero_grad(set_to_none=True)
+                    for name, value in net.named_buffers():
+                        value.copy_(buffers[name])
             free_memory(self.device)
 
     def state(self) -> dict:
