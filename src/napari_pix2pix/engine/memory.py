@@ -67,10 +67,14 @@ def available_memory() -> int | None:
 
 
 def device_memory(device: torch.device) -> int | None:
-    """Free bytes on ``device`` (free CUDA memory, else the machine's available memory)."""
+    """Free bytes on ``device`` (free CUDA memory, else the machine's available memory).
+    On CUDA the blocks PyTorch's allocator holds cached but unused count as free: they
+    are this process's to reuse, and mem_get_info counts them as taken."""
     if device.type == "cuda":
         try:
-            return torch.cuda.mem_get_info(device)[0]
+            free = torch.cuda.mem_get_info(device)[0]
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+            return free + max(0, cached)
         except RuntimeError:
             return None
     return available_memory()
