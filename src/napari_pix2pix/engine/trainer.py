@@ -36,6 +36,8 @@ class Trainer:
         world: int = 1,
     ) -> None:
         self.config, self.device, self.dtype, self.world = config, device, dtype, world
+        if device.type == "cuda":  # every crop has one shape: let cuDNN pick its kernels once
+            torch.backends.cudnn.benchmark = True
         self.generator = generator.to(device)
         use_gan = config.gan_mode != "none"
         self.discriminator = build_discriminator(config).to(device) if use_gan else None
