@@ -19,8 +19,8 @@ rounds to that many px). The displacement is made by cutting the target's window
 offset from the source's, so nothing wraps around. Per modality and shift: how often
 ``PairShift.warns``, how often the shift found is longer than TOLERATED_SHIFT whatever
 the contrast, the median error of the shift found (length of the difference from the
-true one) and the range of ``contrast``. False alarms: warnings at shift 0; detections:
-warnings at 4 px or more.
+true one) and the ranges of ``contrast`` and ``significance``. False alarms: warnings
+at shift 0; detections: warnings at 4 px or more.
 
     export NILEARN_DATA=/tmp/nl/nilearn/datasets/data   # see benchmarks/tasks.py
     python benchmarks/alignment.py --trials 48 --seed 0 --table alignment_table.md
@@ -74,6 +74,7 @@ import numpy as np
 
 from napari_pix2pix.engine.alignment import (
     MIN_CONTRAST,
+    MIN_SIGNIFICANCE,
     PREDICTION_SIGNIFICANCE,
     PREDICTION_TOLERANCE,
     TOLERATED_SHIFT,
@@ -175,8 +176,16 @@ def measure(name: str, cuts, dims: int, rng) -> list[dict]:
             # the target's window starts `offset` further: its content moved by -offset
             true = -np.array(offset, float)
             error = float(np.linalg.norm(np.array(result.shift) - true))
-            found.append((result.warns, result.length > TOLERATED_SHIFT, error, result.contrast))
-        warns, long, errors, contrasts = (np.array(v) for v in zip(*found))
+            found.append(
+                (
+                    result.warns,
+                    result.length > TOLERATED_SHIFT,
+                    error,
+                    result.contrast,
+                    result.significance,
+                )
+            )
+        warns, long, errors, contrasts, significances = (np.array(v) for v in zip(*found))
         rows.append(
             {
                 "modality": name,
@@ -186,6 +195,7 @@ def measure(name: str, cuts, dims: int, rng) -> list[dict]:
                 "long": int(long.sum()),
                 "error": float(np.median(errors)),
                 "contrast": (float(contrasts.min()), float(contrasts.max())),
+                "significance": (float(significances.min()), float(significances.max())),
             }
         )
     return rows
@@ -194,16 +204,17 @@ def measure(name: str, cuts, dims: int, rng) -> list[dict]:
 def table(rows: list[dict]) -> str:
     lines = [
         f"| modality | shift (px) | trials | warns | found > {TOLERATED_SHIFT:g} px | "
-        "median error (px) | contrast min-max |",
-        "|---|---|---|---|---|---|---|",
+        "median error (px) | contrast min-max | significance min-max |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         low, high = r["contrast"]
+        t_low, t_high = r["significance"]
         lines.append(
             f"| {r['modality']} | {r['shift']} | {r['trials']} | "
             f"{r['warns']} ({100 * r['warns'] / r['trials']:.0f} %) | "
             f"{r['long']} ({100 * r['long'] / r['trials']:.0f} %) | {r['error']:.1f} | "
-            f"{low:.2f}-{high:.2f} |"
+            f"{low:.2f}-{high:.2f} | {t_low:.1f}-{t_high:.1f} |"
         )
     return "\n".join(lines)
 
@@ -479,7 +490,8 @@ def main() -> None:
         rows += measure(name, cuts(), dims, rng)
         print(f"{name}: done at {time.perf_counter() - start:.0f} s", file=sys.stderr)
     text = (
-        f"TOLERATED_SHIFT {TOLERATED_SHIFT:g} px, MIN_CONTRAST {MIN_CONTRAST:g}; "
+        f"TOLERATED_SHIFT {TOLERATED_SHIFT:g} px, MIN_CONTRAST {MIN_CONTRAST:g}, "
+        f"MIN_SIGNIFICANCE {MIN_SIGNIFICANCE:g}; "
         f"seed {args.seed}, {args.trials} windows per modality.\n\n"
         f"{table(rows)}\n\n{rates(rows)}\n"
     )

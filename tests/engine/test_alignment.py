@@ -6,8 +6,10 @@ from scipy import ndimage
 
 from napari_pix2pix.engine.alignment import (
     MIN_CONTRAST,
+    MIN_SIGNIFICANCE,
     SEARCH,
     TOLERATED_SHIFT,
+    PairShift,
     estimate_shift,
     middle_plane,
     misalignment_warning,
@@ -54,6 +56,21 @@ def test_a_pair_shifted_by_6_px_warns(offset):
     found = pair_shift(*_cut(source, target, offset))
     assert found.warns and found.contrast >= MIN_CONTRAST
     assert all(abs(f + o) <= 1 for f, o in zip(found.shift, offset))
+
+
+def test_a_long_shift_warns_when_it_is_clear_by_contrast_or_significance():
+    assert PairShift((3.0, 3.0), MIN_CONTRAST, 0.0).warns
+    assert PairShift((3.0, 3.0), 0.01, MIN_SIGNIFICANCE).warns  # a large image
+    assert not PairShift((3.0, 3.0), 0.01, MIN_SIGNIFICANCE - 1).warns
+    assert not PairShift((1.0, 1.0), 0.9, 100.0).warns  # within the tolerance
+
+
+def test_a_shift_on_a_large_pair_is_significant():
+    source, target = make_pair((528, 528), seed=3, nucleus_radius=5.0)
+    aligned = pair_shift(*_cut(source, target, (0, 0)))
+    assert aligned.significance < MIN_SIGNIFICANCE and not aligned.warns
+    found = pair_shift(*_cut(source, target, (3, -3)))
+    assert found.significance >= MIN_SIGNIFICANCE and found.warns
 
 
 def test_a_3d_shift_is_found():
