@@ -78,3 +78,16 @@ def test_the_cli_refuses_an_empty_path_naming_the_argument(images_here, argv, na
     err = capsys.readouterr().err
     assert f"napari-pix2pix: error: {name} is an empty path" in err, err
     assert "'.'" not in err
+
+
+def test_a_symbolic_link_loop_is_called_one(tmp_path, monkeypatch, capsys):
+    """Two links pointing at each other: a message naming the link, not a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop2.tif").symlink_to("loop1.tif")
+    (tmp_path / "loop1.tif").symlink_to("loop2.tif")
+    model = untrained_model(tmp_path / "m.safetensors")
+    p2p.write_image(tmp_path / "in.tif", np.zeros((64, 64), np.float32), "YX")
+    with pytest.raises(p2p.Pix2PixError, match="'loop1.tif'"):
+        p2p.predict(p2p.load_model(model), "in.tif", out="loop1.tif", device="cpu")
+    assert main(["predict", str(model), "loop1.tif", "-o", "o.tif", "--device", "cpu"]) != 0
+    assert "Traceback" not in capsys.readouterr().err

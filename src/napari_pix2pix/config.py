@@ -279,6 +279,13 @@ class Pix2PixConfig:
             raise InputError(
                 f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}."
             )
+        if self.percentiles[1] <= 1:  # fractions given where percents are meant
+            low, high = self.percentiles
+            raise InputError(
+                f"percentiles are in percent (0-100): {self.percentiles} would map the "
+                f"lowest {high:g} % of the values to the whole range. For the usual "
+                f"range give ({low * 100:g}, {high * 100:g})."
+            )
         if len(self.patch_size) != self.spatial_dims:
             raise InputError(
                 f"patch_size {self.patch_size} needs {self.spatial_dims} values for "

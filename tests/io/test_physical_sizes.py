@@ -269,3 +269,18 @@ def test_the_rule_documents_that_niftis_unknown_unit_is_read_as_mm(tmp_path):
     assert read.unit == "mm" and read.scale == pytest.approx({"X": 0.5, "Y": 0.7, "Z": 2.0})
     rule = " ".join(physical_sizes.__doc__.split())
     assert "NIfTI" in rule and "'unknown'" in rule and "millimetres" in rule
+
+
+def test_a_nifti_voxel_size_of_zero_is_absent_not_one(tmp_path):
+    """nibabel's loader turns a zero pixdim into 1, a size the file never had: the axis
+    has no size instead, with a warning naming it."""
+    import struct
+
+    path = write_image(tmp_path / "z.nii", np.zeros((6, 5, 4), np.float32), "ZYX",
+                       {"Z": 3.0, "Y": 2.0, "X": 1.5}, "mm")  # fmt: skip
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<f", data, 80, 0.0)  # pixdim[1], the x size
+    path.write_bytes(bytes(data))
+    image, said = _read_warned(path)
+    assert "X" not in image.scale and image.scale["Y"] == pytest.approx(2.0)
+    assert "X" in said

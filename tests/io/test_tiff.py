@@ -5,6 +5,7 @@ import pytest
 import tifffile
 
 from napari_pix2pix import read_image, write_image
+from napari_pix2pix.errors import ImageFileError
 
 
 def test_tiff_round_trip_keeps_scale_and_axes(tmp_path):
@@ -118,3 +119,21 @@ def test_a_position_whose_file_is_missing_does_not_shift_the_pixel_sizes(tmp_pat
         photometric="minisblack",
     )
     assert read_image(path).scale == pytest.approx({"X": 0.9, "Y": 0.9})
+
+
+@pytest.mark.parametrize("tag", [279, 273])  # StripByteCounts, StripOffsets
+def test_a_strip_with_no_data_is_refused_not_read_as_zeros(tmp_path, tag):
+    """The last strip's length or offset patched to 0: tifffile reads zeros silently."""
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, np.ones((64, 64), np.uint16), rowsperstrip=8)
+    with tifffile.TiffFile(path) as tif:
+        entry = tif.pages[0].tags[tag]
+        where, count, size = entry.valueoffset, entry.count, entry.dtype
+    item = np.dtype(tifffile.TIFF.DATA_FORMATS[size]).itemsize
+    data = bytearray(path.read_bytes())
+    start = where + (count - 1) * item
+    data[start : start + item] = bytes(item)
+    path.write_bytes(bytes(data))
+    for lazy in (False, True):
+        with pytest.raises(ImageFileError, match="damaged: a strip or tile"):
+            read_image(path, lazy=lazy)

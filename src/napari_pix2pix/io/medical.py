@@ -95,10 +95,24 @@ def _read_nifti(path: Path, lazy: bool):
     except KeyError:  # a code NIfTI does not define: unknown, so mm
         space_unit = "unknown"
     unit = NIFTI_UNITS.get(space_unit or "unknown", "mm")
-    zooms = {a: (z, unit) for a, z in zip(letters[:3], header.get_zooms())}
+    zooms = {a: (z, unit) for a, z in zip(letters[:3], _file_zooms(path, header))}
     scale, unit = read_sizes(zooms, path, into=None)
     meta = {"nifti_header": header.copy(), "affine": np.array(img.affine)}
     return data.transpose(), letters[::-1], scale, unit, meta
+
+
+def _file_zooms(path: Path, header) -> tuple[float, ...]:
+    """The voxel sizes as the file has them. nibabel's loader sets a zero pixdim to 1 (a
+    size the file never had), so the header is read again unchecked: a zero then stays
+    zero and the rule in physical_sizes.py leaves that axis without a size."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(path) as fh:
+            raw = type(header).from_fileobj(fh, check=False)
+        return tuple(float(z) for z in raw["pixdim"][1 : 1 + len(header.get_zooms())])
+    except Exception:  # what the checked header says is still a valid answer
+        return tuple(float(z) for z in header.get_zooms())
 
 
 def _read_itk(path: Path):

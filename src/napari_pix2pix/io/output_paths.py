@@ -167,8 +167,23 @@ def _overlaps(out: Path, inp: Path) -> bool:
             return True
     except OSError:
         pass
-    a, b = out.resolve(), inp.resolve()
+    try:
+        a, b = out.resolve(), inp.resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic-link loop (RuntimeError <= 3.12)
+        bad = next((p for p in (out, inp) if _loops(p)), out)
+        raise InputError(
+            f"{str(bad)!r} is a symbolic link that leads back to itself ({exc}); point it "
+            "at a file, or give another path."
+        ) from exc
     return a == b or a in b.parents or (b in a.parents and _is_store(b))
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.resolve(strict=False)
+        return False
+    except (RuntimeError, OSError):
+        return True
 
 
 def _is_store(folder: Path) -> bool:

@@ -156,6 +156,14 @@ def _check_complete(tif, series, path: Path) -> None:
             f"{str(path)!r} is truncated or damaged: a plane's data cannot be located; "
             "copy or save it again."
         )
+    if any(
+        page is not None and (0 in page.dataoffsets or 0 in page.databytecounts)
+        for page in series.pages
+    ):  # a strip or tile with no data: tifffile reads it as zeros, silently
+        raise ImageFileError(
+            f"{str(path)!r} is damaged: a strip or tile of its image data has no offset or "
+            "no length (the file was written incompletely); copy or save it again."
+        )
     missing = sum(page is None for page in series.pages)
     if missing:  # tifffile would read them as zeros
         raise ImageFileError(
