@@ -232,3 +232,12 @@ def test_cuda_random_states_come_back_in_device_order(pair, tmp_path):
     )
     back = load_checkpoint(tmp_path / "b").trainer["rng_cuda"]
     assert [int(s[0]) for s in back] == list(range(12))
+
+
+def test_resume_without_its_checkpoint_points_at_the_runs_model(pair, tmp_path):
+    source, target = pair
+    run = tmp_path / "run"
+    p2p.train(source, target, checkpoint_dir=run, **{**FAST, "val_fraction": 0.25})
+    (run / "checkpoint.safetensors").unlink()
+    with pytest.raises(p2p.ModelFileError, match="init_model=.*best.safetensors"):
+        p2p.train(source, target, resume=run)

@@ -284,3 +284,10 @@ def test_a_nifti_voxel_size_of_zero_is_absent_not_one(tmp_path):
     image, said = _read_warned(path)
     assert "X" not in image.scale and image.scale["Y"] == pytest.approx(2.0)
     assert "X" in said
+
+
+@pytest.mark.parametrize("unit, factor", [("microns", 1.0), ("inches", 25400.0)])
+def test_plural_unit_names_are_units(unit, factor):
+    from napari_pix2pix.io.physical_sizes import micrometres
+
+    assert micrometres(unit) == factor

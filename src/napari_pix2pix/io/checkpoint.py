@@ -181,6 +181,14 @@ def load_checkpoint(location) -> Checkpoint:
     anything uses it: a damaged one is refused with a message, never half-loaded."""
     path = checkpoint_path(location)
     if not path.exists():
+        kept = [path.parent / n for n in (BEST_NAME, MODEL_NAME)]
+        kept = [p for p in kept if p.is_file()]
+        if kept:  # the checkpoint was removed, a model of the run was not
+            raise ModelFileError(
+                f"no checkpoint at {str(path)!r}, so the run cannot be resumed, but its "
+                f"model {str(kept[0])!r} is there: init_model={str(kept[0])!r} starts a new "
+                "run from it (in another checkpoint_dir)."
+            )
         raise ModelFileError(
             f"no checkpoint at {str(path)!r}; pass the checkpoint_dir of an earlier run to "
             "resume (a run stopped before its first checkpoint leaves none: start it again)."
