@@ -91,3 +91,10 @@ def test_a_symbolic_link_loop_is_called_one(tmp_path, monkeypatch, capsys):
         p2p.predict(p2p.load_model(model), "in.tif", out="loop1.tif", device="cpu")
     assert main(["predict", str(model), "loop1.tif", "-o", "o.tif", "--device", "cpu"]) != 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_missing_folder_beside_a_real_one_is_called_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "B").mkdir()
+    with pytest.raises(p2p.ImageFileError, match="'A ' does not exist"):
+        p2p.train("A ", "B", **FAST)

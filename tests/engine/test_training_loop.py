@@ -248,3 +248,10 @@ def test_a_validation_part_too_small_for_its_metric_is_refused(pair, tiny):
         source, target, val_source=source[:8, :8], val_target=target[:8, :8], steps=2, **tiny
     )
     assert model.history["best"] is not None  # another metric still keeps a model
+
+
+def test_a_val_fraction_that_leaves_a_sliver_to_train_on_is_named(pair, tiny):
+    source, target = pair
+    events = list(p2p.train_iter(source, target, steps=1, val_fraction=0.9, seed=0, **tiny))
+    said = " ".join(e.message for e in events if isinstance(e, p2p.WarningEvent))
+    assert "val_fraction=0.9 holds out most of the data" in said

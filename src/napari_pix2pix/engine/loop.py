@@ -250,10 +250,16 @@ def _notes(config, split: Split) -> list[str]:
         if any(n < p for n, p in zip(s.shape[1:], config.patch_size))
     ]
     if small:
+        held = (
+            f" (val_fraction={config.val_fraction:g} holds out most of the data: a smaller "
+            "one leaves more to train on)"
+            if config.val_fraction >= 0.5 and split.val
+            else ""
+        )
         notes.append(
             f"training image(s) of size {small[0]} are smaller than patch_size "
-            f"{config.patch_size} and were reflect-padded; a smaller patch_size (with a "
-            "smaller depth) would use the data better."
+            f"{config.patch_size} and were reflect-padded{held}; a smaller patch_size (with "
+            "a smaller depth) would use the data better."
         )
     scored = split.val[0][0][..., split.val_context :].shape[1:] if split.val else ()
     if split.val and min(scored) < SSIM_MIN_SIDE:

@@ -139,6 +139,12 @@ def pair_inputs(source, target, what: str = "training") -> list[PairInput]:
     )
     if any(folders[0]) or any(folders[1]):
         if not (len(sources) == len(targets) == 1 and folders[0][0] and folders[1][0]):
+            for item in sources + targets:  # a folder beside a missing path: say it is missing
+                if isinstance(item, (str, os.PathLike)) and not os.path.lexists(item):
+                    raise ImageFileError(
+                        f"{str(item)!r} does not exist (beside the folder given for the "
+                        f"other side); check its spelling, spaces included."
+                    )
             folder = next(i for i, f in zip(sources + targets, folders[0] + folders[1]) if f)
             raise ImageFileError(
                 f"{str(folder)!r} is a directory, not an image file; to train on folders, "
