@@ -16,25 +16,23 @@ import napari_pix2pix as p2p
 from napari_pix2pix.engine.prefetch import AHEAD
 
 
-def test_torchrun_ddp_two_cpu_ranks(tmp_path):
+def torchrun(worker: str, folder: Path, timeout: float) -> tuple[dict, dict]:
+    """Run tests/``worker`` on two CPU ranks; what each rank wrote to rank{N}.json."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(Path(__file__).parent / "ddp_worker.py"),
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + [str(Path(__file__).parent / worker), str(folder)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    return tuple(json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1))
+
+
+def test_torchrun_ddp_two_cpu_ranks(tmp_path):
+    r0, r1 = torchrun("ddp_worker.py", tmp_path, timeout=300)
     assert r0["world"] == r1["world"] == 2
     # two steps: two batches, and the few the prefetcher made ahead; each rank its own
     assert 2 <= len(r0["crops"]) <= 2 + AHEAD + 1
@@ -47,18 +45,7 @@ def test_torchrun_ranks_agree_on_when_to_stop(tmp_path):
     validates and keeps the clock, yet every rank takes the same steps and stops
     together (a drift in the ranks' collectives failed with 'collective mismatch' or
     'Connection closed by peer', and would hang on NCCL)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    worker = Path(__file__).parent / "ddp_stop_worker.py"
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-        + [str(worker), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    r0, r1 = torchrun("ddp_stop_worker.py", tmp_path, timeout=240)
     for name in ("budget", "patience", "both"):
         assert r0[name]["steps"] == r1[name]["steps"] > 1, name
         assert r0[name]["weights"] == r1[name]["weights"], name

@@ -94,14 +94,10 @@ def agree_object(value):
     return box[0]
 
 
-def agree(value: float) -> float:
-    """Rank 0's ``value`` on every rank (decisions such as 'time is up' must be the
-    same everywhere, or the ranks would wait for each other forever)."""
-    return agree_all([value])[0]
-
-
 def agree_all(values: list[float]) -> list[float]:
-    """Rank 0's ``values`` on every rank, in one broadcast; all ranks call it together."""
+    """Rank 0's ``values`` on every rank, in one broadcast (decisions such as 'time is
+    up' must be the same everywhere, or the ranks would wait for each other forever);
+    all ranks call it together."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return list(values)
     tensor = torch.tensor(values, dtype=torch.float64)
