@@ -618,7 +618,7 @@ def test_errors_come_before_long_work(pair, files, monkeypatch):
     """Output checks happen before any tile is computed, input checks before any step."""
     source, target = pair
     calls = []
-    monkeypatch.setattr(TiledPredictor, "_forward", lambda self, tiles: calls.append(1))
+    monkeypatch.setattr(TiledPredictor, "_launch", lambda self, tiles: calls.append(1))
     with pytest.raises(p2p.InputError):
         p2p.predict(files["model"], source, out=files["tmp"] / "no" / "x.tif")
     events = p2p.train_iter(source, _nan(target), **FAST)

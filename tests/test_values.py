@@ -17,9 +17,9 @@ from napari_pix2pix.io.model_file import Pix2PixModel
 def forward_calls(monkeypatch):
     """Counts the network calls of predict (none may happen before an input error)."""
     calls = []
-    original = TiledPredictor._forward
+    original = TiledPredictor._launch
     monkeypatch.setattr(
-        TiledPredictor, "_forward", lambda self, tiles: calls.append(1) or original(self, tiles)
+        TiledPredictor, "_launch", lambda self, tiles: calls.append(1) or original(self, tiles)
     )
     return calls
 

@@ -149,7 +149,15 @@ class PredictOptions:
         high_open=True,
         step=0.05,
     )
-    batch_size: int = option(4, "tiles per network call", group="basic", low=1, high=65536)
+    batch_size: int | None = option(
+        None,
+        "tiles per network call (auto: 4; on CUDA doubled, up to 64, while one call fits "
+        "in half the free GPU memory)",
+        group="basic",
+        none="auto",
+        low=1,
+        high=65536,
+    )
     device: str = option(
         "auto",
         "where to predict: auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu",

@@ -1,12 +1,21 @@
 """Tiled prediction equals whole-image inference, blends without seams, keeps units."""
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 import napari_pix2pix as p2p
+from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.engine.axes import AxesLayout
+from napari_pix2pix.engine.inference import ArrayOutput, fit_to_memory, make_predictor
+from napari_pix2pix.engine.memory import unet_bytes
 from napari_pix2pix.engine.normalization import Normalization
-from napari_pix2pix.engine.tiling import reflect_indices, tile_starts
+from napari_pix2pix.engine.tiling import TileMerger, cut_tiles, reflect_indices, tile_starts
+from napari_pix2pix.io.model_file import Pix2PixModel
+from napari_pix2pix.run_options import PredictOptions
 
 
 def whole_image(model, image):
@@ -133,3 +142,152 @@ def test_confidence_map_from_flips_and_rotations(trained, held_out_pair):
     np.testing.assert_allclose(s[1], s[0][::-1], atol=1e-3 * s.max())
     with pytest.raises(p2p.InputError, match="in memory"):
         p2p.predict(trained, image, uncertainty=True, out="x.tif")
+
+
+def small_model(dims: int) -> Pix2PixModel:
+    """An untrained depth-4 network: real layers, seconds to build and run."""
+    torch.manual_seed(dims)
+    config = Pix2PixConfig(
+        spatial_dims=dims,
+        source_axes="YX" if dims == 2 else "ZYX",
+        target_axes="YX" if dims == 2 else "ZYX",
+        depth=4,
+        base_channels=8,
+        patch_size=32 if dims == 2 else 16,
+        disc_layers=2,
+        source_low=[0.0],
+        source_high=[1000.0],
+        target_low=[0.0],
+        target_high=[500.0],
+    )
+    return Pix2PixModel(config)
+
+
+def serial(predictor, image, layout: AxesLayout) -> np.ndarray:
+    """Reference: the path before the pipeline, batch by batch on one thread (cut,
+    normalize, network, blend and write)."""
+    geo = predictor.geometry(layout.spatial_shape)
+    out_layout = layout.with_channels(layout.axes, 1)
+    output = ArrayOutput(np.empty(out_layout.shape, np.float32), out_layout)
+    merger = TileMerger(geo, 1, output, lambda block: predictor.target_norm.inverse(block))
+    for batch in cut_tiles(image, layout, geo, range(layout.n_samples), predictor.batch_size):
+        tiles = predictor.source_norm.forward(np.stack([t.data for t in batch]), 1)
+        merger.add(batch, predictor.forward(tiles))
+    return output.array
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_pipelined_run_equals_the_serial_path_bit_for_bit(dims):
+    model = small_model(dims)
+    shape = (3, 70, 90) if dims == 2 else (36, 40, 28)  # a stack of 3 in 2D
+    image = np.random.default_rng(dims).uniform(0, 1000, shape).astype(np.float32)
+    layout = AxesLayout("ZYX", shape, dims)
+    opts = PredictOptions(device="cpu", tile_size=32 if dims == 2 else 16, batch_size=3)
+    predictor = make_predictor(model, opts)
+    out = layout.with_channels("ZYX", 1)
+    piped = ArrayOutput(np.empty(out.shape, np.float32), out)
+    predictor.run(image, layout, piped)
+    np.testing.assert_array_equal(piped.array, serial(predictor, image, layout))
+    # and the API on top of it, through the default (auto) batch
+    np.testing.assert_array_equal(
+        p2p.predict(model, image, "ZYX", device="cpu", tile_size=opts.tile_size),
+        serial(replace(predictor, batch_size=4), image, layout),
+    )
+
+
+class SlowOutput(ArrayOutput):
+    """An in-memory output whose writes take a while and can fail; it records whether a
+    write was running when abort came."""
+
+    def __init__(self, shape, fail_at: int | None = None) -> None:
+        layout = AxesLayout("ZYX", shape, 2)
+        super().__init__(np.zeros(shape, np.float32), layout)
+        self.fail_at, self.writes, self.writing = fail_at, 0, False
+        self.aborts: list[bool] = []  # for each abort: a write was running
+        self.finished = False
+
+    def write(self, n, rows, block):
+        self.writing = True
+        self.writes += 1
+        try:
+            time.sleep(0.2)
+            if self.writes == self.fail_at:
+                raise OSError("no space left on device")
+            super().write(n, rows, block)
+        finally:
+            self.writing = False
+
+    def finish(self):
+        self.finished = True
+
+    def abort(self):
+        self.aborts.append(self.writing)
+        return ""
+
+
+def banded(image_shape=(3, 64, 64)):
+    """A predictor whose batches are one band of tiles each (3 tiles of 32 px across 64
+    px): every blend writes once, 3 batches per sample."""
+    predictor = make_predictor(
+        small_model(2), PredictOptions(device="cpu", tile_size=32, batch_size=3)
+    )
+    assert len(tile_starts(image_shape[-1], 32, predictor.overlap)) == 3
+    return predictor, AxesLayout("ZYX", image_shape, 2)
+
+
+def test_an_error_while_blending_reaches_the_caller_and_stops_the_run():
+    predictor, layout = banded()
+    image = np.random.default_rng(0).uniform(0, 1000, layout.shape).astype(np.float32)
+    output = SlowOutput(layout.shape, fail_at=2)
+    with pytest.raises(OSError, match="no space left"):
+        predictor.run(image, layout, output)
+    # no batch blended after the failed one, abort once with no write running, no finish
+    assert output.writes == 2 and output.aborts == [False] and not output.finished
+
+
+@pytest.mark.parametrize("failure", ["nan input", "progress cancels"])
+def test_an_error_in_the_calling_thread_aborts_once_the_blend_is_done(failure):
+    predictor, layout = banded()
+    image = np.random.default_rng(0).uniform(0, 1000, layout.shape).astype(np.float32)
+    progress = None
+    if failure == "nan input":  # found while blend 5 of 9 is still writing (0.2 s)
+        image[2, 5, 5] = np.nan
+        error, written = p2p.InputError, 5
+    else:
+
+        def progress(done, total):
+            if done >= 6:
+                raise KeyboardInterrupt
+
+        error, written = KeyboardInterrupt, 2
+    output = SlowOutput(layout.shape)
+    with pytest.raises(error):
+        predictor.run(image, layout, output, progress)
+    assert output.aborts == [False] and output.writes == written and not output.finished
+
+
+def test_batch_grows_from_free_memory_on_cuda_only():
+    model = small_model(2)
+    cfg = model.config
+    assert PredictOptions().batch_size is None and PredictOptions(batch_size=4).batch_size == 4
+    cpu = make_predictor(model, PredictOptions(device="cpu"))
+    assert cpu.batch_size == 4  # auto starts at 4
+    cuda = replace(cpu, device=torch.device("cuda"))  # the rule only: nothing runs there
+    lots = 2**40
+
+    def grown(predictor, available, grow=True, tiles=None):
+        return fit_to_memory(predictor, cfg, available, grow, tiles).batch_size
+
+    assert grown(cuda, lots) == 64  # capped
+    assert grown(cuda, lots, tiles=20) == 20  # no more than the image has
+    for shape in [(70, 90), (20, 300)]:  # the count predict caps at, without a window
+        assert cpu.tiles_per_sample(shape) == cpu.geometry(shape).tiles_per_sample
+    assert grown(cuda, lots, tiles=3) == 4  # never below where auto starts
+    assert grown(cpu, lots) == 4  # the CPU is tuned for 4
+    assert grown(cuda, lots, grow=False) == 4  # batch_size given: kept
+    # doubled while one call fits in half the memory, as fit_to_memory shrinks
+    budget = 2 * unet_bytes(cfg, 16, cuda.tile)
+    assert grown(cuda, budget) == 16 and grown(cuda, budget - 2) == 8
+    # too little memory even for 4: the shrinking rule, unchanged
+    with pytest.warns(UserWarning, match="using tile"):
+        assert grown(cuda, 2 * unet_bytes(cfg, 2, cuda.tile)) == 2

@@ -197,7 +197,7 @@ def test_a_retry_with_smaller_tiles_leaves_no_partial_file(trained, stack_file, 
     from napari_pix2pix.engine.inference import TiledPredictor, TileTooLarge
 
     path, _ = stack_file
-    real = TiledPredictor.forward
+    real = TiledPredictor.launch
 
     def no_large_tiles(self, tiles):
         if tiles.shape[-1] > 32:
@@ -206,7 +206,7 @@ def test_a_retry_with_smaller_tiles_leaves_no_partial_file(trained, stack_file, 
 
     out = tmp_path / "pred.ome.tif"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(TiledPredictor, "forward", no_large_tiles)
+        mp.setattr(TiledPredictor, "launch", no_large_tiles)
         with pytest.warns(UserWarning, match="retrying with tile_size"):
             p2p.predict(trained, path, tile_size=48, out=out)
     assert read_image(out).array.shape == (5, *read_image(path).array.shape[1:])

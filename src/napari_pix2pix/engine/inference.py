@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
 
@@ -22,7 +23,7 @@ from .device import amp_dtype, autocast, resolve_device
 from .fusion import inference_copy, memory_format
 from .memory import free_memory, gib, is_out_of_memory, smaller, unet_bytes
 from .normalization import Normalization
-from .tiling import Geometry, TileMerger, cut_tiles
+from .tiling import Geometry, TileMerger, cut_tiles, tile_starts
 
 
 class ArrayOutput:
@@ -57,6 +58,21 @@ class TileTooLarge(DeviceError):
 
 
 @dataclass
+class Launched:
+    """One network call under way: its output array, valid once ``ready`` has passed
+    (None: computed already). Ours, not a Future: a CUDA event needs no thread."""
+
+    output: np.ndarray
+    ready: torch.cuda.Event | None = None
+
+    def result(self) -> np.ndarray:
+        if self.ready is not None:
+            self.ready.synchronize()
+            self.ready = None
+        return self.output
+
+
+@dataclass
 class TiledPredictor:
     """The network call plus the tiling options; reusable across many images."""
 
@@ -73,10 +89,17 @@ class TiledPredictor:
 
     def geometry(self, spatial: tuple[int, ...]) -> Geometry:
         """Tiles shrink to the image where it is smaller (still a multiple of 2**depth)."""
-        tile = tuple(
+        return Geometry.make(spatial, self._tile_for(spatial), self.overlap)
+
+    def tiles_per_sample(self, spatial: tuple[int, ...]) -> int:
+        """The geometry's tile count, without making its blending window."""
+        tile = self._tile_for(spatial)
+        return math.prod(len(tile_starts(n, t, self.overlap)) for n, t in zip(spatial, tile))
+
+    def _tile_for(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(
             min(t, math.ceil(n / self.multiple) * self.multiple) for t, n in zip(self.tile, spatial)
         )
-        return Geometry.make(spatial, tile, self.overlap)
 
     def predict_sample(self, sample: np.ndarray) -> np.ndarray:
         """(C_in, *spatial) array -> (C_out, *spatial) float32 in target units."""
@@ -90,7 +113,14 @@ class TiledPredictor:
     def run(self, source, layout: AxesLayout, output, progress=None) -> None:
         """Predict every sample of ``source`` (addressed through ``layout``) into
         ``output``, skipping the samples it already holds (resume). ``progress(done,
-        total)`` is called with tile counts; raising from it cancels."""
+        total)`` is called with the tile counts blended so far; raising from it cancels.
+
+        Three stages overlap: while the device computes batch k, the calling thread cuts,
+        normalizes and launches batch k+1 (on CUDA a launch does not wait for the card) and
+        one background thread blends batch k-1 into ``output``, in order, one at a time.
+        Not a DataLoader (pin_memory=True): the tiles must reach the merger in order, the
+        reader thread of cut_tiles already reads ahead, and one batch ahead keeps a GPU
+        busy."""
         geo = self.geometry(layout.spatial_shape)
         first = output.done_samples
         total = layout.n_samples * geo.tiles_per_sample
@@ -104,25 +134,52 @@ class TiledPredictor:
             batches = cut_tiles(
                 source, layout, geo, range(first, layout.n_samples), self.batch_size
             )
-            with closing(batches):
-                for batch in batches:
-                    tiles = self.source_norm.forward(np.stack([t.data for t in batch]), 1)
-                    if not np.isfinite(tiles).all():
-                        raise InputError(
-                            "the image contains NaN or infinite values (or values too large "
-                            "to normalise); replace them (e.g. numpy.nan_to_num) before prediction."
-                        )
-                    predictions = self.forward(tiles)
+            # leaving this block, by an error too, waits for the blend under way: the
+            # output is aborted only once nothing writes to it any more
+            with ThreadPoolExecutor(1, thread_name_prefix="pix2pix-blend") as blender:
+                blending = None  # (the blend under way, its tile count)
+
+                def settle() -> None:
+                    """Wait for the blend under way (raising its error here), report it."""
+                    nonlocal blending, done
+                    if blending is not None:
+                        future, count = blending
+                        blending = None
+                        future.result()
+                        done += count
+                        if progress is not None:
+                            progress(done, total)
+
+                def hand_over(batch, launched) -> None:
+                    """The launched batch's predictions, checked, to the blending thread."""
+                    nonlocal blending
+                    predictions = self.finish(launched)
                     if not np.isfinite(predictions).all():
                         raise PredictionError(
                             f"the model gave NaN or infinite values for sample {batch[0].n}; "
                             "nothing is handed back. The model may be damaged, or the image far "
                             "from what it was trained on."
                         )
-                    merger.add(batch, predictions)
-                    done += len(batch)
-                    if progress is not None:
-                        progress(done, total)
+                    settle()
+                    blending = blender.submit(merger.add, batch, predictions), len(batch)
+
+                in_flight = None  # (batch, launched): on the device, not yet finished
+                with closing(batches):
+                    for batch in batches:
+                        tiles = self.source_norm.forward(np.stack([t.data for t in batch]), 1)
+                        if not np.isfinite(tiles).all():
+                            raise InputError(
+                                "the image contains NaN or infinite values (or values too large "
+                                "to normalise); replace them (e.g. numpy.nan_to_num) before "
+                                "prediction."
+                            )
+                        launched = self.launch(tiles)
+                        if in_flight is not None:
+                            hand_over(*in_flight)
+                        in_flight = batch, launched
+                if in_flight is not None:
+                    hand_over(*in_flight)
+                settle()
             output.finish()
         except TileTooLarge:  # predict retries with smaller tiles
             output.abort()
@@ -139,13 +196,19 @@ class TiledPredictor:
             self.generator.train(was_training)
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:
-        """The network on a batch of tiles; out of memory, the batch is split in halves
-        (and ``batch_size`` lowered for the rest of the run), then TileTooLarge."""
-        outputs, i = [], 0
+        """The network on a batch of tiles, waited for (launch, then finish)."""
+        return self.finish(self.launch(tiles))
+
+    def launch(self, tiles: np.ndarray) -> list[Launched]:
+        """Start the network on a batch of tiles, in calls of ``batch_size`` tiles; on
+        CUDA it returns with the work queued, elsewhere done. Out of memory (on CUDA
+        raised here, when the call allocates), the call is split in halves (and
+        ``batch_size`` lowered for the rest of the run), then TileTooLarge."""
+        launched, i = [], 0
         while i < len(tiles):
             chunk = tiles[i : i + self.batch_size]
             try:
-                outputs.append(self._forward(chunk))
+                launched.append(self._launch(chunk))
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -162,14 +225,33 @@ class TiledPredictor:
                 )
                 continue
             i += len(chunk)
+        return launched
+
+    def finish(self, launched: list[Launched]) -> np.ndarray:
+        """The predictions of launched calls, (N, C_out, *tile) float32, once computed."""
+        outputs = [call.result() for call in launched]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     @torch.inference_mode()
-    def _forward(self, tiles: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(tiles).to(self.device).contiguous(memory_format=self.memory_format)
+    def _launch(self, tiles: np.ndarray) -> Launched:
+        """One network call. On CUDA the tiles go up from a pinned buffer and the result
+        comes down into one, both without waiting (PyTorch's caching host allocator does
+        not reuse a pinned block while a copy from it is pending); elsewhere it computes."""
+        x = torch.from_numpy(tiles)
+        if self.device.type != "cuda":
+            t = x.to(self.device).contiguous(memory_format=self.memory_format)
+            with autocast(self.device, self.dtype):
+                y = self.generator(t)
+            return Launched(y.float().cpu().contiguous().numpy())
+        pinned = torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x)
+        t = pinned.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
             y = self.generator(t)
-        return y.float().cpu().contiguous().numpy()
+        host = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(y.float(), non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record(torch.cuda.current_stream(self.device))
+        return Launched(host.numpy(), ready)  # the array keeps ``host`` alive
 
     def with_smaller_tiles(self, exc: TileTooLarge) -> TiledPredictor:
         """The next tile size of the out-of-memory policy at batch 1, or a clear error."""
@@ -218,13 +300,31 @@ def check_values(source, layout: AxesLayout, norm: Normalization) -> None:
         )
 
 
-def fit_to_memory(predictor: TiledPredictor, config, available: int | None) -> TiledPredictor:
-    """Shrink the batch, then the tiles (the out-of-memory order), until one call fits
-    in half the available memory; refuse a model whose smallest tile cannot fit (a model
-    of absurd depth would otherwise allocate tens of GiB)."""
+AUTO_BATCH = 4  # tiles per call when batch_size is left to auto (what the CPU is tuned for)
+MAX_AUTO_BATCH = 64  # the most tiles per call auto grows to on CUDA
+
+
+def fit_to_memory(
+    predictor: TiledPredictor,
+    config,
+    available: int | None,
+    grow: bool = False,
+    tiles: int | None = None,
+) -> TiledPredictor:
+    """One memory rule for both directions: one call must fit in half the available
+    memory. ``grow`` (batch_size left to auto), on CUDA only, doubles the batch while
+    that holds, up to MAX_AUTO_BATCH and the ``tiles`` the image has; otherwise shrink the
+    batch, then the tiles (the out-of-memory order), until it holds; refuse a model whose
+    smallest tile cannot fit (a model of absurd depth would otherwise allocate tens of
+    GiB). The CPU never grows: its kernels are packed and tuned for AUTO_BATCH."""
     if available is None:
         return predictor
     batch, tile = predictor.batch_size, predictor.tile
+    if grow and predictor.device.type == "cuda":
+        limit = max(batch, min(MAX_AUTO_BATCH, tiles or MAX_AUTO_BATCH))
+        while batch < limit and unet_bytes(config, min(2 * batch, limit), tile) <= available // 2:
+            batch = min(2 * batch, limit)
+        predictor = replace(predictor, batch_size=batch)
     while unet_bytes(config, batch, tile) > available // 2:
         fallback = smaller(batch, tile, predictor.multiple, predictor.multiple)
         if fallback is None:
@@ -268,8 +368,9 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
     _check_overlap(options.overlap, cfg.spatial_dims)
     dev = resolve_device(options.device)
     amp = amp_dtype(dev, options.amp)
+    batch = AUTO_BATCH if options.batch_size is None else options.batch_size
     # packed for fp32 batches only: under autocast the packed kernels would run in fp32
-    batch_shape = None if amp else (options.batch_size, cfg.in_channels, *tile)
+    batch_shape = None if amp else (batch, cfg.in_channels, *tile)
     generator = (
         inference_copy(model.generator, dev, batch_shape=batch_shape)
         if options.fuse
@@ -283,7 +384,7 @@ def make_predictor(model, options: PredictOptions) -> TiledPredictor:
         cfg.multiple,
         tile,
         options.overlap,
-        options.batch_size,
+        batch,
         dev,
         amp,
         layout or torch.contiguous_format,

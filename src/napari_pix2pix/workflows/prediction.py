@@ -72,7 +72,10 @@ def predict(
     axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     predictor = make_predictor(model, opts)
-    predictor = fit_to_memory(predictor, cfg, device_memory(predictor.device))
+    tiles = layout.n_samples * predictor.tiles_per_sample(layout.spatial_shape)
+    predictor = fit_to_memory(
+        predictor, cfg, device_memory(predictor.device), opts.batch_size is None, tiles
+    )
     # everything a user can get wrong is found before the first tile runs
     inputs = (model_path, image.source)
     if opts.uncertainty and out is not None:
