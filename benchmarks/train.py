@@ -3,10 +3,12 @@ default architecture for patch sizes 256 and 128, fp32 against bf16 autocast, in
 process. (depth 8 needs 256-px patches; the 128-px row uses depth 7, the deepest fit.)
 Then the share of a real run's step time spent waiting for data: ``train_iter`` on a
 simulated 1024x1024 pair with the auto recipe and the default augmentations; batches are
-made ahead in a background thread (engine/prefetch.py), so the wait is the time the
-training thread spends in ``Prefetcher.batch``, beside the time making them.
+made ahead by crop threads (engine/prefetch.py: one on the CPU, more on a GPU), so the
+wait is the time the training thread spends in ``Prefetcher.batch``, beside the time
+making them; one row per number of crop threads.
 
     python benchmarks/train.py [--steps 3] [--precisions fp32,bf16] [--wait-steps 60]
+        [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from napari_pix2pix.engine.sampling import PairedPatchSampler
 from napari_pix2pix.engine.trainer import Trainer
 
 
-def data_wait_share(steps: int, device: str) -> tuple[float, float, float, dict]:
+def data_wait_share(steps: int, device: str, workers: int) -> tuple[float, float, float, dict]:
     """(seconds per step, seconds per step the training thread waited for a batch,
     seconds per step spent making batches in the background, the recipe) of a run of
-    ``steps`` steps, the first ten left out (warm-up)."""
+    ``steps`` steps with ``workers`` crop threads, the first ten left out (warm-up)."""
+    import napari_pix2pix.workflows.training as training
+
     waited: list[float] = []
     made: list[float] = []
 
@@ -42,9 +46,10 @@ def data_wait_share(steps: int, device: str) -> tuple[float, float, float, dict]
 
         return wrapper
 
-    originals = Prefetcher.batch, PairedPatchSampler.batch
+    originals = Prefetcher.batch, PairedPatchSampler.batch_at, training.crop_workers
     Prefetcher.batch = timed(originals[0], waited)
-    PairedPatchSampler.batch = timed(originals[1], made)
+    PairedPatchSampler.batch_at = timed(originals[1], made)
+    training.crop_workers = lambda device_type: workers
     try:
         source, target = make_pair((1024, 1024), seed=0)
         stamps = []
@@ -55,7 +60,7 @@ def data_wait_share(steps: int, device: str) -> tuple[float, float, float, dict]
                 stamps.append(time.perf_counter())
                 recipe = event.model.history.get("recipe") or {}
     finally:
-        Prefetcher.batch, PairedPatchSampler.batch = originals
+        Prefetcher.batch, PairedPatchSampler.batch_at, training.crop_workers = originals
     n = len(stamps) - 11
     per_step = (stamps[-1] - stamps[10]) / n
     return per_step, sum(waited[11:-1]) / n, sum(made[11 : 11 + n]) / n, recipe
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--wait-steps", type=int, default=60, help="steps of the data-wait run")
     parser.add_argument("--device", default="cpu", help="device of the data-wait run")
+    parser.add_argument("--workers", default="1,2", help="crop threads of the data-wait runs")
     args = parser.parse_args()
     dev = torch.device("cpu")
     results = []
@@ -99,14 +105,22 @@ def main() -> None:
         ratio = sps / fp32[patch] if patch in fp32 else float("nan")
         print(f"| {patch} | {depth} | {precision} | {sps:.3f} | {ips:.2f} | {ratio:.2f} |")
     if args.wait_steps > 11:
-        per_step, waiting, making, recipe = data_wait_share(args.wait_steps, args.device)
+        rows = []
+        for workers in map(int, args.workers.split(",")):
+            per_step, waiting, making, recipe = data_wait_share(
+                args.wait_steps, args.device, workers
+            )
+            rows.append(
+                f"| {workers} | {per_step:.3f} | {making:.3f} | {waiting:.3f} | "
+                f"{waiting / per_step:.0%} |"
+            )
         print(f"\ndata wait: {args.wait_steps} steps on {args.device}, recipe {recipe}")
         print(
-            "| s/step | s/step making batches (background thread) | s/step the step waited "
-            "for a batch | share of the step waiting for data |"
+            "| crop threads | s/step | s/step making batches (in the threads) | s/step the "
+            "step waited for a batch | share of the step waiting for data |"
         )
-        print("|---|---|---|---|")
-        print(f"| {per_step:.3f} | {making:.3f} | {waiting:.3f} | {waiting / per_step:.0%} |")
+        print("|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -16,16 +16,16 @@ torch.set_num_threads(1)
 out = sys.argv[1]
 rank = int(os.environ["RANK"])
 crops = []
-original = sampling.PairedPatchSampler.batch
+original = sampling.PairedPatchSampler.batch_at
 
 
-def recording_batch(self, batch_size):
-    src, tgt = original(self, batch_size)
+def recording_batch(self, index, batch_size):
+    src, tgt = original(self, index, batch_size)
     crops.append(hashlib.sha1(src.numpy().tobytes()).hexdigest())
     return src, tgt
 
 
-sampling.PairedPatchSampler.batch = recording_batch
+sampling.PairedPatchSampler.batch_at = recording_batch
 source, target = make_pair((96, 96), seed=1, nucleus_radius=5.0)
 model = p2p.train(
     source,

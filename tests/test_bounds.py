@@ -41,6 +41,27 @@ def test_a_training_of_absurd_size_is_refused_before_allocating(pair):
     assert time.perf_counter() - started < 30
 
 
+def test_images_are_checked_against_host_memory_and_the_network_against_the_gpu():
+    from napari_pix2pix.config import Pix2PixConfig
+    from napari_pix2pix.engine.memory import unet_bytes
+    from napari_pix2pix.engine.trainer import check_training_memory
+
+    config = Pix2PixConfig(depth=4, patch_size=64, base_channels=8, batch_size=16)
+    images = [(1, 4096, 4096)]  # 8 bytes x 2 channels x 16 Mi pixels: 256 MiB in RAM
+    network = unet_bytes(config, 16, (64, 64), training=True)
+    lots = 2**40
+    check_training_memory(config, images, lots, network * 2)  # each fits its own memory
+    with pytest.raises(p2p.InputError, match="on the GPU, more than its .*batch_size=8 "):
+        check_training_memory(config, images, lots, network)  # the GPU is too small
+    with pytest.raises(p2p.InputError, match="more than the 0.2 GiB of memory available"):
+        check_training_memory(config, images, 2**28, lots)  # RAM too small for the images
+    # on the CPU both share the RAM: together they do not fit where each alone would
+    room = int((network + 2**28) / 0.8) - 1
+    with pytest.raises(p2p.InputError, match="of memory available"):
+        check_training_memory(config, images, room, None)
+    check_training_memory(config, images, room + 2 * network, None)
+
+
 def test_tiles_shrink_to_the_memory_there_is(trained, held_out_pair, monkeypatch):
     import napari_pix2pix.workflows.prediction as prediction
     from napari_pix2pix.engine.memory import unet_bytes

@@ -1,7 +1,7 @@
 """The CUDA path: training and prediction in fp32, bf16 and fp16 autocast (fp16 with the
-GradScaler), the out-of-memory retry on a real CUDA out-of-memory error, checkpoint and
-resume on the GPU, predict_lazy with the model on CUDA. Skipped without CUDA; run on a
-GPU box by benchmarks/gpu_check.sh."""
+GradScaler; channels-last in 2D), the out-of-memory retry on a real CUDA out-of-memory
+error, checkpoint and resume on the GPU, predict_lazy with the model on CUDA. Skipped
+without CUDA; run on a GPU box by benchmarks/gpu_check.sh."""
 
 import warnings
 
@@ -26,6 +26,13 @@ def test_train_and_predict_on_cuda(pair, amp):
     for event in p2p.train_iter(source, target, steps=6, val_every=3, amp=amp, **CUDA):
         if isinstance(event, p2p.StepEvent) and event.step == 1:
             after_first = {k: v.clone() for k, v in event.model.generator.state_dict().items()}
+            # 2D under autocast: channels-last weights, the tensor cores' layout
+            conv = next(
+                p
+                for p in event.model.generator.parameters()
+                if p.ndim == 4 and min(p.shape[1:]) > 1
+            )
+            assert conv.is_contiguous(memory_format=torch.channels_last) == (amp != "off")
         model = event.model
     assert model.history["steps_done"] == 6
     # the weights moved after step 1: not every fp16 step was skipped by the loss scaler

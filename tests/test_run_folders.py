@@ -142,7 +142,7 @@ def test_sigterm_leaves_a_checkpoint_that_resume_continues(files):
     resumed = p2p.train(source, target, resume=run, time_budget=1.0)  # a few more steps
     done = resumed.history["steps_done"]
     assert done > kept.step
-    logged_steps = resumed.history["losses"]["step"]  # every 100th step, then each one
+    logged_steps = resumed.history["losses"]["step"]  # every 100th step, then ~every 0.5 s
     assert kept.step in logged_steps and logged_steps[-1] == done  # none lost or twice
     assert logged_steps == sorted(set(logged_steps))
 
@@ -174,9 +174,10 @@ def test_ctrl_c_mid_step_leaves_the_checkpoint_of_the_last_whole_step(pair, tmp_
     resumed = p2p.train(source, target, resume=run, time_budget=1.0)
     done = resumed.history["steps_done"]
     assert done > kept.step
-    logged_steps = resumed.history["losses"]["step"]  # every 100th step, then each one
-    assert logged_steps[0] == kept.step and logged_steps[-1] == done  # none lost
-    assert logged_steps == list(range(kept.step, done + 1))
+    # every 100th step, then about every 0.5 s (a time budget), none lost or twice
+    logged_steps = resumed.history["losses"]["step"]
+    assert kept.step in logged_steps and logged_steps[-1] == done
+    assert logged_steps == sorted(set(logged_steps)) and logged_steps[-2] > kept.step
 
 
 def test_resume_goes_on_only_on_the_data_it_was_trained_on(pair, tmp_path):

@@ -1,6 +1,6 @@
-"""Batches made ahead in a background thread: the same batches in the same order as the
-sampler alone, a checkpointable state as if nothing were made ahead, errors raised in the
-training thread."""
+"""Batches made ahead by threads: the same batches in the same order as the sampler alone
+(whatever the number of threads), a checkpointable state as if nothing were made ahead,
+errors raised in the training thread."""
 
 import pytest
 import torch
@@ -29,9 +29,10 @@ def _sampler(seed=3):
     return make_sampler(split, config, 0), config.batch_size
 
 
-def test_the_same_batches_in_order_and_a_state_that_resumes_exactly():
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_same_batches_in_order_and_a_state_that_resumes_exactly(workers):
     alone, n = _sampler()
-    ahead = Prefetcher(_sampler()[0], n)
+    ahead = Prefetcher(_sampler()[0], n, workers=workers)
     try:
         for _ in range(3):
             for a, b in zip(alone.batch(n), ahead.batch(n)):
@@ -39,23 +40,36 @@ def test_the_same_batches_in_order_and_a_state_that_resumes_exactly():
         # the state after three batches handed out, although more were made
         assert ahead.state() == alone.state()
         resumed, _ = _sampler(seed=99)  # another seed: the state alone must carry it
-        again = Prefetcher(resumed, n)
+        again = Prefetcher(resumed, n, workers=workers)
         again.set_state(ahead.state())
         for a, b in zip(alone.batch(n), again.batch(n)):
             assert torch.equal(a, b)
         again.close()
     finally:
         ahead.close()
-    assert not ahead._thread.is_alive()
+    assert ahead._pool._shutdown and not any(t.is_alive() for t in ahead._pool._threads)
+
+
+def test_batches_are_keyed_by_seed_and_number_not_by_who_makes_them():
+    sampler, n = _sampler()
+    first = [sampler.batch(n) for _ in range(3)]
+    assert not torch.equal(first[0][0], first[1][0])  # a stream, not one batch again
+    for index in (2, 0, 1):  # any order, any thread, another sampler of the same seed
+        for a, b in zip(first[index], _sampler()[0].batch_at(index, n)):
+            assert torch.equal(a, b)
+    other_rank = _sampler(seed=4)[0]  # make_sampler's other ranks: their own seed
+    other_rank.set_state({"batch": 1})  # a rank > 0 resuming: rank 0's position only
+    assert other_rank.state() == {"seed": 4, "batch": 1}
+    assert not torch.equal(other_rank.batch(n)[0], first[1][0])
 
 
 def test_an_error_making_a_batch_reaches_the_training_thread():
     sampler, n = _sampler()
 
-    def broken(batch_size):
+    def broken(index, batch_size):
         raise OSError("the file went away")
 
-    sampler.batch = broken
+    sampler.batch_at = broken
     feed = Prefetcher(sampler, n)
     with pytest.raises(OSError, match="went away"):
         feed.batch(n)

@@ -19,9 +19,12 @@ class TrainingEvent:
 
 @dataclass(kw_only=True)
 class StepEvent(TrainingEvent):
-    """After every optimisation step: losses (g_gan, g_l1, d_real, d_fake, ...)."""
+    """After every optimisation step. ``losses`` (g_gan, g_l1, d_real, d_fake, ...): the
+    means of the loss log's latest entry (loss_log.py), which this step made when
+    ``logged``; between entries an event shows the last one's."""
 
     losses: dict[str, float]
+    logged: bool = True
     lr: float
     elapsed: float
 

@@ -16,6 +16,7 @@ from .alignment import misalignment_warning, validation_shift
 from .best_model import BestKeeper
 from .events import FinishedEvent, StepEvent, TrainingEvent, ValidationEvent, WarningEvent
 from .inference import TiledPredictor
+from .loss_log import LossLog
 from .metrics import SSIM_MIN_SIDE, image_metrics, spectral_distance_nd
 from .networks import invalid_weights
 from .normalization import Normalization
@@ -54,7 +55,7 @@ def train_loop(
     config, history = model.config, model.history
     budget = budget or Budget(config.steps, None, None)
     keeper = keeper or BestKeeper("mae", None, history)
-    log_every = max(1, config.steps // 1000) if not budget.seconds else 1
+    log = LossLog(history, config.steps, timed=bool(budget.seconds))
     validator = _Validator(model, trainer, split)
     write = checkpoint if checkpoint is not None and rank == 0 else (lambda step: None)
 
@@ -73,7 +74,6 @@ def train_loop(
         yield WarningEvent(step=start, total=budget.steps, model=model, message=note)
 
     step, finished, collapse_said, shift_said = start, False, False, False
-    window: dict[str, list[float]] = {}
 
     def validate(step: int, last: bool = False) -> Iterator[TrainingEvent]:
         nonlocal collapse_said, shift_said
@@ -111,14 +111,6 @@ def train_loop(
                 shift_said = True
                 yield WarningEvent(step=step, total=event.total, model=model, message=message)
 
-    def log_losses(step: int) -> None:
-        """The mean losses since the last entry, as the entry of ``step``."""
-        if window:
-            history["losses"].setdefault("step", []).append(step)
-            for k, vs in window.items():
-                history["losses"].setdefault(k, []).append(float(np.mean(vs)))
-            window.clear()
-
     try:
         model.generator.train()
         validated, stop = False, False
@@ -130,26 +122,27 @@ def train_loop(
             src, tgt = (
                 t.to(trainer.device, non_blocking=True) for t in sampler.batch(config.batch_size)
             )
-            losses = trainer.step(src, tgt, step, budget.progress(step))
+            log.add(trainer.step(src, tgt, step, budget.progress(step)))
             budget.stepped()
             history["steps_done"] = step
             history["train_seconds"] = budget.elapsed()
-            for k, v in losses.items():
-                window.setdefault(k, []).append(v)
-            if step % log_every == 0 or step == budget.steps:
-                log_losses(step)
+            validated = budget.validation_due(step) or step == budget.steps
+            every = checkpoint_every or budget.val_every
+            kept = validated or bool(every and step % every == 0)  # validated or saved
+            # the losses are read (a wait for the device) only when an entry is due, and
+            # before the weights are scored or saved: a NaN stops the run before that
+            logged = (log.due(step) or kept) and log.write(step)
             total = budget.expected_total(step)
             yield StepEvent(
                 step=step,
                 total=total,
                 model=model,
-                losses=losses,
+                losses=log.latest,
+                logged=logged,
                 lr=trainer.lr(budget.progress(step)),
                 elapsed=budget.elapsed() - budget.spent,
             )
-            validated = budget.validation_due(step) or step == budget.steps
-            every = checkpoint_every or budget.val_every
-            if validated or (every and step % every == 0):
+            if kept:
                 distributed.sync_buffers(model.generator)
             if validated and rank == 0 and split.val:
                 yield from validate(step)
@@ -171,7 +164,7 @@ def train_loop(
             distributed.sync_buffers(model.generator)  # a collective: every rank
             if rank == 0:
                 yield from validate(step, last=True)  # the run's last state is always scored
-        log_losses(step)  # stopped between two entries (time, patience): none lost
+        log.write(step)  # stopped between two entries (time, patience): none lost
         save(step)
         finished = True
         history["kept"] = (keep != "last" and keeper.keep_best(model.generator, keep)) or "last"
@@ -181,7 +174,7 @@ def train_loop(
     except GeneratorExit:
         # The consumer stopped early: keep what was trained, resumable from a checkpoint.
         if not finished and step > start and history["steps_done"] == step:
-            log_losses(step)
+            log.write(step, check=False)
             if not invalid_weights(model.generator.state_dict()):
                 write(step)
             if keep != "last":
@@ -208,6 +201,7 @@ class _Validator:
             config.batch_size,
             trainer.device,
             trainer.dtype,
+            memory_format=trainer.memory_format,
         )
 
     def __call__(self, step: int, total: int) -> ValidationEvent:

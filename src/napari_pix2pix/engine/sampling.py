@@ -4,6 +4,8 @@ paired flips and rotations (MONAI dictionary transforms) and the optional augmen
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .augment import Augmentations, build_augmentations
@@ -50,8 +52,10 @@ class PairedPatchSampler:
     and the first with FOREGROUND_ENOUGH of foreground (else the one with the most) is
     taken: bounded reads, and memory that does not grow with the data.
 
-    Every random draw comes from numpy RandomStates that ``state()`` saves, so a
-    resumed run draws the same crops as an uninterrupted one.
+    Batch k's random draws are seeded from (seed, k) alone: any thread can make any
+    batch, in any order, with the same crops (prefetch.py makes them in several), and
+    ``state()`` is just the seed and the next batch's number, so a resumed run draws
+    the same crops as an uninterrupted one.
     """
 
     def __init__(
@@ -63,18 +67,11 @@ class PairedPatchSampler:
         normalization=None,
         augment: Augmentations | None = None,
     ) -> None:
-        from monai.transforms import (
-            Compose,
-            RandCropByPosNegLabeld,
-            RandFlipd,
-            RandRotate90d,
-            RandSpatialCropd,
-        )
-
         dims = len(patch_size)
         self.patch_size = tuple(patch_size)
         self.foreground = foreground
         self.normalization = normalization
+        self.augmentations = augment or Augmentations()  # None: no augmentation at all
         self.samples = list(train)
         self.shapes = [
             tuple(max(n, p) for n, p in zip(s.shape[1:], patch_size)) for s, _ in self.samples
@@ -82,37 +79,19 @@ class PairedPatchSampler:
         self.indices = [self._foreground_indices(t) for _, t in self.samples]
         areas = np.array([float(np.prod(s)) for s in self.shapes])
         self.weights = areas / areas.sum()
-        keys = ["pair"]
-        augment = augment or Augmentations()  # None: no augmentation at all
-        flip = augment.flips
-        flips = [RandFlipd(keys, prob=flip, spatial_axis=i) for i in range(dims)]
-        self._crop = (
-            RandCropByPosNegLabeld(
-                keys,
-                label_key=None,
-                image_key="pair",
-                spatial_size=patch_size,
-                pos=foreground,
-                neg=1.0 - foreground,
-                fg_indices_key="fg",
-                bg_indices_key="bg",
-            )
-            if foreground > 0
-            else RandSpatialCropd(keys, roi_size=patch_size, random_size=False)
-        )
-        # the crop draws its boxes (see _box); the transforms after it run on each crop
-        self.transform = Compose(
-            [
-                self._crop,
-                *flips,
-                RandRotate90d(keys, prob=flip, spatial_axes=(dims - 2, dims - 1)),
-            ]
-        )
-        self.rng = np.random.default_rng(seed)
-        self.transform.set_random_state(seed=None if seed is None else seed + 1)
-        self.augment = build_augmentations(augment, patch_size) if augment.any else None
-        if self.augment is not None:
-            self.augment.set_random_state(seed=None if seed is None else seed + 2)
+        self.dims = dims
+        # the stream's key: batch k's draws depend on (seed, k) alone
+        self.seed = int(np.random.SeedSequence().entropy) % 2**63 if seed is None else int(seed)
+        self.next = 0  # the batch ``batch()`` makes next
+        self._local = threading.local()  # each thread's own transforms (their states)
+
+    def _draws(self) -> _Draws:
+        """This thread's transforms: MONAI's hold their random state, so threads that make
+        batches at once each need their own."""
+        draws = getattr(self._local, "draws", None)
+        if draws is None:
+            draws = self._local.draws = _Draws(self)
+        return draws
 
     def _foreground_indices(self, target):
         """(foreground, background) flat indices over the padded normalized target of an
@@ -142,11 +121,11 @@ class PairedPatchSampler:
         t = target if target is not None else self._target(read_box(tgt, inside))
         return s, pad_to_at_least(t, self.patch_size)
 
-    def _box(self, i: int):
+    def _box(self, i: int, draws: _Draws):
         """A random patch box in sample ``i`` (padded), drawn with the crop transform's
         own RandomState as MONAI would; for lazy foreground crops, the box and its
         normalized target crop."""
-        cropper = self._crop.cropper
+        cropper = draws.crop.cropper
         shape = self.shapes[i]
         if self.foreground <= 0:
             cropper.randomize(shape)
@@ -178,52 +157,87 @@ class PairedPatchSampler:
         return box, self._target(read_box(tgt, inside))
 
     def batch(self, batch_size: int):
-        """(source, target) float32 tensors of shape (B, C, *patch_size)."""
+        """The next batch of the stream (``batch_at(self.next)``)."""
+        made = self.batch_at(self.next, batch_size)
+        self.next += 1
+        return made
+
+    def batch_at(self, index: int, batch_size: int):
+        """Batch ``index`` of the stream: (source, target) float32 tensors of shape
+        (B, C, *patch_size). Its random draws come from (seed, index) alone, so any
+        thread can make any batch (prefetch.py) and a run resumes from the index."""
         import torch
 
+        draws = self._draws()
+        keys = np.random.SeedSequence([self.seed % 2**64, index]).generate_state(
+            1 + len(draws.states)
+        )
+        rng = np.random.default_rng(keys[0])
+        for state, key in zip(draws.states, keys[1:]):
+            state.seed(int(key))
         sources, targets = [], []
-        for i in self.rng.choice(len(self.samples), size=batch_size, p=self.weights):
-            box, target = self._box(i)
+        for i in rng.choice(len(self.samples), size=batch_size, p=self.weights):
+            box, target = self._box(i, draws)
             s, t = self._read(i, box, target)
             item = {"pair": torch.from_numpy(np.ascontiguousarray(np.concatenate([s, t])))}
-            for transform in self.transform.transforms[1:]:
+            for transform in draws.after_crop:
                 item = transform(item)
             pair = _tensor(item["pair"])
             source, target = pair[: s.shape[0]], pair[s.shape[0] :]
-            if self.augment is not None:
-                item = self.augment({"source": source, "target": target})
+            if draws.augment is not None:
+                item = draws.augment({"source": source, "target": target})
                 source, target = _tensor(item["source"]), _tensor(item["target"])
             sources.append(source)
             targets.append(target)
         return torch.stack(sources).contiguous(), torch.stack(targets).contiguous()
 
-    def _random_states(self) -> list:
-        """Every numpy RandomState the transforms draw from (Compose, each transform and
-        the croppers inside dictionary transforms; then the augmentations')."""
-        owners = [self.transform]
-        for t in self.transform.transforms:
-            owners += [t] + [
-                v for v in vars(t).values() if hasattr(v, "R") and hasattr(v, "randomize")
-            ]
-        states = [o.R for o in owners]
-        if self.augment is not None:
-            states += _nested_states(self.augment)
-        return states
-
     def state(self) -> dict:
-        """Random state of the sampler (JSON-able) for exact resumption."""
-        states = []
-        for r in self._random_states():
-            name, keys, pos, has_gauss, gauss = r.get_state()
-            states.append([name, [int(v) for v in keys], int(pos), int(has_gauss), float(gauss)])
-        return {"rng": self.rng.bit_generator.state, "transforms": states}
+        """Where the stream is (JSON-able), for exact resumption."""
+        return {"seed": self.seed, "batch": self.next}
 
     def set_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        for r, (name, keys, pos, has_gauss, gauss) in zip(
-            self._random_states(), state["transforms"]
-        ):
-            r.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        """Go on from ``state``; without "seed" (another rank's state) with this
+        sampler's own seed, at the same batch."""
+        self.seed = int(state.get("seed", self.seed))
+        self.next = int(state["batch"])
+
+
+class _Draws:
+    """One thread's crop, flip/rotation and augmentation transforms (MONAI dictionary
+    transforms), and every numpy RandomState they draw from, in a fixed order."""
+
+    def __init__(self, sampler: PairedPatchSampler) -> None:
+        from monai.transforms import (
+            RandCropByPosNegLabeld,
+            RandFlipd,
+            RandRotate90d,
+            RandSpatialCropd,
+        )
+
+        keys, dims, patch = ["pair"], sampler.dims, sampler.patch_size
+        flip = sampler.augmentations.flips
+        self.crop = (
+            RandCropByPosNegLabeld(
+                keys,
+                label_key=None,
+                image_key="pair",
+                spatial_size=patch,
+                pos=sampler.foreground,
+                neg=1.0 - sampler.foreground,
+                fg_indices_key="fg",
+                bg_indices_key="bg",
+            )
+            if sampler.foreground > 0
+            else RandSpatialCropd(keys, roi_size=patch, random_size=False)
+        )
+        # the crop draws its boxes (sampler._box); these run on each crop
+        self.after_crop = [
+            *(RandFlipd(keys, prob=flip, spatial_axis=i) for i in range(dims)),
+            RandRotate90d(keys, prob=flip, spatial_axes=(dims - 2, dims - 1)),
+        ]
+        augment = sampler.augmentations
+        self.augment = build_augmentations(augment, patch) if augment.any else None
+        self.states = _own_states([self.crop, *self.after_crop, self.augment])
 
 
 class _Shape:
@@ -239,9 +253,11 @@ def _tensor(x):
     return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
 
 
-def _nested_states(root) -> list:
-    """The RandomStates of a transform and of every randomizable part inside it, in a
-    fixed order (attribute order, depth first), each once."""
+def _own_states(roots: list) -> list:
+    """A RandomState of its own for each transform and each randomizable part inside
+    them (the croppers inside dictionary transforms), in a fixed order (attribute order,
+    depth first). Own: until set, MONAI's ``R`` is one class attribute that every
+    instance, in every thread, draws from."""
     seen, states = set(), []
 
     def visit(obj, depth: int) -> None:
@@ -249,11 +265,14 @@ def _nested_states(root) -> list:
             return
         seen.add(id(obj))
         if isinstance(getattr(obj, "R", None), np.random.RandomState):
+            obj.R = np.random.RandomState()
             states.append(obj.R)
         children = list(getattr(obj, "transforms", None) or [])
         children += [v for v in vars(obj).values() if hasattr(v, "set_random_state")]
         for child in children:
             visit(child, depth + 1)
 
-    visit(root, 0)
+    for root in roots:
+        if root is not None:
+            visit(root, 0)
     return states

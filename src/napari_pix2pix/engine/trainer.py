@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,9 +37,16 @@ class Trainer:
         self.config, self.device, self.dtype, self.world = config, device, dtype, world
         if device.type == "cuda":  # every crop has one shape: let cuDNN pick its kernels once
             torch.backends.cudnn.benchmark = True
-        self.generator = generator.to(device)
+        # channels-last 2D convolutions are the tensor cores' layout under mixed precision
+        fast = device.type == "cuda" and dtype is not None and config.spatial_dims == 2
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
+        self.generator = generator.to(device, memory_format=self.memory_format)
         use_gan = config.gan_mode != "none"
-        self.discriminator = build_discriminator(config).to(device) if use_gan else None
+        self.discriminator = (
+            build_discriminator(config).to(device, memory_format=self.memory_format)
+            if use_gan
+            else None
+        )
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=config.betas)
         self.opt_d = (
             torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=config.betas)
@@ -57,32 +63,25 @@ class Trainer:
 
     def step(
         self, src: torch.Tensor, tgt: torch.Tensor, step: int, progress: float
-    ) -> dict[str, float]:
+    ) -> dict[str, torch.Tensor]:
         """One update at the schedule's values for ``progress`` (the fraction of the run
-        done); losses as floats. Out of memory, the error names a batch and patch size
-        that fit; a NaN/inf loss stops the run."""
+        done). The losses stay 0-d tensors on the device: reading them waits for the
+        device, so the loop reads them once per logged step (loss_log). Out of memory,
+        the error names a batch and patch size that fit."""
         failure = None
         try:
-            losses = self._update(
+            return self._update(
                 src, tgt, self.lr(progress), adversarial_weight(progress, self.config.gan_warmup)
             )
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             failure = exc
-        if failure is not None:
-            # out of the handler: the traceback no longer holds the failed step's tensors
-            del src, tgt
-            raise TrainingError(self._what_fits(step)) from failure
-        bad = [k for k, v in losses.items() if not np.isfinite(v)]
-        if bad:
-            raise TrainingError(
-                f"training diverged at step {step}: the {', '.join(bad)} loss became NaN/inf. "
-                "Check the inputs for extreme values, or lower the learning rate (lr=...)."
-            )
-        return losses
+        # out of the handler: the traceback no longer holds the failed step's tensors
+        del src, tgt
+        raise TrainingError(self._what_fits(step)) from failure
 
-    def _update(self, src, tgt, lr: float, gan_weight: float) -> dict[str, float]:
+    def _update(self, src, tgt, lr: float, gan_weight: float) -> dict[str, torch.Tensor]:
         """D on (src, real) vs (src, fake), then G on cGAN + lambda * L1.
 
         The two halves of the D loss are back-propagated separately (the same gradient as
@@ -91,6 +90,7 @@ class Trainer:
         gradients are averaged once. G's adversarial term goes through the unwrapped D,
         whose weights it does not update."""
         config, dev, dtype, scaler = self.config, self.device, self.dtype, self.scaler
+        src, tgt = (t.contiguous(memory_format=self.memory_format) for t in (src, tgt))
         d, losses = self.net_d, {}
         for opt in (self.opt_g, self.opt_d):
             if opt is not None:
@@ -112,7 +112,7 @@ class Trainer:
             self.discriminator.requires_grad_(False)
             with autocast(dev, dtype):
                 g_gan = gan_loss(self.discriminator(src, fake), True, config.gan_mode, False)
-            losses.update(d_real=d_real.item(), d_fake=d_fake.item(), g_gan=g_gan.item())
+            losses.update(d_real=d_real, d_fake=d_fake, g_gan=g_gan)
         else:
             g_gan = torch.zeros((), device=dev)
         g_l1 = F.l1_loss(fake.float(), tgt)
@@ -121,8 +121,8 @@ class Trainer:
         scaler.scale(g_loss).backward()
         scaler.step(self.opt_g)
         scaler.update()
-        losses.update(g_l1=g_l1.item(), g_total=g_loss.item())
-        return losses
+        losses.update(g_l1=g_l1, g_total=g_loss)
+        return {k: v.detach().float() for k, v in losses.items()}
 
     def _what_fits(self, step: int) -> str:
         """Say which smaller batch (then patch) fits, found by trying one forward and
@@ -213,20 +213,31 @@ class Trainer:
 
 
 def check_training_memory(
-    config: Pix2PixConfig, shapes: list[tuple], available: int | None
+    config: Pix2PixConfig, shapes: list[tuple], host: int | None, device: int | None = None
 ) -> None:
     """Refuse, before anything is allocated, a run whose crops, padded images or network
-    cannot fit in the available memory (``depth=16, patch_size=65536`` would otherwise
-    allocate tens of GiB in the padding alone), naming a batch and patch that fit."""
-    if available is None:
-        return
+    cannot fit (``depth=16, patch_size=65536`` would otherwise allocate tens of GiB in
+    the padding alone), naming a batch and patch that fit. The images are held in host
+    memory (``host`` bytes available), the network's work on the device (``device``
+    bytes; None: the CPU, where both share ``host``)."""
 
-    def need(batch: int, patch: tuple[int, ...]) -> int:
+    def needs(batch: int, patch: tuple[int, ...]) -> tuple[int, int]:
         padded = sum(math.prod(max(n, p) for n, p in zip(s[1:], patch)) for s in shapes)
-        channels = config.in_channels + config.out_channels
-        return 8 * channels * padded + unet_bytes(config, batch, patch, training=True)
+        images = 8 * (config.in_channels + config.out_channels) * padded
+        network = unet_bytes(config, batch, patch, training=True)
+        return (images + network, 0) if device is None else (images, network)
 
-    if need(config.batch_size, config.patch_size) <= 0.8 * available:
+    def short(batch: int, patch: tuple[int, ...]) -> str | None:
+        """Which memory is too small for (batch, patch), with the figures; None: fits."""
+        on_host, on_device = needs(batch, patch)
+        if host is not None and on_host > 0.8 * host:
+            return f"about {gib(on_host)}, more than the {gib(host)} of memory available"
+        if device is not None and on_device > 0.8 * device:
+            return f"about {gib(on_device)} on the GPU, more than its {gib(device)} free"
+        return None
+
+    said = short(config.batch_size, config.patch_size)
+    if said is None:
         return
     disc_min = 3 * 2**config.disc_layers if config.gan_mode != "none" else 1
     min_side = config.multiple * math.ceil(disc_min / config.multiple)
@@ -234,7 +245,7 @@ def check_training_memory(
         (
             (b, p)
             for b, p in fallbacks(config.batch_size, config.patch_size, config.multiple, min_side)
-            if need(b, p) <= 0.8 * available
+            if short(b, p) is None
         ),
         None,
     )
@@ -245,6 +256,5 @@ def check_training_memory(
     )
     raise InputError(
         f"training with batch_size={config.batch_size} and patch_size={config.patch_size} "
-        f"(depth {config.depth}) needs about {gib(need(config.batch_size, config.patch_size))}, "
-        f"more than the {gib(available)} of memory available; {advice}."
+        f"(depth {config.depth}) needs {said}; {advice}."
     )

@@ -76,6 +76,12 @@ def _check_history(history: dict, damaged) -> None:
 
 
 def _check_sampler(state: dict, damaged) -> None:
+    if "batch" in state:  # the crop stream's seed and position (sampling.py)
+        seed, batch = state.get("seed"), state.get("batch")
+        if not (isinstance(seed, int) and seed >= 0 and isinstance(batch, int) and batch >= 0):
+            raise damaged("the crop sampler's state is malformed")
+        return
+    # before crops were keyed by batch: the RandomStates of the sampler's transforms
     rng, transforms = state.get("rng"), state.get("transforms")
     if not isinstance(rng, dict) or not isinstance(transforms, list):
         raise damaged("the crop sampler's random state is malformed")

@@ -19,8 +19,8 @@ BOARD_NAME = "tensorboard"
 
 
 class RunLog:
-    """Appends every event of a run to its log files. A resumed run drops the rows
-    after its checkpoint's step (they belong to the part that was lost)."""
+    """Appends a run's loss-log entries and validations to its log files. A resumed run
+    drops the rows after its checkpoint's step (they belong to the part that was lost)."""
 
     def __init__(self, folder, resumed_step: int | None = None) -> None:
         self.path = Path(folder) / LOG_NAME
@@ -31,29 +31,50 @@ class RunLog:
         self.csv.writerows(rows)
         self.board = _tensorboard(Path(folder) / BOARD_NAME)
         self.seconds = 0.0
+        self.after = resumed_step or 0  # the loss entries of later steps are new rows
+        self.history: dict | None = None
+        self.lrs: dict[int, float] = {}
         self.flush()  # the rows kept from before a resume, and the header
 
     def write(self, event: TrainingEvent) -> None:
+        self.history = event.model.history
         if isinstance(event, StepEvent):
-            self.seconds = event.model.history.get("train_seconds", 0.0)
-            row = {"kind": "step", "step": event.step, "lr": event.lr, **event.losses}
-            for name, value in event.losses.items():
-                self._scalar(f"loss/{name}", value, event.step)
-        elif isinstance(event, ValidationEvent):
+            self.lrs = {event.step: event.lr}
+        self._new_loss_rows()
+        if isinstance(event, ValidationEvent):
             row = {"kind": "validation", "step": event.step, "best": int(event.best)}
             row.update(event.metrics)
             for name, value in event.metrics.items():
                 self._scalar(f"validation/{name}", value, event.step)
-        else:
-            return
-        row["seconds"] = round(self.seconds, 3)
-        self.csv.writerow(row)
+            self._row(row)
         if isinstance(event, ValidationEvent) or time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
+
+    def _new_loss_rows(self) -> None:
+        """A row for each entry of the loss log (engine/loss_log.py) not written yet:
+        those of steps, and the last one a stopped run makes without a step event."""
+        if self.history is None:
+            return
+        losses = self.history.get("losses", {})
+        steps = losses.get("step", [])
+        first = next((i for i in range(len(steps) - 1, -1, -1) if steps[i] <= self.after), -1)
+        for i in range(first + 1, len(steps)):
+            step = steps[i]
+            values = {k: v[i] for k, v in losses.items() if k != "step" and i < len(v)}
+            for name, value in values.items():
+                self._scalar(f"loss/{name}", value, step)
+            self._row({"kind": "step", "step": step, "lr": self.lrs.get(step), **values})
+            self.after = step
+
+    def _row(self, row: dict) -> None:
+        self.seconds = self.history.get("train_seconds", 0.0)
+        row["seconds"] = round(self.seconds, 3)
+        self.csv.writerow(row)
 
     def flush(self) -> None:
         """The rows so far into the file: a run killed (SIGKILL, power) loses only the
         rows after it; called every FLUSH_SECONDS, with each validation and checkpoint."""
+        self._new_loss_rows()
         self.file.flush()
         if self.board is not None:
             self.board.flush()

@@ -33,7 +33,8 @@ class StepDisplay:
         self.timer.stop()
 
     def add(self, event: StepEvent) -> None:
-        self.plot.add_losses(event.step, event.losses, repaint=False)
+        if event.logged:  # a new entry of the loss log
+            self.plot.add_losses(event.step, event.losses, repaint=False)
         self.last = event
         if self.first is None:
             self.first = (event.step, event.elapsed)

@@ -17,8 +17,8 @@ from ..engine.device import amp_dtype
 from ..engine.events import TrainingEvent, ValidationEvent, WarningEvent
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
-from ..engine.memory import device_memory
-from ..engine.prefetch import Prefetcher
+from ..engine.memory import available_memory, device_memory
+from ..engine.prefetch import Prefetcher, crop_workers
 from ..engine.sampling import PairedPatchSampler
 from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
@@ -61,7 +61,8 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     init_model, checkpoint_dir = setup.init_model, setup.checkpoint_dir
     rank, world, dev = setup.rank, setup.world, setup.device
     in_memory = [s.shape for s, _ in split.train if not isinstance(s, LazySample)]
-    check_training_memory(config, in_memory, device_memory(dev))
+    gpu = device_memory(dev) if dev.type == "cuda" else None  # else: the same RAM
+    check_training_memory(config, in_memory, available_memory(), gpu)
     if config.seed is not None:
         torch.manual_seed(config.seed)
     sampler = make_sampler(split, config, rank)
@@ -86,7 +87,8 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     if ckpt is not None:
         _restore(trainer, sampler, ckpt, rank)
         keeper.restore(history.get("best"), best_weights(checkpoint_dir))
-    feed = Prefetcher(sampler, config.batch_size, pin=dev.type == "cuda")
+    cuda = dev.type == "cuda"
+    feed = Prefetcher(sampler, config.batch_size, pin=cuda, workers=crop_workers(dev.type))
     budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
     log = None
     if checkpoint_dir is not None and rank == 0:
@@ -145,13 +147,20 @@ def _restore(trainer: Trainer, sampler: PairedPatchSampler, ckpt, rank: int) -> 
     """A checkpoint's states into the new run (its schema was checked when read)."""
     try:
         trainer.load_state(ckpt.trainer)
-        if rank == 0:  # other ranks keep their own crop stream
-            sampler.set_state(ckpt.sampler)
+        sampler.set_state(_sampler_state(ckpt, rank))
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
         raise ModelFileError(
             f"the checkpoint {str(ckpt.path)!r} cannot be restored ({exc}); "
             "resume from an earlier copy, or start a new run."
         ) from exc
+
+
+def _sampler_state(ckpt, rank: int) -> dict:
+    """Where the crop stream goes on: the checkpoint's batch, on every rank with its own
+    seed but rank 0's. A checkpoint from before crops were keyed by batch (its state is
+    RandomStates) goes on at the batch of its step, with other crops than it would have."""
+    state = ckpt.sampler if "batch" in ckpt.sampler else {"batch": ckpt.step}
+    return state if rank == 0 else {"batch": state["batch"]}
 
 
 def train(
