@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..errors import Pix2PixError
 from ..io.model_file import load_model
 from ..options import user_path
 from ..run_options import PredictOptions
-from ..workflows.evaluation import Evaluation, evaluate
+from ..workflows.evaluation import Evaluation, check_target, evaluate, score
 from ..workflows.prediction import predict
 from . import PLUGIN, PREDICT
 from .evaluate_section import EvaluateSection
@@ -39,6 +40,9 @@ from .run_controls import REFRESH_MS, RunControls
 from .run_warnings import RunWarnings, Sink, warnings_to
 from .scrolling import fit_width, scrolling_layout, wrap
 from .settings import WidgetSettings
+
+SLICE_TIP = "only the plane the viewer shows: a quick look before a whole stack"
+SLICE_3D_TIP = "a 3D model predicts whole volumes: use Predict"
 
 
 def lazy_output_path(name: str) -> Path:
@@ -69,6 +73,41 @@ class PredictionWorker(FunctionWorker):
     def work(self):
         with warnings_to(self.sink):  # the run's warnings, to the widget
             return super().work()
+
+
+def _same_options(options: dict) -> dict:
+    """What makes two predictions of one layer the same: every option but the
+    confidence map (the prediction is the plain one either way) and if_exists."""
+    return {k: v for k, v in options.items() if k not in ("uncertainty", "if_exists", "out")}
+
+
+@dataclass
+class Made:
+    """The layers this widget made from one source layer and what made them: the
+    prediction is reused only for the same data, model and options, and a new one (its
+    spread and difference too) goes into these layers instead of "[1]" copies."""
+
+    source: object  # the napari layer
+    data: object  # its data when predicted
+    model: object
+    options: dict
+    axes: str  # the prediction's
+    layers: dict[str, list] = field(default_factory=dict)  # role -> [(layer, its data)]
+
+    def alive(self, viewer, role: str) -> list | None:
+        """The role's layers, while all are in the viewer with the data put there."""
+        pairs = self.layers.get(role)
+        if not pairs or any(lyr not in viewer.layers or lyr.data is not d for lyr, d in pairs):
+            return None
+        return [lyr for lyr, _ in pairs]
+
+    def array(self, viewer, role: str, channel_axis: int | None):
+        layers = self.alive(viewer, role)
+        if layers is None:
+            return None
+        if channel_axis is None:
+            return np.asarray(layers[0].data)
+        return np.stack([np.asarray(lyr.data) for lyr in layers], axis=channel_axis)
 
 
 class ModelChooser(Container):
@@ -107,6 +146,7 @@ class PredictWidget(QWidget):
         self.cancel_requested = threading.Event()
         self.state = {"done": 0, "total": 0}
         self.settings = WidgetSettings("predict")
+        self.made: list[Made] = []  # what this widget predicted, per source layer
         self._init_ui()
         self.form.set_values(self.settings.load())
         self.image.reset_choices()
@@ -126,9 +166,7 @@ class PredictWidget(QWidget):
         self.controls = RunControls("Predict", "Predict this slice", "Cancel")
         self.controls["Predict"].clicked.connect(lambda: self.run())
         self.controls["Predict this slice"].clicked.connect(lambda: self.run(this_slice=True))
-        self.controls["Predict this slice"].setToolTip(
-            "only the plane the viewer shows: a quick look before a whole stack"
-        )
+        self.controls["Predict this slice"].setToolTip(SLICE_TIP)
         self.controls["Cancel"].clicked.connect(self.cancel)
         self.warning = Message()  # the run's warnings, whole (a notification cuts them)
         self.run_warnings = RunWarnings(self.warning, self)
@@ -242,9 +280,10 @@ class PredictWidget(QWidget):
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
         image = layer_image(layer, axes, data)  # with its pixel size, checked against the model's
+        made = Made(layer, layer_array(layer), self.model, _same_options(options), "")
         self._start(
             partial(self._predict, image, options),
-            lambda result, lyr=layer: self._add_result(lyr, *result, offsets=offsets),
+            lambda result, lyr=layer: self._add_result(lyr, *result, offsets=offsets, made=made),
             f"Predicting {layer.name}…",
         )
 
@@ -272,42 +311,107 @@ class PredictWidget(QWidget):
         self.worker.start()
 
     def evaluate(self) -> None:
-        """Predict the image and score it against the held-out target layer; adds the
-        prediction, its difference to the target and the confidence layer."""
+        """Score the prediction of the image against the held-out target layer: the
+        target is checked first, then the prediction this widget already made of the
+        image (same data, model and options) is scored, else the image is predicted.
+        Shows the prediction, its difference to the target and the confidence layer."""
         layer, target = self.image.value, self.evaluation.target.value
-        if self.worker is not None or self.model is None or layer is None or target is None:
-            if self.model is None or layer is None or target is None:
-                show_error("Load a model and choose an image and its held-out target.")
+        if self.worker is not None:
             return
-        options = {
-            k: v for k, v in self.form.values().items() if k not in ("uncertainty", "if_exists")
-        }
+        self.evaluation.clear()
+        if self.model is None or layer is None or target is None:
+            show_error("Load a model and choose an image and its held-out target.")
+            return
+        options = _same_options(self.form.values())
         axes = self.image.axes_text() or layer_axes(layer)
         truth = np.asarray(layer_array(target))
         # with its pixel size: a model trained at another one is said to be
         source = layer_image(layer, axes, np.asarray(layer_array(layer)))
-        self._start(
-            partial(evaluate, self.model, source, truth, axes=axes, **options),
-            lambda result, lyr=layer: self._show_evaluation(lyr, result),
-            f"Evaluating on {target.name}…",
+        try:  # before any prediction: the target's shape and channels, against the source's
+            note = check_target(self.model, source, truth, axes, self.evaluation.target.axes_text())
+        except Pix2PixError as exc:
+            show_error(f"Cannot evaluate: {exc}")
+            self.controls.say(f"Error: {exc}")
+            return
+        # the target holding the image's own data is warned about by check_target
+        if any(target in [x for x, _ in pairs] for m in self.made for pairs in m.layers.values()):
+            note = (
+                f"the target {target.name} is a layer made by pix2pix, not a ground truth: "
+                "choose the held-out target that belongs to this image."
+            )
+        made = Made(layer, layer_array(layer), self.model, {**options, "axes": axes}, "")
+        old = self._made_for(layer)
+        reused = old is not None and self._reusable(old, made)
+        if reused:
+            channel_axis = old.axes.index("C") if "C" in old.axes else None
+            pred = old.array(self.viewer, "prediction", channel_axis)
+            spread = old.array(self.viewer, "spread", channel_axis)
+            self._start(
+                partial(self._score, pred, truth, old.axes, spread),
+                lambda result, lyr=layer: self._show_evaluation(lyr, result, old, reused=True),
+                f"Scoring {old.layers['prediction'][0][0].name} on {target.name}…",
+            )
+        else:
+            self._start(
+                partial(evaluate, self.model, source, truth, axes=axes, **options),
+                lambda result, lyr=layer: self._show_evaluation(lyr, result, made),
+                f"Evaluating on {target.name}…",
+            )
+        if note:  # after the start, which clears the last run's warnings
+            self.run_warnings.show(note)
+
+    def _made_for(self, layer) -> Made | None:
+        """The record of what was predicted from ``layer`` (records of layers that left
+        the viewer are dropped)."""
+        self.made = [m for m in self.made if m.source in self.viewer.layers]
+        return next((m for m in self.made if m.source is layer), None)
+
+    def _reusable(self, old: Made, new: Made) -> bool:
+        return (
+            old.model is new.model
+            and old.data is new.data
+            and old.options == new.options
+            and old.alive(self.viewer, "prediction") is not None
         )
 
-    def _show_evaluation(self, layer, result: Evaluation) -> None:
+    def _remember(self, made: Made) -> None:
+        self.made = [m for m in self.made if m.source is not made.source] + [made]
+
+    def _show_evaluation(self, layer, result: Evaluation, made: Made, reused=False) -> None:
         kwargs = result_layer_kwargs(
             layer, self.image.axes_text() or layer_axes(layer), result.axes
         )
-        self._add_layer(result.prediction, f"{layer.name} [pix2pix]", kwargs)
-        self._add_layer(result.spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
+        old = self._made_for(layer)
+        made.axes = result.axes
+        if old is not None and old is not made:
+            made.layers = dict(old.layers)  # a new prediction goes into the old layers
+        if not reused:
+            made.layers["prediction"] = self._put(
+                made, "prediction", result.prediction, f"{layer.name} [pix2pix]", kwargs
+            )
+        if result.spread is not None:
+            made.layers["spread"] = self._put(
+                made,
+                "spread",
+                result.spread,
+                f"{layer.name} [pix2pix spread]",
+                kwargs,
+                colormap="magma",
+            )
         worst = float(np.max(np.abs(result.difference))) or 1.0
-        self._add_layer(
+        made.layers["difference"] = self._put(
+            made,
+            "difference",
             result.difference,
             f"{layer.name} [pix2pix - target]",
             kwargs,
             colormap="PiYG",
             contrast_limits=(-worst, worst),
         )
+        self._remember(made)
         self.evaluation.show(result.metrics)
-        self.controls.say("Evaluated: " + self.evaluation.scores.value)
+        said = "Scored the existing prediction: " if reused else "Evaluated: "
+        self.controls.say(said + self.evaluation.scores.value)
 
     def _job(self, job, cancel: threading.Event):
         """In the worker thread: ``job`` with a progress callback that also cancels."""
@@ -319,6 +423,13 @@ class PredictWidget(QWidget):
 
         return job(progress=report)
 
+    def _score(self, pred, truth, axes: str, spread, progress):
+        """An existing prediction scored (one step of progress: it takes a moment)."""
+        progress(0, 1)
+        result = score(self.model, pred, truth, axes, spread)
+        progress(1, 1)
+        return result
+
     def _predict(self, data, options: dict, progress):
         """(prediction, output axes, spread or None)."""
         *arrays, axes = predict(self.model, data, progress=progress, return_axes=True, **options)
@@ -327,7 +438,9 @@ class PredictWidget(QWidget):
     def cancel(self) -> None:
         self.cancel_requested.set()
 
-    def _add_result(self, layer, result, out_axes: str, spread=None, offsets=None) -> None:
+    def _add_result(
+        self, layer, result, out_axes: str, spread=None, offsets=None, made=None
+    ) -> None:
         if isinstance(result, Path):
             import dask.array as da
 
@@ -339,22 +452,52 @@ class PredictWidget(QWidget):
             name = f"{layer.name} [pix2pix slice]"
             for old in [x for x in self.viewer.layers if x.name.startswith(name)]:
                 self.viewer.layers.remove(old)
-        self._add_layer(result, name, kwargs)
+        added = self._add_layer(result, name, kwargs)
+        spread_added = None
         if spread is not None:
-            self._add_layer(spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma")
+            spread_added = self._add_layer(
+                spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma"
+            )
+        if offsets is None and isinstance(result, np.ndarray) and made is not None:
+            # a whole layer's prediction in memory: Evaluate scores it, not predicts again
+            made.axes = out_axes
+            made.layers = {"prediction": added}
+            if spread_added is not None:
+                made.layers["spread"] = spread_added
+            self._remember(made)
         self.controls.say(
             f"Added {name} {tuple(result.shape)}"
             + (" and its spread." if spread is not None else ".")
         )
 
-    def _add_layer(self, data, name: str, kwargs: dict, **extra) -> None:
+    def _add_layer(self, data, name: str, kwargs: dict, **extra) -> list:
+        """New layers (one per channel with a channel axis): [(layer, its data)]."""
         kwargs = {**kwargs, **extra}
         if "channel_axis" in kwargs:
             kwargs["name"] = [f"{name} c{i}" for i in range(data.shape[kwargs["channel_axis"]])]
         else:
             kwargs["name"] = name
             kwargs.setdefault("contrast_limits", contrast_limits(data))
-        self.viewer.add_image(data, **kwargs)
+        added = self.viewer.add_image(data, **kwargs)
+        return [(lyr, lyr.data) for lyr in (added if isinstance(added, list) else [added])]
+
+    def _put(self, made: Made, role: str, data, name: str, kwargs: dict, **extra) -> list:
+        """``data`` into the layers ``made`` has for ``role`` (their data, contrast,
+        scale and translate replaced; names, order and colormaps kept), or into new
+        layers where it has none, they left the viewer or no longer fit."""
+        old = made.alive(self.viewer, role)
+        axis = kwargs.get("channel_axis")
+        parts = [data] if axis is None else list(np.moveaxis(data, axis, 0))
+        fits = old is not None and len(old) == len(parts)
+        if not fits or any(x.ndim != p.ndim for x, p in zip(old, parts)):
+            for lyr in old or ():
+                self.viewer.layers.remove(lyr)
+            return self._add_layer(data, name, kwargs, **extra)
+        for lyr, part in zip(old, parts):
+            lyr.data = part
+            lyr.scale, lyr.translate = kwargs["scale"], kwargs["translate"]
+            lyr.contrast_limits = extra.get("contrast_limits") or contrast_limits(part)
+        return [(lyr, lyr.data) for lyr in old]
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, PredictionCancelled):
@@ -377,7 +520,10 @@ class PredictWidget(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self.controls["Predict"].setEnabled(not running and self.model is not None)
-        self.controls["Predict this slice"].setEnabled(not running and self.model is not None)
+        volumes = self.model is not None and self.model.config.spatial_dims == 3
+        plane = self.controls["Predict this slice"]
+        plane.setEnabled(not running and self.model is not None and not volumes)
+        plane.setToolTip(SLICE_3D_TIP if volumes else SLICE_TIP)
         self.controls["Cancel"].setEnabled(running)
         self.chooser.export.enabled = not running and self.model is not None
 

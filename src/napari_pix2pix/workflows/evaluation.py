@@ -5,17 +5,19 @@ Pearson r), with the difference and the confidence map to look at where it errs.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..engine.arrays import check_array, check_finite
+from ..engine.axes import output_axes
 from ..engine.metrics import image_metrics
 from ..engine.normalization import Normalization
 from ..errors import InputError
-from ..io.images import read_image
+from ..io.images import as_image, read_image
 from ..io.model_file import as_model
-from .prediction import predict
+from .prediction import _image_layout, predict
 
 
 @dataclass
@@ -23,7 +25,7 @@ class Evaluation:
     metrics: dict[str, float]  # mae, psnr, ssim, pearson_r
     prediction: np.ndarray  # in the target's units, with ``axes``
     difference: np.ndarray  # prediction - target
-    spread: np.ndarray  # the confidence map (spread over the 8 flips/rotations)
+    spread: np.ndarray | None  # the confidence map (spread over the 8 flips/rotations)
     axes: str
 
 
@@ -31,29 +33,81 @@ def evaluate(model, source, target, axes: str | None = None, **options) -> Evalu
     """Predict ``source`` (any input ``predict`` takes; ``options`` are its tiling and
     device options) and score it against ``target``, an array laid out as the
     prediction is (the source's axes; C only where the model predicts channels), or an
-    image file holding one."""
+    image file holding one. A target that cannot be scored is refused before anything
+    is predicted; one that holds the source's own data is warned about."""
     model = as_model(model)
     if isinstance(target, (str, os.PathLike)):
         target = read_image(target).array
     target = np.asarray(target)
-    check_array(target, "target")  # before the prediction, which may take long
+    note = check_target(model, source, target, axes)  # before the prediction, which may take long
+    if note:
+        warnings.warn(note, stacklevel=2)
     pred, spread, out_axes = predict(
         model, source, axes=axes, uncertainty=True, return_axes=True, **options
     )
+    return score(model, pred, target, out_axes, spread)
+
+
+def check_target(
+    model, source, target, axes: str | None = None, target_axes: str | None = None
+) -> str | None:
+    """Whether ``target`` can score the prediction of ``source`` (with ``axes``), found
+    without predicting: its dtype, and its shape (and ``target_axes``, where known)
+    against the prediction's, else an InputError that names both shapes and the fix.
+    Returns a warning when it can be scored but should not be: the target holds the
+    source's own data (a prediction scored against its input, not a ground truth)."""
+    model = as_model(model)
+    cfg = model.config
+    target = np.asarray(target)
+    check_array(target, "target")
+    image = as_image(source, "image", lazy=True)
+    axes, layout = _image_layout(model, image.array, axes, image.axes)
+    out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
+    shape = layout.with_channels(out_axes, cfg.out_channels).shape
+    known = target_axes if target_axes and len(target_axes) == target.ndim else None
+    wrong_axes = known is not None and (
+        ("C" in known) != ("C" in out_axes) or (set(known) == set(out_axes) and known != out_axes)
+    )
+    if tuple(target.shape) != tuple(shape) or wrong_axes:
+        said = f" (axes {known})" if known else ""
+        layout_hint = f"a C axis of {cfg.out_channels} channels" if "C" in out_axes else "no C axis"
+        raise InputError(
+            f"the target's shape {tuple(target.shape)}{said} differs from the prediction's "
+            f"{tuple(shape)} (axes {out_axes}) of the source, shape "
+            f"{tuple(image.array.shape)} (axes {axes}): choose the target that belongs to "
+            f"this source, laid out as the prediction ({layout_hint}), or crop it to the "
+            "source's size."
+        )
+    if isinstance(image.array, np.ndarray) and image.array.shape == target.shape:
+        if target is image.array or np.array_equal(image.array, target):
+            return (
+                "the target holds the same data as the source: the prediction is scored "
+                "against its own input, not a ground truth. Choose the held-out target "
+                "that belongs to this source (e.g. its fluorescence image)."
+            )
+    return None
+
+
+def score(model, prediction, target, axes: str, spread=None) -> Evaluation:
+    """Score a ``prediction`` (with ``axes``, as ``predict`` returns it) of ``model``
+    against ``target``, laid out as it is; ``spread``, its confidence map, is kept."""
+    model = as_model(model)
+    pred, target = np.asarray(prediction, np.float32), np.asarray(target)
+    check_array(target, "target")
     if target.shape != pred.shape:
         raise InputError(
             f"the target's shape {target.shape} differs from the prediction's "
-            f"{pred.shape} (axes {out_axes}): choose the target that belongs to this source."
+            f"{pred.shape} (axes {axes}): choose the target that belongs to this source."
         )
     target = target.astype(np.float32)
     check_finite(target, "target")
     dims = model.config.spatial_dims
     metrics = image_metrics(
-        _batch(pred, out_axes, dims),
-        _batch(target, out_axes, dims),
+        _batch(pred, axes, dims),
+        _batch(target, axes, dims),
         Normalization.of(model.config, "target"),
     )
-    return Evaluation(metrics, pred, pred - target, spread, out_axes)
+    return Evaluation(metrics, pred, pred - target, spread, axes)
 
 
 def _batch(array: np.ndarray, axes: str, spatial_dims: int) -> np.ndarray:
