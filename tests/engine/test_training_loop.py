@@ -49,8 +49,9 @@ def test_collapse_is_reported(pair, tiny):
     noise = np.random.default_rng(3).random(source.shape).astype(np.float32)
     events = list(p2p.train_iter(source, noise, steps=60, gan_mode="none", val_every=20, **tiny))
     warnings = [e for e in events if isinstance(e, p2p.WarningEvent)]
-    assert len(warnings) == 1 and "nearly flat" in warnings[0].message
+    assert len(warnings) == 2 and "nearly flat" in warnings[0].message  # once, during it
     assert "train longer" in warnings[0].message
+    assert "is weak" in warnings[1].message and warnings[1].step == 60  # and at the end
     ratios = [v["std_ratio"] for v in events[-1].model.history["validation"]]
     assert ratios[-1] < 0.25
 
@@ -61,6 +62,7 @@ def test_train_iter_events(pair, tiny):
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["StepEvent"] * 3 + ["ValidationEvent"] + ["StepEvent"] * 3 + [
         "ValidationEvent",
+        "WarningEvent",  # six steps make a weak model, which the run says before it ends
         "FinishedEvent",
     ]
     step = events[0]
@@ -224,7 +226,10 @@ def test_misaligned_validation_pairs_are_reported(pair, tiny, displaced):
             **tiny,
         )
     )
-    said = [e.message for e in events if isinstance(e, p2p.WarningEvent)]
+    # (a short run's model is weak too, which it says at the end: not what is tested here)
+    said = [
+        e.message for e in events if isinstance(e, p2p.WarningEvent) and "weak" not in e.message
+    ]
     record = events[-1].model.history["validation_shift"]
     if displaced:
         assert len(said) == 1 and "displaced from their targets" in said[0], said
@@ -255,3 +260,21 @@ def test_a_val_fraction_that_leaves_a_sliver_to_train_on_is_named(pair, tiny):
     events = list(p2p.train_iter(source, target, steps=1, val_fraction=0.9, seed=0, **tiny))
     said = " ".join(e.message for e in events if isinstance(e, p2p.WarningEvent))
     assert "val_fraction=0.9 holds out most of the data" in said
+
+
+def test_a_weak_kept_model_is_named_with_advice(pair, tiny):
+    """Three steps give a flat model: the run says so when it ends, with what helps."""
+    source, target = pair
+    weak = r"model kept \(step 3 of 3\) is weak: validation r -?0\.\d\d, its predictions vary"
+    with pytest.warns(UserWarning, match=weak + r".* \(flat\)\. More training pairs.*lambda_l1"):
+        p2p.train(source, target, steps=3, val_every=3, seed=0, **tiny)
+
+
+def test_a_working_model_is_not_called_weak(trained):
+    from napari_pix2pix.engine.loop import WEAK_R, WEAK_STD_RATIO, _weak_message
+
+    kept = trained.history["best"]["metrics"]
+    assert kept["pearson_r"] > WEAK_R and kept["std_ratio"] > WEAK_STD_RATIO
+    assert _weak_message(trained.config, trained.history, 300) is None
+    flat = {**trained.history, "best": {"step": 200, "metrics": {**kept, "std_ratio": 0.5}}}
+    assert "(step 200 of 300) is weak" in _weak_message(trained.config, flat, 300)

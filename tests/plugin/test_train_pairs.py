@@ -61,6 +61,8 @@ def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
     assert not (tmp_path / "run").exists()  # a plan makes nothing
     w.controls["Start"].click()
     assert "2 pairs, 8 kpx; validation: 1 pair" in w.controls.status.text()
+    # the run's own pace replaces the estimate: the recipe stays, no timing is promised
+    assert w.planner.label.value == "Recipe: auto recipe: depth 4, 8 channels, 32 px crops, batch 4"
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
     history = w.model.history
     assert history["steps_done"] == 3
@@ -265,3 +267,37 @@ def test_each_pair_shows_a_thumbnail_of_its_source_and_target(pairs_widget, view
     assert np.corrcoef(again[:, 36:].ravel(), other.ravel())[0, 1] > 0.95
     w.pair.target.value = w.pair.source.value  # not a pair: no thumbnail
     assert not row.thumbnail.visible
+
+
+def test_what_the_run_would_warn_about_is_shown_before_start(viewer, qtbot):
+    """A patch larger than the images is said under the pairs before Start, with the
+    recipe, not only in the run's warnings once it has trained on padding."""
+    from napari_pix2pix.plugin.train_widget import TrainWidget
+
+    rng = np.random.default_rng(0)
+    for name, data in zip(("small_a", "small_b"), _pair(rng, (40, 36))):
+        viewer.add_image(data, name=name)
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    _choose(w.pairs.pairs[0], "small_a", "small_b")
+    set_fields(w, steps=3, patch_size=64, depth=4, base_channels=8, val_fraction=0)
+    qtbot.waitUntil(lambda: w.planner.plan is not None, timeout=60_000)
+    line = w.planner.label.value
+    assert line.startswith("Recipe: ") and "3 steps in" in line
+    assert re.search(
+        r"Warning: training image\(s\) of size \(40, 36\) are smaller than "
+        r"patch_size \(64, 64\)",
+        line,
+    ), line
+
+
+def test_a_plan_gives_the_range_of_the_steps_it_timed():
+    from napari_pix2pix.workflows.run_plan import RunPlan
+
+    recipe = dict(preset="auto", depth=5, base_channels=16, patch_size=[128, 128], batch_size=4)
+    steady = RunPlan(recipe, 0.1, 600, 60.0, True, (0.095, 0.105), 10**6)
+    assert "100 ms/step (timed here) · ~600 steps in" in steady.describe()
+    spread = RunPlan(recipe, 0.1, 600, 60.0, True, (0.08, 0.15), 10**6)
+    assert "80-150 ms/step (timed here) · ~400-750 steps in" in spread.describe()
+    capped = RunPlan(recipe, 0.1, 500, 50.0, True, (0.08, 0.15), 500)  # steps=500 ends it
+    assert "~333-500 steps" in capped.describe()

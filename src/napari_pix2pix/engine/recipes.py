@@ -64,33 +64,43 @@ def fit_patch_to_data(min_side: int, spatial_dims: int) -> int:
 
 def pick_width(
     sized, device: torch.device, seconds: float, make_trainer, batch_seconds: float = 0.0
-) -> tuple[int, float, str]:
+) -> tuple[int, list[float], str]:
     """The widest generator that still gets ENOUGH_STEPS within ``seconds``, timed on
     this device with a few real steps on random crops plus ``batch_seconds`` (reading
-    and augmenting a batch, the same for every width); (width, seconds per step, why).
-    ``sized(width)``: the config with that width (and the discriminator's, where free)."""
+    and augmenting a batch, the same for every width); (width, its timed seconds per
+    step, sorted, why). ``sized(width)``: the config with that width (and the
+    discriminator's, where free)."""
     widths = [w for w in WIDTHS if device.type != "cpu" or w <= 32]
     for width in widths:
         config = sized(width)
-        step = step_seconds(make_trainer(config), config) + batch_seconds
+        times = [t + batch_seconds for t in step_times(make_trainer(config), config)]
+        step = median(times)
         steps = seconds / step
         if steps >= ENOUGH_STEPS or width == widths[-1]:
             why = f"width {width}: {step * 1000:.0f} ms/step, about {steps:,.0f} steps"
-            return width, step, why
+            return width, times, why
     raise AssertionError("unreachable")
 
 
-def step_seconds(trainer, config, repeats: int = 3) -> float:
-    """The median time of a training step on random crops, after one warm-up step."""
+WARMUP_STEPS = 2  # the first steps make the kernels and pools the later ones reuse
+
+
+def step_times(trainer, config, repeats: int = 5) -> list[float]:
+    """The durations of ``repeats`` training steps on random crops, after WARMUP_STEPS
+    untimed ones, sorted (one warm-up step left estimates 2-6x too slow on a CPU)."""
     shape = (config.batch_size, config.in_channels, *config.patch_size)
     with torch.random.fork_rng(devices=[]):
         src = torch.randn(shape, device=trainer.device)
         tgt = torch.randn((shape[0], config.out_channels, *shape[2:]), device=trainer.device)
         times = []
-        for _ in range(repeats + 1):
+        for _ in range(WARMUP_STEPS + repeats):
             began = time.perf_counter()
             trainer.step(src, tgt, 1, 0.0)
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize(trainer.device)
             times.append(time.perf_counter() - began)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return sorted(times[WARMUP_STEPS:])
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 
 from magicgui.widgets import Label
 from napari.qt.threading import WorkerBase, create_worker
@@ -15,6 +16,7 @@ from qtpy.QtWidgets import QApplication
 
 from ..errors import Pix2PixError
 from ..workflows.run_plan import RunPlan, plan_run
+from .run_warnings import warnings_to
 from .scrolling import wrap
 
 DELAY_MS = 800  # typing in a field asks for one plan, not one per key
@@ -28,6 +30,7 @@ class RunPlanner:
         self.label = Label(value="")
         wrap(self.label.native)
         self.plan: RunPlan | None = None
+        self.last: RunPlan | None = None  # the latest plan shown
         self.asked = 0  # numbers the requests; an answer to an older one is dropped
         self.worker = None
         self.timer = QTimer(self.label.native)  # ends with the widget: no plan after that
@@ -52,6 +55,13 @@ class RunPlanner:
         self.label.value = "Recipe: timing a few steps…"
         self.timer.start()
 
+    def started(self) -> None:
+        """A run starts: no more timing; the line keeps the recipe (the status line
+        shows the run's own pace from its first steps)."""
+        self.cancel()
+        plan = self.plan or self.last  # Start may have asked again (a new run folder)
+        self.label.value = f"Recipe: {plan.recipe_text()}" if plan else ""
+
     def cancel(self, wait: bool = False) -> None:
         """Drop the pending request and any answer on its way (``wait``: until the
         worker thread has ended, for a closing window)."""
@@ -72,7 +82,7 @@ class RunPlanner:
             self.label.value = f"Cannot train with these settings: {exc}"
             return
         worker = create_worker(
-            plan_run, source, target, **options, _start_thread=False, _ignore_errors=True
+            _plan_and_notes, source, target, **options, _start_thread=False, _ignore_errors=True
         )
         worker.returned.connect(lambda plan: self._answer(asked, plan, None))
         worker.errored.connect(lambda exc: self._answer(asked, None, exc))
@@ -84,12 +94,14 @@ class RunPlanner:
         if asked != self.asked:
             return
         self.plan = plan
+        self.last = plan or self.last
         with contextlib.suppress(RuntimeError):  # a widget closed while the plan ran
             self._show(plan, exc)
 
     def _show(self, plan: RunPlan | None, exc: Exception | None) -> None:
         if plan is not None:
-            self.label.value = f"Recipe: {plan.describe()}"
+            notes = "".join(f"\nWarning: {note}" for note in plan.notes)
+            self.label.value = f"Recipe: {plan.describe()}{notes}"
         elif isinstance(exc, Pix2PixError):
             self.label.value = f"Cannot train with these settings: {exc}"
         else:
@@ -97,3 +109,13 @@ class RunPlanner:
 
     def _finished(self) -> None:
         self.worker = None
+
+
+def _plan_and_notes(source, target, **options) -> RunPlan:
+    """``plan_run`` in the worker, with the warnings the run would give before its first
+    step (an option it ignores, a patch larger than the images...) among its notes."""
+    heard: list[str] = []
+    with warnings_to(heard.append):
+        plan = plan_run(source, target, **options)
+    notes = tuple(dict.fromkeys([*heard, *plan.notes]))  # each once, in order
+    return replace(plan, notes=notes)

@@ -241,7 +241,7 @@ class TrainWidget(QWidget):
         self.save_settings()
         self.settings.save({"last_run": str(self.run_folder)})
         self.stop_requested.clear()
-        self.planner.cancel()
+        self.planner.started()
         train = self.selection[0]
         self.live_view.start()
         watch, sink = self.live_view.watch, self.run_warnings.hear

@@ -9,8 +9,9 @@ import math
 from dataclasses import dataclass
 
 from ..engine.device import amp_dtype
+from ..engine.loop import data_notes
 from ..engine.networks import build_generator
-from ..engine.recipes import step_seconds
+from ..engine.recipes import median, step_times
 from ..engine.trainer import Trainer
 from ..io.model_file import duration_text
 from .run_setup import set_up_run
@@ -21,22 +22,37 @@ from .training_data import batch_seconds
 @dataclass(frozen=True)
 class RunPlan:
     recipe: dict  # patch_size, depth, base_channels, disc_channels, batch_size, preset
-    step_seconds: float  # measured now, on this device: a batch's crops and a step
+    step_seconds: float  # measured now, on this device: a batch's crops and a step (median)
     steps: int  # the run's steps (about, with a time budget)
     seconds: float  # about how long the run takes (validation not counted without a budget)
     budgeted: bool
+    step_range: tuple[float, float] = (0.0, 0.0)  # the fastest and slowest timed step
+    most_steps: int = 0  # what ``steps`` allows (a time budget may end the run before)
+    notes: tuple[str, ...] = ()  # the warnings the run will start with
 
     def describe(self) -> str:
-        """'depth 5, 16 channels, 128 px crops, batch 4 · 156 ms/step · ~7,700 steps
-        in 20 min'."""
+        """'auto recipe: depth 5, 16 channels, 128 px crops, batch 4 · 85-110 ms/step ·
+        ~550-700 steps in 1 min'."""
+        low, high = self.step_range if self.step_range[0] > 0 else (self.step_seconds,) * 2
+        spread = high > 1.15 * low  # a range only where the timed steps differ
+        ms = f"{self.step_seconds * 1000:.0f}"
+        pace = f"{low * 1000:.0f}-{high * 1000:.0f}" if spread else ms
+        steps = f"{self.steps:,}"
+        if self.budgeted and spread:
+            few = min(self.steps, math.floor(self.seconds / high))
+            many = min(self.most_steps or self.steps, math.floor(self.seconds / low))
+            steps = f"{few:,}-{many:,}"
+        return (
+            f"{self.recipe_text()} · {pace} ms/step (timed here) · "
+            f"{'~' if self.budgeted else ''}{steps} steps in {duration_text(self.seconds)}"
+        )
+
+    def recipe_text(self) -> str:
+        """'auto recipe: depth 5, 16 channels, 128 px crops, batch 4'."""
         r = self.recipe
         side = r["patch_size"][0] if isinstance(r["patch_size"], list) else r["patch_size"]
         net = f"depth {r['depth']}, {r['base_channels']} channels, {side} px crops"
-        steps = f"{'~' if self.budgeted else ''}{self.steps:,} steps"
-        return (
-            f"{r['preset']} recipe: {net}, batch {r['batch_size']} · "
-            f"{self.step_seconds * 1000:.0f} ms/step · {steps} in {duration_text(self.seconds)}"
-        )
+        return f"{r['preset']} recipe: {net}, batch {r['batch_size']}"
 
 
 def plan_run(
@@ -50,15 +66,20 @@ def plan_run(
     config, run, dev = setup.config, setup.run, setup.device
     recipe = {**recipe_of(config), **(setup.recipe or {"preset": "the model's"})}
     seconds = recipe.get("ms_per_step", 0) / 1000  # timed with a batch's crops
+    span = tuple(v / 1000 for v in recipe.get("ms_per_step_range", (0.0, 0.0)))
     if not seconds:
         generator = build_generator(config)
         trainer = Trainer(config, generator, dev, amp_dtype(dev, config.amp))
-        seconds = step_seconds(trainer, config) + batch_seconds(setup.split, config)
+        batch = batch_seconds(setup.split, config)
+        times = [t + batch for t in step_times(trainer, config)]
+        seconds, span = median(times), (times[0], times[-1])
     done = setup.ckpt.step if setup.ckpt is not None else 0
     left = config.steps - done
+    notes = (*setup.notes, *data_notes(config, setup.split))
     if run.time_budget:
         spent = setup.ckpt.history.get("train_seconds", 0.0) if setup.ckpt else 0.0
         total = max(0.0, run.time_budget - spent)
         steps = min(left, math.floor(total / seconds))
-        return RunPlan(recipe, seconds, steps, min(total, left * seconds), True)
-    return RunPlan(recipe, seconds, left, left * seconds, False)
+        total = min(total, left * seconds)
+        return RunPlan(recipe, seconds, steps, total, True, span, left, notes)
+    return RunPlan(recipe, seconds, left, left * seconds, False, span, left, notes)

@@ -9,7 +9,14 @@ import torch
 from ..config import Pix2PixConfig
 from ..engine.device import amp_dtype
 from ..engine.networks import build_generator
-from ..engine.recipes import RECIPE_FIELDS, depth_for, fit_patch_to_data, pick_width, preset_options
+from ..engine.recipes import (
+    RECIPE_FIELDS,
+    depth_for,
+    fit_patch_to_data,
+    median,
+    pick_width,
+    preset_options,
+)
 from ..engine.split import Split
 from ..engine.trainer import Trainer
 from ..errors import InputError
@@ -139,7 +146,7 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
             return config.replace(base_channels=width)
 
         with torch.random.fork_rng(devices=[]):
-            width, seconds, reason = pick_width(
+            width, times, reason = pick_width(
                 sized,
                 dev,
                 0.9 * run.time_budget,
@@ -148,7 +155,10 @@ def fit_recipe(config: Pix2PixConfig, split: Split, given: dict, run, dev):
             )
         config = sized(width)
         why.append(reason)
-        timed = {"ms_per_step": round(seconds * 1000, 1)}
+        timed = {
+            "ms_per_step": round(median(times) * 1000, 1),
+            "ms_per_step_range": [round(times[0] * 1000, 1), round(times[-1] * 1000, 1)],
+        }
     return config, {"preset": run.preset, **recipe_of(config), **timed, "why": "; ".join(why)}
 
 
