@@ -2,6 +2,9 @@
 
 Drawn with QPainter rather than matplotlib: a matplotlib redraw costs 100-200 ms of
 Python on a small CPU, which made the viewer stutter during training; this costs ~1 ms.
+The legend names each curve in words (the engine's keys, g_l1 and such, are jargon) and
+hovering an entry says what it measures, as a formula. Numbers have three significant
+digits, and the axes are as wide as their values.
 """
 
 from __future__ import annotations
@@ -9,16 +12,80 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtCore import QEvent, QPointF, QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 LOSS_KEYS = ("g_l1", "g_gan", "d_real", "d_fake")
 METRIC_KEYS = ("mae", "psnr", "ssim", "pearson_r")
 DRAWN_METRICS = ("ssim", "pearson_r")  # on one fixed 0-1 axis; MAE and PSNR as numbers
 COLORS = ("#4e9af1", "#f1a84e", "#5cc85c", "#e05050")
 MAX_POINTS = 400
-AXIS_W = 34  # room for the axis values left of each panel
+AXIS_W = 24  # the least room for the axis values left of each panel; more if they need it
+DIGITS = 3  # significant digits of every number drawn
+ROW = 14  # px: the least a line of text takes (more in a larger font: napari's is)
+
+# what the legend calls each curve, and what its hover text says it is; x: the source,
+# y: the target, G: the generator, D: the PatchGAN discriminator (its logits, one per
+# patch, averaged): engine/trainer.py and engine/losses.py
+NAMES = {
+    "g_l1": (
+        "L1 (generator)",
+        "L1 (generator): mean |G(x) − y| on the normalized target (−1 to 1), how far the "
+        "prediction is from the target pixel by pixel. The generator minimizes "
+        "λ L1 × this + the adversarial loss.",
+    ),
+    "g_gan": (
+        "adversarial (generator)",
+        "adversarial (generator): the cGAN loss of D(x, G(x)) as real. vanilla: binary "
+        "cross-entropy of the logits against 1; lsgan: mean (D(x, G(x)) − 1)²; hinge: "
+        "−mean D(x, G(x)). Low when the generated images fool the discriminator.",
+    ),
+    "d_real": (
+        "discriminator, real",
+        "discriminator, real: the cGAN loss of D(x, y) as real. vanilla: binary "
+        "cross-entropy of the logits against 1; lsgan: mean (D(x, y) − 1)²; hinge: "
+        "mean max(0, 1 − D(x, y)). Low when the discriminator takes real pairs for real; "
+        "half of its loss.",
+    ),
+    "d_fake": (
+        "discriminator, fake",
+        "discriminator, fake: the cGAN loss of D(x, G(x)) as fake. vanilla: binary "
+        "cross-entropy of the logits against 0; lsgan: mean D(x, G(x))²; hinge: "
+        "mean max(0, 1 + D(x, G(x))). Low when the discriminator spots the generated "
+        "images; the other half of its loss.",
+    ),
+    "ssim": (
+        "SSIM",
+        "SSIM: structural similarity of the prediction and the target, over the target's "
+        "normalization range (1: identical; no unit).",
+    ),
+    "pearson_r": (
+        "Pearson r",
+        "Pearson r: correlation of the prediction's and the target's pixel values "
+        "(1: a perfect linear match; no unit).",
+    ),
+    "mae": (
+        "MAE",
+        "MAE: mean |prediction − target|, in the target's intensity units (lower is better).",
+    ),
+    "psnr": (
+        "PSNR",
+        "PSNR: peak signal-to-noise ratio, 10 log10(1 / mean squared error) over the "
+        "target's normalization range, in dB (higher is better).",
+    ),
+}
+UNITS = {"psnr": "dB"}  # MAE: the plot's target_unit
+
+
+@dataclass
+class LegendEntry:
+    """One legend entry as last drawn: where it is, and its hover text."""
+
+    key: str
+    text: str
+    tip: str
+    rect: QRectF
 
 
 @dataclass
@@ -35,15 +102,20 @@ class LossPlot(QWidget):
     """Left panel: losses against step on a log axis with its values. Right panel: SSIM
     and Pearson r against step on a fixed 0-1 axis, MAE and PSNR (their own units) as
     the latest values, and a dashed line at the best validation (``best_step``). The
-    previous run stays drawn faintly behind the new one, for comparison."""
+    previous run stays drawn faintly behind the new one, for comparison.
+    ``target_unit``: the target's intensity unit, for MAE, where it is known."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.setMinimumHeight(190)
+        self.setMinimumHeight(230)  # legends of one column (4 rows each) in a narrow dock
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.previous: Curves | None = None
         self.current = Curves()
         self.best_step: int | None = None
+        self.target_unit: str | None = None
+        # as last drawn, for hover texts and tests: the legend, each panel's axis values
+        self.legend: list[LegendEntry] = []
+        self.axis_values: dict[str, tuple[list[str], float]] = {}
 
     def clear(self) -> None:
         """A new run: the current curves become the previous run's."""
@@ -102,7 +174,29 @@ class LossPlot(QWidget):
         values = [v for k in DRAWN_METRICS for v in self.current.metrics[k] if _ok(v, False)]
         return min([0.0, *values]), 1.0
 
+    def unit(self, key: str) -> str:
+        """The unit a metric's value is in ('' for none)."""
+        if key == "mae":
+            return self.target_unit or "target units"
+        return UNITS.get(key, "")
+
+    def tip_at(self, pos) -> str:
+        """The hover text of the legend entry at ``pos`` ('' if none)."""
+        return next((e.tip for e in self.legend if e.rect.contains(QPointF(pos))), "")
+
+    def event(self, event) -> bool:  # Qt's name
+        if event.type() == QEvent.Type.ToolTip:
+            tip = self.tip_at(event.pos())
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
     def paintEvent(self, event) -> None:  # Qt's name
+        self.legend = []
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()
@@ -117,24 +211,41 @@ class LossPlot(QWidget):
         )
         painter.end()
 
+    def _legend_texts(self, series, keys, log) -> list[tuple[str, str]]:
+        """(key, 'name value unit') of each entry of a panel's legend."""
+        shown = [*keys, *(() if log else ("mae", "psnr"))]
+        out = []
+        for key in shown:
+            last = series[key][-1] if series[key] else math.nan
+            value = f" {number_text(last)} {self.unit(key)}".rstrip() if _ok(last, False) else ""
+            out.append((key, NAMES[key][0] + value))
+        return out
+
     def _panel(self, painter, rect: QRectF, title, xs_name, series_name, keys, span, log):
         fg = self.palette().color(self.foregroundRole())
+        metrics = painter.fontMetrics()
         current = self.current
         xs, series = getattr(current, xs_name), getattr(current, series_name)
-        legend = [(k, series[k][-1] if series[k] else math.nan) for k in keys]
-        if not log:
-            legend += [(k, series[k][-1] if series[k] else math.nan) for k in ("mae", "psnr")]
-        legend_h = 14 * ((len(legend) + 1) // 2)
-        plot = rect.adjusted(AXIS_W, 16, -2, -legend_h - 14)
+        legend = self._legend_texts(series, keys, log)
+        # two columns where every entry fits in half the panel, else one
+        widest = max(metrics.horizontalAdvance(text) for _, text in legend)
+        columns = 2 if widest <= rect.width() / 2 - 6 else 1
+        row = max(ROW, metrics.lineSpacing())
+        legend_h = row * math.ceil(len(legend) / columns)
+        ticks = [number_text(value) for value in (span[1], span[0])]
+        axis_w = max(AXIS_W, max(metrics.horizontalAdvance(t) for t in ticks) + 6)
+        self.axis_values[title] = (ticks, axis_w - 3)
+        plot = rect.adjusted(axis_w, row + 2, -2, -legend_h - row)
         painter.setPen(QPen(fg, 1))
-        painter.drawText(QRectF(rect.left(), rect.top(), rect.width(), 14), _LEFT, title)
+        # the title over the plot, clear of the axis's top value
+        painter.drawText(QRectF(plot.left(), rect.top(), plot.width(), row), _LEFT, title)
         painter.setPen(QPen(QColor(128, 128, 128), 1))
         painter.drawRect(plot)
         lo, hi = (math.log10(span[0]), math.log10(span[1])) if log else span
         painter.setPen(QPen(fg, 1))
-        for value, y in ((span[1], plot.top() - 6), (span[0], plot.bottom() - 8)):
-            text = _power_text(value) if log else f"{value:g}"
-            painter.drawText(QRectF(rect.left(), y, AXIS_W - 3, 14), _RIGHT, text)
+        for text, y in zip(ticks, (plot.top(), plot.bottom())):  # centred on their lines
+            box = QRectF(rect.left(), y - row / 2, axis_w - 3, row)
+            painter.drawText(box, _RIGHT | Qt.AlignmentFlag.AlignVCenter, text)
         runs = [r for r in (self.previous, current) if r is not None and getattr(r, xs_name)]
         x0 = min((getattr(r, xs_name)[0] for r in runs), default=0)
         x1 = max((getattr(r, xs_name)[-1] for r in runs), default=1)
@@ -146,14 +257,14 @@ class LossPlot(QWidget):
 
         if xs:
             painter.drawText(
-                QRectF(plot.left(), plot.bottom() + 1, plot.width(), 13), _RIGHT, f"step {xs[-1]}"
+                QRectF(plot.left(), plot.bottom() + 1, plot.width(), row), _RIGHT, f"step {xs[-1]}"
             )
         if not log and self.best_step is not None and xs:
             mx = point(self.best_step, lo).x()
             painter.setPen(QPen(fg, 1, Qt.PenStyle.DashLine))
             painter.drawLine(QPointF(mx, plot.top()), QPointF(mx, plot.bottom()))
             painter.drawText(
-                QRectF(plot.left(), plot.bottom() + 1, plot.width(), 13),
+                QRectF(plot.left(), plot.bottom() + 1, plot.width(), row),
                 _LEFT,
                 f"best {self.best_step}",
             )
@@ -178,15 +289,24 @@ class LossPlot(QWidget):
                 if points.size() == 1:
                     painter.drawEllipse(points[0], 2, 2)
                 painter.drawPolyline(points)
-        for i, (key, last) in enumerate(legend):
+        column_w = rect.width() / columns
+        for i, (key, text) in enumerate(legend):
             color = (
                 QColor(COLORS[(i + (2 if not log else 0)) % len(COLORS)]) if i < len(keys) else fg
             )
             painter.setPen(QPen(color, 1))
-            label = f"{key} {last:.3g}" if _ok(last, False) else key
-            lx = rect.left() + (i % 2) * rect.width() / 2
-            ly = rect.bottom() - legend_h + 14 * (i // 2)
-            painter.drawText(QRectF(lx, ly, rect.width() / 2, 14), _LEFT, label)
+            box = QRectF(
+                rect.left() + (i % columns) * column_w,
+                rect.bottom() - legend_h + row * (i // columns),
+                column_w,
+                row,
+            )
+            shown = metrics.elidedText(text, Qt.TextElideMode.ElideRight, int(column_w) - 2)
+            painter.drawText(box, _LEFT, shown)
+            tip = NAMES[key][1]
+            if key == "mae" and self.target_unit:
+                tip = tip.replace("the target's intensity units", self.target_unit)
+            self.legend.append(LegendEntry(key, shown, tip, box))
 
 
 _RIGHT = Qt.AlignmentFlag.AlignRight
@@ -201,8 +321,16 @@ def _tr(v: float, log: bool) -> float:
     return math.log10(v) if log else v
 
 
-def _power_text(value: float) -> str:
-    """A power of ten in at most four characters ('100', '0.01', '1e-4'): the axis is
-    narrow."""
-    k = round(math.log10(value))
-    return f"{10.0**k:g}" if -2 <= k <= 3 else f"1e{k}"
+def number_text(value: float, digits: int = DIGITS) -> str:
+    """``value`` to ``digits`` significant digits, as short as that allows: '-0.0282',
+    '0.5', '2030', '1.23e5', '1e-4' (an axis value the narrow axis has room for; a
+    legend's value)."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    rounded = float(f"{value:.{digits - 1}e}")
+    exponent = math.floor(math.log10(abs(rounded)))
+    if -3 <= exponent <= 3:
+        text = f"{rounded:.{max(0, digits - 1 - exponent)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa = f"{rounded / 10.0**exponent:.{digits - 1}f}".rstrip("0").rstrip(".")
+    return f"{mantissa}e{exponent}"

@@ -1,13 +1,17 @@
 """How a widget shows one run: its buttons, a progress bar and a status line. Each
 widget has this one progress display (napari's activity dock is left alone: its
-indicator repainted the whole window many times a second)."""
+indicator repainted the whole window many times a second). The status line wraps and is
+never cut (scrolling.fit_height); the run's links are in the napari theme's text colour
+(Qt's default link blue is unreadable on the dark theme)."""
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
 
-from qtpy.QtCore import Qt
+from napari.settings import get_settings
+from napari.utils.theme import get_theme
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -18,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.run_log import LOG_NAME
-from .scrolling import wrap
+from .scrolling import fit_height, wrap
 
 REFRESH_MS = 1000  # a running job is shown at most this often: each repaint of napari's
 # window costs 20-30 ms of CPU without a GPU, and per-step repaints slowed training 2x
@@ -33,6 +37,7 @@ class RunControls(QWidget):
         self.progress_bar = QProgressBar()
         self.status = wrap(QLabel())
         self.links = wrap(QLabel())  # where the run's files are, as links
+        self.folder: Path | None = None  # the linked run's
         self.links.setTextFormat(Qt.TextFormat.RichText)
         self.links.setOpenExternalLinks(True)
         self.links.setVisible(False)
@@ -57,16 +62,47 @@ class RunControls(QWidget):
         if bar.value() != value:  # unchanged values cost no repaint
             bar.setValue(value)
 
+    def finish(self, step: int) -> None:
+        """A run ended at ``step``: the bar is full (its total was an estimate in a
+        time-budget run, or the run stopped early on its validations)."""
+        self.progress(max(1, step), max(1, step))
+
     def say(self, text: str) -> None:
         self.status.setText(text)
+        fit_height(self.status)  # at once: the layouts follow an event-loop round later
 
     def link_run(self, folder: Path) -> None:
         """Links to a run's folder and its log (log.csv; the TensorBoard command)."""
-        folder = Path(folder).resolve()
-        log = folder / LOG_NAME
+        self.folder = Path(folder).resolve()
+        self._show_links()
+        self.links.setVisible(True)
+
+    def _show_links(self) -> None:
+        folder, log = self.folder, self.folder / LOG_NAME
+        style = f'style="color: {link_color(self)};"'
         self.links.setText(
-            f'Run folder: <a href="{folder.as_uri()}">{escape(str(folder))}</a> · '
-            f'log: <a href="{log.as_uri()}">{LOG_NAME}</a> · TensorBoard: '
+            f'Run folder: <a href="{folder.as_uri()}" {style}>{escape(str(folder))}</a> · '
+            f'log: <a href="{log.as_uri()}" {style}>{LOG_NAME}</a> · TensorBoard: '
             f"<code>tensorboard --logdir {escape(str(folder))}</code>"
         )
-        self.links.setVisible(True)
+        fit_height(self.links)
+
+    def changeEvent(self, event) -> None:  # Qt's name
+        """napari restyles its window when the theme changes: the links follow."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.StyleChange and self.folder is not None:
+            self._show_links()
+
+
+def link_color(widget) -> str:
+    """The text colour of the napari theme ``widget`` is shown in (its viewer's, found
+    up its parents; else napari's setting), as '#rrggbb': links underlined in it read
+    as well as the text around them on the dark and the light theme (the themes'
+    accent colours do not, on one or the other)."""
+    theme = None
+    while widget is not None and theme is None:
+        theme = getattr(getattr(widget, "viewer", None), "theme", None)
+        widget = widget.parentWidget()
+    if not isinstance(theme, str):
+        theme = get_settings().appearance.theme
+    return get_theme(theme).text.as_hex()

@@ -4,7 +4,7 @@ wraps to the dock's width."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 MIN_HEIGHT = 240  # what a dock keeps at least, however little room the window has
@@ -36,7 +36,39 @@ def fit_width(widget: QWidget) -> None:
 
 def wrap(label: QLabel) -> QLabel:
     """Word-wrap ``label`` across the dock's width (magicgui's labels have a fixed width:
-    wrapped, their text was cut)."""
+    wrapped, their text was cut), never shorter than its wrapped text (``fit_height``)."""
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    label.installEventFilter(_KeepWhole(label))
     return label
+
+
+def fit_height(label: QLabel) -> None:
+    """Keep a wrapped label's minimum height at what its text needs at its width.
+
+    A wrapped QLabel's own minimum is one line; its real height comes from
+    height-for-width, which the dock's scroll area applies through the nested layouts
+    (label, run controls, scroll contents) an event-loop round or more after the text
+    changes: a layout activated in between, or a window resized meanwhile, gave a new,
+    longer text the old text's height, and its last lines were cut (a long status after
+    a Resume was clipped vertically). With this minimum no layout can squeeze it."""
+    if not label.isVisible() or not label.wordWrap():
+        return  # not laid out yet: its width is not the dock's (done when shown)
+    key = (label.text(), label.width(), label.font().toString())
+    if getattr(label, "_fitted", None) == key:
+        return  # measured already (a repaint, a squeeze the minimum undoes)
+    label._fitted = key
+    label.setMinimumHeight(0)  # a QLabel's height for a width is at least its minimum
+    label.setMinimumHeight(max(0, label.heightForWidth(label.width())))
+
+
+class _KeepWhole(QObject):
+    """``fit_height`` whenever a wrapped label is shown, resized (its width changes the
+    lines) or painted (after a text change: a magicgui Label says nothing else)."""
+
+    EVENTS = (QEvent.Type.Show, QEvent.Type.Resize, QEvent.Type.Paint)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt's name
+        if event.type() in self.EVENTS:
+            fit_height(watched)
+        return False

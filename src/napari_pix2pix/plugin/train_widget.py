@@ -289,6 +289,7 @@ class TrainWidget(QWidget):
         elif isinstance(event, WarningEvent):
             self.run_warnings.show(event.message)
         elif isinstance(event, FinishedEvent):
+            self.controls.finish(event.step)  # 100 %: the total was an estimate
             self.controls.say(f"Finished {event.total} steps{best_note(event.model)}.")
 
     def _last_checkpoint(self) -> Path | None:
