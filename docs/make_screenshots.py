@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="napari-pix2pix-screenshots-")
 
 import napari
-from qtpy.QtWidgets import QApplication, QScrollArea
+from qtpy.QtWidgets import QApplication
 
 from napari_pix2pix.engine.sample_data import make_pair, make_stack
 
@@ -34,12 +34,17 @@ def wait(condition, timeout: float = 900.0) -> None:
             sys.exit("timed out")
 
 
-def shot(viewer, name: str) -> None:
-    viewer.reset_view()
-    settle = time.time() + 0.5  # layouts settle over a few rounds of events
-    while time.time() < settle:
+def settle(seconds: float = 0.5) -> None:
+    """Layouts settle over a few rounds of events."""
+    end = time.time() + seconds
+    while time.time() < end:
         QApplication.instance().processEvents()
         time.sleep(0.02)
+
+
+def shot(viewer, name: str) -> None:
+    viewer.reset_view()
+    settle()
     viewer.screenshot(str(OUT / name), canvas_only=False)
     print(f"wrote {OUT / name}")
 
@@ -61,7 +66,11 @@ def main(steps: int = 300) -> None:
     viewer = napari.Viewer(title="napari-pix2pix")
     viewer.window.resize(1500, 1000)
     viewer.open_sample("napari-pix2pix", "paired_sample")
-    _, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Train")
+    # both widgets docked as a user opens them from the Plugins menu: tabs of one dock
+    train_dock, train = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Train")
+    viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Predict")
+    settle(0.2)  # the second joins the first as a tab, in front
+    train_dock.raise_()  # Train's tab clicked
     # the form's fields are made from the option declarations, one per keyword of train()
     # crops and depth are left to the recipe ("auto"); the width is set, to show both
     for keyword, value in (
@@ -80,11 +89,9 @@ def main(steps: int = 300) -> None:
     wait(lambda: train.worker is None)
     grid(viewer, False)
     show_only(viewer, "phase contrast (source)", "pix2pix live view")  # the model over the view
-    bar = train.findChild(QScrollArea).verticalScrollBar()  # the dock scrolls: show the plot
-    bar.setValue(bar.maximum())
     shot(viewer, "guide_2_training.png")
 
-    predict = train.use_in_predict()  # the model just trained, the source chosen
+    predict = train.use_in_predict()  # the model just trained, the source chosen, in front
     predict.controls["Predict"].click()
     wait(lambda: predict.worker is None)
     show_only(viewer, "phase contrast (source) [pix2pix]", "nuclei fluorescence (target)")

@@ -25,6 +25,7 @@ from ..run_options import PredictOptions
 from ..workflows.evaluation import Evaluation, check_target, evaluate, score
 from ..workflows.prediction import predict
 from . import PLUGIN, PREDICT
+from .docking import join_later
 from .evaluate_section import EvaluateSection
 from .layer_picker import LayerPicker, Message
 from .layers import (
@@ -151,6 +152,7 @@ class PredictWidget(QWidget):
         self.form.set_values(self.settings.load())
         self.image.reset_choices()
         self._set_running(False)
+        join_later(self)  # a tab beside Train, if it is docked already
 
     # ------------------------------------------------------------------ parts
     def _init_ui(self) -> None:

@@ -10,9 +10,10 @@ from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout
 MIN_HEIGHT = 240  # what a dock keeps at least, however little room the window has
 
 
-def scrolling_layout(widget: QWidget) -> QVBoxLayout:
+def scrolling_layout(widget: QWidget, footer: QWidget | None = None) -> QVBoxLayout:
     """The layout to fill ``widget`` with, inside a vertical scroll area that takes all
-    of ``widget``."""
+    of ``widget`` but ``footer``, pinned below it: always in view, however the dock is
+    sized or scrolled (a run's buttons and status)."""
     inner = QWidget()
     area = QScrollArea(widget)
     area.setWidgetResizable(True)
@@ -23,7 +24,49 @@ def scrolling_layout(widget: QWidget) -> QVBoxLayout:
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
-    return QVBoxLayout(inner)
+    layout = QVBoxLayout(inner)
+    if footer is not None:
+        pinned = QVBoxLayout()  # with the scrolling contents' margins at its sides
+        left, _, right, bottom = layout.getContentsMargins()
+        pinned.setContentsMargins(left, 0, right, bottom)
+        pinned.addWidget(footer)
+        outer.addLayout(pinned)
+    return layout
+
+
+def scroll_to(widget: QWidget, child: QWidget) -> None:
+    """Scroll ``widget``'s area just enough to show ``child`` whole (its top, if it is
+    taller than the view), and keep it so as the contents above it grow (wrapped
+    warnings take their height an event-loop round or more later), until the user
+    scrolls."""
+    area = widget.findChild(QScrollArea)
+    keeper = area.findChild(_KeepInView)
+    if keeper is None:
+        keeper = _KeepInView(area)
+    keeper.child = child
+    keeper.show_child()
+
+
+class _KeepInView(QObject):
+    """What ``scroll_to`` keeps in view of a scroll area (``child``; None once the
+    user has scrolled)."""
+
+    def __init__(self, area: QScrollArea) -> None:
+        super().__init__(area)
+        self.area = area
+        self.child: QWidget | None = None
+        bar = area.verticalScrollBar()
+        bar.rangeChanged.connect(self.show_child)
+        bar.actionTriggered.connect(self.let_go)  # the user scrolled (wheel, bar, keys)
+        bar.sliderPressed.connect(self.let_go)
+
+    def show_child(self, *_) -> None:
+        if self.child is not None:
+            self.area.widget().layout().activate()  # positions as they will be
+            self.area.ensureWidgetVisible(self.child, 0, 0)
+
+    def let_go(self, *_) -> None:
+        self.child = None
 
 
 def fit_width(widget: QWidget) -> None:

@@ -22,6 +22,7 @@ from ..options import user_path
 from ..run_options import TrainingRun
 from ..workflows.run_setup import check_run_options
 from . import PLUGIN, PREDICT
+from .docking import bring_forward, join_later, join_sibling
 from .layer_picker import Message, PairPicker
 from .live_view import VIEW_LAYER, LiveView, ViewPreview
 from .loss_plot import LossPlot
@@ -32,7 +33,7 @@ from .reader_offer import ReaderOffer
 from .run_controls import RunControls
 from .run_planner import RunPlanner
 from .run_warnings import RunWarnings
-from .scrolling import fit_width, scrolling_layout
+from .scrolling import fit_width, scroll_to, scrolling_layout
 from .settings import WidgetSettings
 from .step_display import StepDisplay
 from .training_worker import Saved, WorkerFailed, best_note, start_training
@@ -60,6 +61,7 @@ class TrainWidget(QWidget):
         self.form.set_values(self.settings.load())
         self.reset_choices()
         self._set_running(False)
+        join_later(self)  # a tab beside Predict, if it is docked already
 
     # ------------------------------------------------------------------ parts
     def _init_ui(self) -> None:
@@ -68,12 +70,14 @@ class TrainWidget(QWidget):
         self._init_controls()
         self.plot = LossPlot()
         self.steps = StepDisplay(self.controls, self.plot, self)
-        layout = scrolling_layout(self)
+        # the run's buttons and status pinned below the scrolling form: Start and the
+        # status in view at any height (at 1280x800 they were below the fold)
+        layout = scrolling_layout(self, footer=self.controls)
         self.planner = RunPlanner(self._plan_inputs)
         self.reader_offer = ReaderOffer(self.settings)
         parts = (self.reader_offer, self.pairs, self.validation, self.init_model_row, self.summary)
         parts = (*parts, self.planner.label)
-        ends = (self.form, self.options_message.native, self.controls, self.warning.native)
+        ends = (self.form, self.options_message.native, self.warning.native)
         ends = (*ends, self.plot)
         for part in (*(p.native for p in parts), *ends):
             layout.addWidget(part)
@@ -257,6 +261,7 @@ class TrainWidget(QWidget):
         self.run_warnings.clear()
         self._saved_text = ""
         self._set_running(True)
+        self.show_plot()
         self.worker.start()
 
     def stop(self) -> None:
@@ -336,6 +341,12 @@ class TrainWidget(QWidget):
             done = self.model.history.get("steps_done", 0) if self.model is not None else 0
             status = f"Stopped after step {done}." if done else "Stopped before the first step."
         self.controls.say(status + self._saved_text)
+        self.show_plot()  # the run's last warnings above it may have pushed it down
+
+    def show_plot(self) -> None:
+        """Scroll the form (above) out of the way of the run's plot, legend and step
+        axis included (below the fold in a window of 1200 px or less)."""
+        scroll_to(self, self.plot)
 
     def _set_running(self, running: bool) -> None:
         if running:
@@ -374,8 +385,9 @@ class TrainWidget(QWidget):
         and the training source chosen as the image; returns that widget."""
         if self.saved is None:
             return None
-        dock, predict = self.viewer.window.add_plugin_dock_widget(PLUGIN, PREDICT)
-        dock.show()
+        _, predict = self.viewer.window.add_plugin_dock_widget(PLUGIN, PREDICT)
+        join_sibling(self, raise_=False)
+        bring_forward(join_sibling(predict))  # a tab beside this one, in front
         predict.load(self.saved)
         source = self.pair.source.value
         if source is not None and source in predict.image.choices():
