@@ -94,6 +94,7 @@ class Made:
     options: dict
     axes: str  # the prediction's
     layers: dict[str, list] = field(default_factory=dict)  # role -> [(layer, its data)]
+    warnings: list[str] = field(default_factory=list)  # said when it was predicted
 
     def alive(self, viewer, role: str) -> list | None:
         """The role's layers, while all are in the viewer with the data put there."""
@@ -172,6 +173,7 @@ class PredictWidget(QWidget):
         self.controls["Cancel"].clicked.connect(self.cancel)
         self.warning = Message()  # the run's warnings, whole (a notification cuts them)
         self.run_warnings = RunWarnings(self.warning, self)
+        self.target_note: str | None = None  # what Evaluate said of its target
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS // 2)
         self.timer.timeout.connect(
@@ -353,12 +355,15 @@ class PredictWidget(QWidget):
                 lambda result, lyr=layer: self._show_evaluation(lyr, result, old, reused=True),
                 f"Scoring {old.layers['prediction'][0][0].name} on {target.name}…",
             )
+            for said in old.warnings:  # what its prediction said still holds
+                self.run_warnings.show(said)
         else:
             self._start(
                 partial(evaluate, self.model, source, truth, axes=axes, **options),
                 lambda result, lyr=layer: self._show_evaluation(lyr, result, made),
                 f"Evaluating on {target.name}…",
             )
+        self.target_note = note
         if note:  # after the start, which clears the last run's warnings
             self.run_warnings.show(note)
 
@@ -377,6 +382,10 @@ class PredictWidget(QWidget):
         )
 
     def _remember(self, made: Made) -> None:
+        """Keep ``made``, with the warnings its prediction gave (a pixel size the model
+        was not trained at...): scoring it again says them again."""
+        if not made.warnings:  # the prediction's, not what was said of the target
+            made.warnings = [w for w in self.run_warnings.seen if w != self.target_note]
         self.made = [m for m in self.made if m.source is not made.source] + [made]
 
     def _show_evaluation(self, layer, result: Evaluation, made: Made, reused=False) -> None:
