@@ -64,6 +64,8 @@ def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
     # the run's own pace replaces the estimate: the recipe stays, no timing is promised
     assert w.planner.label.value == "Recipe: auto recipe: depth 4, 8 channels, 32 px crops, batch 4"
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    qtbot.wait(1500)  # longer than the planner's pause: a plan asked for now would show
+    assert w.planner.label.value.startswith("Recipe: auto recipe: depth 4")  # not "timing"
     history = w.model.history
     assert history["steps_done"] == 3
     assert history["train_pairs"] == ["array 0", "array 1"]

@@ -144,9 +144,11 @@ class TrainWidget(QWidget):
         self.validation.reset_choices()
         self.check_pair()
 
-    def check_pair(self, *_) -> bool:
+    def check_pair(self, *_, replan: bool = True) -> bool:
         """Say what will be trained on (pairs, pixels, validation), or show in the
-        widget why the chosen pairs cannot be trained on; Start only when they can."""
+        widget why the chosen pairs cannot be trained on; Start only when they can.
+        ``replan``: time the recipe again (not when a run has just ended: its recipe
+        line stays until the user changes something)."""
         if not hasattr(self, "controls"):
             return False  # still being built
         dims = self.form["spatial_dims"].value
@@ -173,7 +175,8 @@ class TrainWidget(QWidget):
         if self.worker is None:
             self.controls["Start"].setEnabled(not problem)
             self.controls["Resume"].setEnabled(not problem and self._last_checkpoint() is not None)
-            self.planner.request(not problem)
+            if replan:
+                self.planner.request(not problem)
         return not problem
 
     def _options_problem(self, train: Selection) -> str:
@@ -357,7 +360,7 @@ class TrainWidget(QWidget):
         self.controls["Save model…"].setEnabled(not running and self.model is not None)
         self.controls["Use in Predict"].setEnabled(not running and self.saved is not None)
         if not running:
-            self.check_pair()
+            self.check_pair(replan=False)
 
     # ------------------------------------------------------------------ saving
     def save_model(self, path, overwrite: bool = False) -> Path:
