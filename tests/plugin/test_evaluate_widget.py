@@ -154,3 +154,21 @@ def test_predict_this_slice_is_off_for_a_3d_model(viewer, widget, tmp_path):
     assert widget.controls["Predict"].isEnabled()
     widget.load(tmp_path / "m.safetensors")  # 2D again
     assert button.isEnabled() and "use Predict" not in button.toolTip()
+
+
+def test_the_target_is_not_the_image_itself_by_default(viewer, widget):
+    """The picker's first layer is often the image: Evaluate would score it against
+    itself. Another layer is taken, one named like a target first; a choice of the
+    user's stays."""
+    source, target = make_pair((64, 64), seed=3, nucleus_radius=5.0)
+    viewer.add_image(source, name="phase")
+    viewer.add_image(source.copy(), name="other")
+    viewer.add_image(target, name="nuclei (target)")
+    widget.select_layer("phase")
+    assert widget.evaluation.target.value.name == "nuclei (target)"
+    widget.evaluation.target.value = "other"  # the user's choice
+    widget.select_layer("other")  # now the image: the target moves off it
+    assert widget.evaluation.target.value.name == "nuclei (target)"
+    widget.evaluation.target.value = "phase"
+    widget.select_layer("nuclei (target)")
+    assert widget.evaluation.target.value.name == "phase"  # not the image: left alone

@@ -174,6 +174,7 @@ class PredictWidget(QWidget):
         self.warning = Message()  # the run's warnings, whole (a notification cuts them)
         self.run_warnings = RunWarnings(self.warning, self)
         self.target_note: str | None = None  # what Evaluate said of its target
+        self._auto_target = None  # the target layer _default_target chose, if any
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS // 2)
         self.timer.timeout.connect(
@@ -183,6 +184,8 @@ class PredictWidget(QWidget):
         self.evaluation.button.changed.connect(lambda *_: self.evaluate())
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.evaluation.target.reset_choices)
+            event.connect(self._default_target)
+        self.image.layer.changed.connect(self._default_target)
         layout = scrolling_layout(self)
         image_row = Container(widgets=[self.image])  # shows the picker's label
         image_row.margins = (0, 0, 0, 0)
@@ -195,6 +198,22 @@ class PredictWidget(QWidget):
 
     def reset_choices(self, *_) -> None:
         self.image.reset_choices()
+
+    def _default_target(self, *_) -> None:
+        """The target is never the image itself by default: while it is (the picker's
+        first layer), or while it is this method's own pick, take another layer, one
+        named like a target first, none made here. A target the user chose stays."""
+        image, picker = self.image.value, self.evaluation.target
+        if image is None or picker.value not in (image, self._auto_target):
+            return
+        others = [
+            layer
+            for layer in picker.choices()
+            if layer is not image and "[pix2pix" not in layer.name and "pix2pix " not in layer.name
+        ]
+        named = [x for x in others if any(w in x.name.lower() for w in ("target", "truth", "gt"))]
+        if named or others:
+            self._auto_target = picker.value = (named or others)[0]
 
     def select_layer(self, name: str) -> None:
         self.image.value = name
