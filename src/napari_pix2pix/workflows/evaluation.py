@@ -17,7 +17,7 @@ from ..engine.normalization import Normalization
 from ..errors import InputError
 from ..io.images import as_image, read_image
 from ..io.model_file import as_model
-from .prediction import _image_layout, predict
+from .prediction import image_layout, predict
 
 
 @dataclass
@@ -61,7 +61,7 @@ def check_target(
     target = np.asarray(target)
     check_array(target, "target")
     image = as_image(source, "image", lazy=True)
-    axes, layout = _image_layout(model, image.array, axes, image.axes)
+    axes, layout = image_layout(model, image.array, axes, image.axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     shape = layout.with_channels(out_axes, cfg.out_channels).shape
     known = target_axes if target_axes and len(target_axes) == target.ndim else None

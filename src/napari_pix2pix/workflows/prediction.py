@@ -69,7 +69,7 @@ def predict(
     model = as_model(model)
     cfg = model.config
     image = as_image(image, "image", lazy=True)
-    axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
+    axes, layout = image_layout(model, image.array, opts.axes, image.axes)
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     predictor = make_predictor(model, opts)
     tiles = layout.n_samples * predictor.tiles_per_sample(layout.spatial_shape)
@@ -159,7 +159,7 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     model = as_model(model)
     cfg = model.config
     image = as_image(image, "image", lazy=True)
-    axes, layout = _image_layout(model, image.array, opts.axes, image.axes)
+    axes, layout = image_layout(model, image.array, opts.axes, image.axes)
     make_predictor(model, PredictOptions(**{**options, "device": "cpu"}))  # checks the options now
     array = image.array
     x = array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
@@ -211,7 +211,7 @@ def _identity(model_sha256: str, image, layout: AxesLayout, opts: PredictOptions
     return {"model": model_hash, "input": source, "tiling": json.loads(json.dumps(tiling))}
 
 
-def _image_layout(model, array, axes: str | None, file_axes: str) -> tuple[str, AxesLayout]:
+def image_layout(model, array, axes: str | None, file_axes: str) -> tuple[str, AxesLayout]:
     """The image's axes (given, from its file, else the model's) and layout, checked
     against the model."""
     cfg = model.config

@@ -13,6 +13,7 @@ from ..engine.augment import Augmentations
 from ..engine.lazy import loaded
 from ..engine.normalization import Normalization
 from ..engine.pairs import prepare_pairs
+from ..engine.recipes import median
 from ..engine.sampling import PairedPatchSampler
 from ..engine.split import MAX_VAL_SAMPLES, Split, split_train_val
 from ..errors import InputError
@@ -123,4 +124,4 @@ def batch_seconds(split, config: Pix2PixConfig, repeats: int = 3) -> float:
             began = time.perf_counter()
             sampler.batch(config.batch_size)
             times.append(time.perf_counter() - began)
-    return sorted(times)[len(times) // 2]
+    return median(times)
