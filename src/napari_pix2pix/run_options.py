@@ -198,3 +198,54 @@ class PredictOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+OUTPUT_FORMATS = ("ome.tif", "tif", "zarr", "nii.gz", "nii")
+
+
+@dataclass
+class BatchOptions:
+    """Options of ``predict_many`` (and of ``napari-pix2pix predict`` given a folder, a
+    glob or several inputs): how each input's output is named."""
+
+    suffix: str = option(
+        "_pix2pix",
+        "added to each input's name (without its image ending) to name its output: "
+        "a.ome.tif -> a_pix2pix.ome.tif",
+        surfaces=("cli",),
+    )
+    format: str = option(
+        "ome.tif",
+        "the outputs' type, as their ending: ome.tif or tif (streamed OME-TIFF), zarr "
+        "(resumable), nii.gz or nii (NIfTI); any ending a single prediction writes",
+        choices=OUTPUT_FORMATS,
+        open_choices=True,
+        surfaces=("cli",),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class ScoringOptions:
+    """Options of ``evaluate_files`` (and ``napari-pix2pix evaluate``): how predictions
+    are paired with their targets and scored."""
+
+    data_range: float | None = option(
+        None,
+        "the value range PSNR and SSIM are taken over, in the target's units",
+        none="the target's own max - min, per image and channel, inside the mask",
+        low=0.0,
+        low_open=True,
+        surfaces=("cli",),
+    )
+    suffix: str = option(
+        "_pix2pix",
+        "removed from the end of a prediction's name (before its image ending) to pair it "
+        "with its target by name, as predict's suffix added it: a_pix2pix.ome.zarr -> a",
+        surfaces=("cli",),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)

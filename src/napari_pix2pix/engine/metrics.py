@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.metrics import PSNRMetric, SSIMMetric
+from monai.metrics import PSNRMetric, SSIMMetric, compute_ssim_and_cs
 
 from .normalization import Normalization
 
@@ -40,6 +40,54 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, norm: Normalization) -> 
     if min(pred.shape[2:]) >= SSIM_MIN_SIDE:
         out["ssim"] = float(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)(p, t).mean())
     return out
+
+
+def plane_scores(
+    pred: np.ndarray, target: np.ndarray, data_range: float, mask: np.ndarray | None = None
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Scores of (P, Y, X) planes against their target over the pixels where ``mask``
+    (the same shape) is nonzero, for each plane and for all planes together: MAE in the
+    target's units, PSNR over ``data_range`` (MONAI's PSNRMetric), SSIM (MONAI's map with
+    an 11 px Gaussian window of sigma 1.5, as Wang et al. 2004, on the values divided by
+    ``data_range``: unchanged by that scaling, and float32-safe for raw counts), averaged
+    over the windows centred on scored pixels, and Pearson r. A score that is not defined
+    (no scored pixel, planes under 11 px for SSIM, a constant image for r) is NaN."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    mask = np.ones(pred.shape, bool) if mask is None else np.asarray(mask) != 0
+    half = SSIM_MIN_SIDE // 2
+    ssim_map = centres = None
+    if min(pred.shape[1:]) >= SSIM_MIN_SIDE:
+        ssim_map = (
+            compute_ssim_and_cs(
+                torch.from_numpy(pred[:, None] / data_range).float(),
+                torch.from_numpy(target[:, None] / data_range).float(),
+                spatial_dims=2,
+                kernel_size=(SSIM_MIN_SIDE,) * 2,
+                kernel_sigma=(1.5, 1.5),
+                data_range=1.0,
+            )[0][:, 0]
+            .double()
+            .numpy()
+        )
+        centres = mask[:, half:-half, half:-half]  # the map's pixels are window centres
+
+    def scores(planes: slice) -> dict[str, float]:
+        m = mask[planes]
+        p, t = pred[planes][m], target[planes][m]
+        out = dict.fromkeys(("mae", "psnr", "ssim", "pearson_r"), float("nan"))
+        out["pixels"] = int(p.size)
+        if p.size == 0:
+            return out
+        out["mae"] = float(np.abs(p - t).mean())
+        psnr = PSNRMetric(max_val=data_range)
+        out["psnr"] = float(psnr(torch.from_numpy(p)[None, None], torch.from_numpy(t)[None, None]))
+        if ssim_map is not None and centres[planes].any():
+            out["ssim"] = float(ssim_map[planes][centres[planes]].mean())
+        if p.size > 1 and np.ptp(p) > 0 and np.ptp(t) > 0:
+            out["pearson_r"] = float(np.corrcoef(p, t)[0, 1])
+        return out
+
+    return [scores(slice(i, i + 1)) for i in range(len(pred))], scores(slice(None))
 
 
 def radial_power_spectrum(image: np.ndarray) -> np.ndarray:
