@@ -1,20 +1,24 @@
-"""Writes docs/options.md from the option declarations in src/napari_pix2pix/config.py
-and run_options.py, the one place where options are defined.
+"""Writes docs/options.md and docs/run_config.schema.json (the JSON Schema of run
+configs, `--config`) from the option declarations in src/napari_pix2pix/config.py and
+run_options.py, the one place where options are defined.
 
-    python docs/make_options.py          # rewrite docs/options.md
-    python docs/make_options.py --check  # exit 1 if docs/options.md is stale (CI)
+    python docs/make_options.py          # rewrite both
+    python docs/make_options.py --check  # exit 1 if either is stale (CI)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from napari_pix2pix.config import Pix2PixConfig
+from napari_pix2pix.io.run_config_schema import run_config_schema
 from napari_pix2pix.options import markdown_table
 from napari_pix2pix.run_options import PredictOptions, TrainingRun
 
 PATH = Path(__file__).with_name("options.md")
+SCHEMA_PATH = Path(__file__).with_name("run_config.schema.json")
 SECTIONS = [
     (
         "Model and training recipe",
@@ -55,15 +59,20 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def render_schema() -> str:
+    return json.dumps(run_config_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    pages = {PATH: render(), SCHEMA_PATH: render_schema()}
     if "--check" in argv:
-        if not PATH.exists() or PATH.read_text(encoding="utf-8") != text:
-            print(f"{PATH} is stale: run python docs/make_options.py", file=sys.stderr)
-            return 1
-        return 0
-    PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {PATH}")
+        stale = [p for p, text in pages.items() if not p.exists() or p.read_text("utf-8") != text]
+        for path in stale:
+            print(f"{path} is stale: run python docs/make_options.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in pages.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``napari-pix2pix train|predict|info|export|demo``. Thin over the
+"""Command line: ``napari-pix2pix train|predict|evaluate|info|export|demo``. Thin over the
 library: the options of train and predict are made from their declarations
 (config.py, run_options.py, through cli_options.py), so the CLI cannot drift from the
 API."""
@@ -14,12 +14,18 @@ import threading
 import warnings
 from pathlib import Path
 
-from .cli_options import add_options, given_options
+from .cli_options import (
+    add_config_arguments,
+    add_options,
+    config_options,
+    given_options,
+    print_config,
+)
 from .config import Pix2PixConfig
 from .errors import Pix2PixError
 from .io.output_paths import reason
-from .options import user_path
-from .run_options import PredictOptions, TrainingRun
+from .options import options_of, user_path
+from .run_options import BatchOptions, PredictOptions, ScoringOptions, TrainingRun
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -32,7 +38,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     t = sub.add_parser("train", help="train a model on aligned source/target pairs")
     t.add_argument(
         "source",
-        nargs="+",
+        nargs="*",  # required, but not by --print-config (checked in cmd_train)
         help="source TIFF(s), several giving several pairs; or SOURCE_DIR TARGET_DIR: two "
         "folders whose files pair up by name",
     )
@@ -46,8 +52,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     t.add_argument(
         "-o",
         "--output",
-        required=True,
-        help="model path (.safetensors: one file; otherwise a folder)",
+        help="model path (.safetensors: one file; otherwise a folder); required",
     )
     t.add_argument(
         "--val-source",
@@ -69,16 +74,29 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     declared["train"] = add_options(t, Pix2PixConfig, "model and recipe") + add_options(
         t, TrainingRun, "run"
     )
+    add_config_arguments(t, "train")
+    t.set_defaults(usage_error=t.error)
 
-    p = sub.add_parser("predict", help="apply a model to an image or stack, tile by tile")
+    p = sub.add_parser(
+        "predict",
+        help="apply a model to an image or stack, tile by tile; or to a folder, a glob or "
+        "several images, an output each",
+    )
     p.add_argument("model")
-    p.add_argument("input")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="the image; or a folder, a glob pattern (quoted) or several images: then -o is "
+        "a folder, and each output is named <name><suffix>.<format>",
+    )
     p.add_argument(
         "-o",
         "--output",
         required=True,
         help="output path: .tif/.ome.tif (streamed OME-TIFF), .nii/.nii.gz (NIfTI with "
-        "the input's affine) or .zarr (resumable)",
+        "the input's affine), .zarr or .ome.zarr (OME-Zarr 0.5 with a pyramid; both "
+        "resumable); for several inputs, a folder (made if "
+        "missing) that also gets pix2pix-summary.json and .csv",
     )
     p.add_argument(
         "--resume",
@@ -98,18 +116,61 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         metavar="N",
         help="the image (series) to predict in a file that holds several",
     )
-    declared["predict"] = add_options(p, PredictOptions, "prediction")
+    p.add_argument(
+        "--level",
+        type=int,
+        metavar="N",
+        help="the resolution level to predict in an OME-Zarr pyramid (default 0, the full one)",
+    )
+    declared["predict"] = add_options(p, PredictOptions, "prediction") + add_options(
+        p, BatchOptions, "several inputs (a folder, a glob or a list)"
+    )
+    add_config_arguments(p, "predict")
+
+    v = sub.add_parser(
+        "evaluate",
+        help="score predictions against their targets (MAE, PSNR, SSIM, Pearson r per image "
+        "and slice) into CSV and JSON; no model needed",
+    )
+    v.add_argument("predictions", help="a prediction (image file), or a folder of them")
+    v.add_argument(
+        "targets",
+        help="its target, or a folder of targets named as the predictions (without --suffix)",
+    )
+    v.add_argument(
+        "--mask",
+        help="a mask image for every pair, or a folder of masks named as the targets: "
+        "pixels where it is nonzero are scored",
+    )
+    v.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the results, NAME.csv or NAME.json: both are written",
+    )
+    v.add_argument(
+        "--overwrite", action="store_true", help="replace results that evaluate wrote before"
+    )
+    declared["evaluate"] = add_options(v, ScoringOptions, "scoring")
 
     i = sub.add_parser("info", help="print a model's configuration and training summary")
     i.add_argument("model")
 
     e = sub.add_parser(
         "export",
-        help="write a model as a bioimage.io model zip "
-        '(needs pip install "napari-pix2pix[bioimageio]")',
+        help="write a model as a bioimage.io model zip or an ONNX file "
+        '(needs pip install "napari-pix2pix[bioimageio]" or "napari-pix2pix[onnx]")',
     )
     e.add_argument("model")
-    e.add_argument("-o", "--output", required=True, help="the bioimage.io package (.zip)")
+    e.add_argument(
+        "-o", "--output", required=True, help="the bioimage.io package (.zip) or ONNX file (.onnx)"
+    )
+    e.add_argument(
+        "--format",
+        choices=("bioimageio", "onnx"),
+        help="what to write (default: onnx for an .onnx output, else bioimageio); the "
+        "options below, from --name to --test-input, are for bioimageio only",
+    )
     e.add_argument("--name", help="model name (letters, digits, spaces, _+-())")
     e.add_argument("--description", help="one or two sentences about the model")
     e.add_argument(
@@ -119,7 +180,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         metavar="NAME",
         help="author name (repeat for several)",
     )
-    e.add_argument("--license", default="CC-BY-4.0", help="SPDX license id (default CC-BY-4.0)")
+    e.add_argument("--license", help="SPDX license id (default CC-BY-4.0)")
     e.add_argument(
         "--test-input", help="TIFF image for the test tensors and cover (default: simulated sample)"
     )
@@ -141,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = given_options(args, declared.get(args.command, []))
     try:
+        options = {**config_options(args, args.command), **options}  # flags override it
         _refuse_empty_paths(args, declared.get(args.command, []))
         with _terminate_as_interrupt(), _warnings_as_lines():
             return {
                 "train": cmd_train,
                 "predict": cmd_predict,
+                "evaluate": cmd_evaluate,
                 "info": cmd_info,
                 "export": cmd_export,
                 "demo": cmd_demo,
@@ -174,6 +237,9 @@ PATH_ARGUMENTS = {
     "val_target": "--val-target",
     "model": "MODEL",
     "input": "INPUT",
+    "predictions": "PREDICTIONS",
+    "targets": "TARGETS",
+    "mask": "--mask",
     "output": "-o/--output",
     "test_input": "--test-input",
 }
@@ -238,6 +304,11 @@ def cmd_train(args, options: dict) -> int:
     from .io.model_file import check_model_output, save_or_rescue
     from .workflows.training import train_iter
 
+    if args.print_config:
+        print(print_config(args, options), end="")
+        return 0
+    if not args.source or args.output is None:
+        args.usage_error("the following arguments are required: source, -o/--output")
     sources, targets = args.source, args.target
     if targets is None:
         if len(sources) != 2:
@@ -312,10 +383,21 @@ def _one(paths: list[str] | None):
 def cmd_predict(args, options: dict) -> int:
     from tqdm import tqdm
 
+    from .errors import InputError
     from .io.images import read_image
     from .io.outputs import check_output
+    from .workflows.batch_prediction import is_many
     from .workflows.prediction import predict
 
+    if is_many(args.input):
+        return _predict_many(args, options)
+    batch_flags = [o.flag for o in options_of(BatchOptions) if o.keyword in options]
+    if batch_flags:
+        raise InputError(
+            f"{', '.join(batch_flags)} name the outputs of several inputs (a folder, a glob "
+            "or a list); for one input, -o/--output is its output's name."
+        )
+    args.input = args.input[0]
     if args.resume:
         options["if_exists"] = "resume"
     elif args.overwrite:
@@ -325,8 +407,8 @@ def cmd_predict(args, options: dict) -> int:
         args.output, None, "", options.get("if_exists", "error"), inputs=(args.model, args.input)
     )
     image = (
-        read_image(args.input, lazy=True, series=args.series)
-        if args.series is not None
+        read_image(args.input, lazy=True, series=args.series, level=args.level)
+        if args.series is not None or args.level is not None
         else args.input
     )
     bars: list = []  # made at the first tile: no bar before the arguments are checked
@@ -362,6 +444,106 @@ def cmd_predict(args, options: dict) -> int:
     return 0
 
 
+def _predict_many(args, options: dict) -> int:
+    """``predict MODEL FOLDER|GLOB|IMAGES... -o FOLDER``: a bar over the files and one
+    over the tiles of the file under way; at the end, a line per file and the counts."""
+    from tqdm import tqdm
+
+    from .errors import InputError
+    from .workflows.batch_prediction import predict_many
+
+    if args.series is not None or args.level is not None or "if_exists" in options:
+        raise InputError(
+            "--series, --level and --if-exists are for one input; with several, existing outputs "
+            "are skipped (--overwrite predicts them again) and unfinished .zarr ones resumed."
+        )
+    bars: dict = {}
+
+    def tiles(done: int, total: int) -> None:
+        if "tiles" not in bars:
+            bars["tiles"] = tqdm(total=total, unit="tile", desc="tiles", position=1, leave=False)
+        bar = bars["tiles"]
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    def files(done: int, total: int, outcome) -> None:
+        if "files" not in bars:
+            bars["files"] = tqdm(total=total, unit="file", desc="files", position=0)
+        bars["files"].update(1)
+        if "tiles" in bars:  # the next file's tiles start from 0
+            bars.pop("tiles").close()
+
+    try:
+        result = predict_many(
+            args.model,
+            args.input,
+            args.output,
+            overwrite=args.overwrite,
+            progress=tiles,
+            file_progress=files,
+            **options,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: what is finished is kept (see {args.output}/pix2pix-summary.csv); "
+            "run the same command again to continue (finished outputs are skipped).",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for o in result.outcomes:
+        line = f"{o.status}: {o.input}" + (f" -> {o.output}" if o.status == "done" else "")
+        print(line + (f" ({o.reason})" if o.reason else ""))
+    counts = ", ".join(f"{len(result.having(s))} {s}" for s in ("done", "skipped", "failed"))
+    print(f"{counts}; summary in {result.summary} and .csv")
+    return 1 if result.failed else 0
+
+
+def cmd_evaluate(args, options: dict) -> int:
+    from tqdm import tqdm
+
+    from .workflows.scoring import evaluate_files
+
+    bars: list = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="image", desc="scoring"))
+        bars[0].update(1)
+
+    try:
+        scores = evaluate_files(
+            args.predictions,
+            args.targets,
+            args.mask,
+            out=args.output,
+            overwrite=args.overwrite,
+            progress=progress,
+            **options,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    for row in scores.images:
+        name = Path(row["prediction"] or row["target"]).name
+        channel = f" channel {row['channel']}" if row["channel"] != "" else ""
+        if row["status"] == "failed":
+            print(f"failed: {name}{channel} ({row['reason']})")
+        else:
+            print(f"{name}{channel}: " + _metrics_text(row))
+    scored = len(scores.images) - len(scores.failed)
+    print(f"mean over {scored} scored: {_metrics_text(scores.mean)}")
+    print(f"wrote {scores.csv} and {scores.json}")
+    return 1 if scores.failed else 0
+
+
+def _metrics_text(values: dict) -> str:
+    mae, psnr, ssim, r = (values[m] for m in ("mae", "psnr", "ssim", "pearson_r"))
+    return f"MAE {mae:.4g}, PSNR {psnr:.2f} dB, SSIM {ssim:.3f}, r {r:.3f}"
+
+
 def cmd_info(args, options: dict) -> int:
     from .io.model_file import load_model
 
@@ -371,8 +553,31 @@ def cmd_info(args, options: dict) -> int:
 
 
 def cmd_export(args, options: dict) -> int:
-    from .io.bioimageio import check_installation, export_bioimageio
     from .io.model_file import load_model
+
+    package = {
+        "--name": args.name,
+        "--description": args.description,
+        "--author": args.authors,
+        "--license": args.license,
+        "--test-input": args.test_input,
+    }
+    if (args.format or _format_of(args.output)) == "onnx":
+        from .errors import InputError
+        from .io.onnx_export import OPSET, check_installation, export_onnx
+
+        given = [flag for flag, value in package.items() if value is not None]
+        if given:
+            raise InputError(
+                f"{', '.join(given)} describe a bioimage.io package; an ONNX file has no "
+                "such fields. Leave them out, or export with --format bioimageio (.zip)."
+            )
+        check_installation()
+        path = export_onnx(load_model(args.model), args.output, overwrite=args.overwrite)
+        print(f"wrote {path} (ONNX, opset {OPSET}; the normalization is in its metadata)")
+        return 0
+
+    from .io.bioimageio import check_installation, export_bioimageio
 
     check_installation()
     model = load_model(args.model)
@@ -382,12 +587,17 @@ def cmd_export(args, options: dict) -> int:
         name=args.name,
         description=args.description,
         authors=args.authors,
-        license=args.license,
+        license=args.license or "CC-BY-4.0",
         test_input=args.test_input,
         overwrite=args.overwrite,
     )
     print(f"wrote {path} (bioimage.io model package)")
     return 0
+
+
+def _format_of(output: str) -> str:
+    """The export format an output name asks for: .onnx is ONNX, anything else a zip."""
+    return "onnx" if output.lower().endswith(".onnx") else "bioimageio"
 
 
 def cmd_demo(args, options: dict) -> int:

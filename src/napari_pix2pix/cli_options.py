@@ -1,12 +1,14 @@
 """The command line's options, made from the declarations of train's and predict's
 options (config.py, run_options.py): a flag, type, check and help per option, so the
-CLI cannot drift from the API."""
+CLI cannot drift from the API; and the run config file (--config, --print-config) that
+holds the same options."""
 
 from __future__ import annotations
 
 import argparse
 
 from .errors import InputError
+from .io.run_config import defaults, dump_run_config, read_run_config
 from .options import Option, options_of
 
 
@@ -85,3 +87,37 @@ def given_options(args: argparse.Namespace, options: list[Option]) -> dict:
             value = value[0] if o.kind == "size" and len(value) == 1 else value
             given[o.keyword] = o.from_human(value)
     return given
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--config FILE`` (the command's section of a run config; flags override it)
+    and, for train, ``--print-config``."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"a run config (YAML or JSON) whose {section}: section gives options; flags "
+        "override it (values in the library's units: time_budget in seconds)",
+    )
+    if section == "train":
+        parser.add_argument(
+            "--print-config",
+            action="store_true",
+            help="print the run config these arguments make (the defaults, --config's file "
+            "and the flags; a train: and a predict: section) as YAML, loadable by --config, "
+            "and exit",
+        )
+
+
+def config_options(args: argparse.Namespace, section: str) -> dict:
+    """The options of ``section`` in the --config file (none without one)."""
+    path = getattr(args, "config", None)
+    return read_run_config(path, section) if path is not None else {}
+
+
+def print_config(args: argparse.Namespace, options: dict) -> str:
+    """What --print-config prints: train's options as given (``options``: the file's,
+    then the flags) over the defaults, and predict's as the file gives them over theirs."""
+    predict = config_options(args, "predict")
+    return dump_run_config(
+        {"train": {**defaults("train"), **options}, "predict": {**defaults("predict"), **predict}}
+    )

@@ -309,14 +309,19 @@ def split_options(given: dict, *classes, what: str = "train") -> list[dict]:
     parts: list[dict] = [{} for _ in classes]
     for key, value in given.items():
         if key not in owners:
-            close = difflib.get_close_matches(key, owners, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise InputError(
-                f"{what}() has no option {key!r}.{hint} The options are listed in docs/options.md."
+                f"{what}() has no option {key!r}.{did_you_mean(key, owners)} The options are "
+                "listed in docs/options.md."
             )
         i, name = owners[key]
         parts[i][name] = value
     return parts
+
+
+def did_you_mean(key: str, names) -> str:
+    """' Did you mean 'steps'?' for a mistyped option name, or ''."""
+    close = difflib.get_close_matches(key, list(names), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def markdown_table(cls) -> str:

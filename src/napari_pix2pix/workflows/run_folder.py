@@ -1,5 +1,6 @@
 """What a run leaves in its folder besides the checkpoint: the best model so far
-(``best.safetensors``, a model file Predict opens), read back when the run resumes."""
+(``best.safetensors``, a model file Predict opens), read back when the run resumes, and
+the options it runs with (``run_config.yaml``, loadable by ``--config``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import torch
 from ..config import Pix2PixConfig
 from ..io.checkpoint import BEST_NAME
 from ..io.model_file import Pix2PixModel, load_model
+from ..io.run_config import section_options, write_resolved_config
+from ..options import options_of
+from ..run_options import TrainingRun
 
 
 def save_best(folder, config: Pix2PixConfig, history: dict, weights: dict) -> None:
@@ -30,3 +34,16 @@ def best_weights(folder) -> dict | None:
         return None
     with torch.random.fork_rng(devices=[]):  # the resumed run's random state is set
         return load_model(path, device="cpu").generator.state_dict()
+
+
+def save_run_config(folder, config: Pix2PixConfig, run: TrainingRun) -> None:
+    """The run's options with every value explicit (the recipe's choices, a resumed
+    run's time budget), as a ``train:`` section: ``--config`` trains the same way."""
+    keywords = {o.keyword for o in section_options("train")}
+    values = {
+        o.keyword: getattr(options, o.name)
+        for options in (config, run)
+        for o in options_of(type(options))
+        if o.keyword in keywords
+    }
+    write_resolved_config(folder, values)

@@ -29,7 +29,7 @@ from ..io.run_log import RunLog
 from ..options import options_doc
 from ..run_options import TrainingRun
 from .interrupts import StepsFinish
-from .run_folder import best_weights, save_best
+from .run_folder import best_weights, save_best, save_run_config
 from .run_setup import RunSetup, set_up_run
 from .starting_point import init_record
 from .training_data import make_sampler
@@ -93,6 +93,7 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     log = None
     if checkpoint_dir is not None and rank == 0:
         log = RunLog(checkpoint_dir, None if ckpt is None else ckpt.step)
+        _or_warn("the run's config", lambda: save_run_config(checkpoint_dir, config, run))
 
     def checkpoint(step: int) -> None:
         state = dict(trainer_state=trainer.state(), sampler_state=feed.state())
