@@ -157,11 +157,14 @@ class OptionsForm(QWidget):
             text="Restore defaults", tooltip="every option back to its default"
         )
         self.restore.changed.connect(self.restore_defaults)
+        # a row a widget may add its own buttons to (the Train widget's config files)
+        self.buttons = Container(widgets=[self.restore], layout="horizontal", labels=False)
+        self.buttons.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.basic.native)
         layout.addWidget(self.collapsible)
-        layout.addWidget(self.restore.native)
+        layout.addWidget(self.buttons.native)
 
     def __getitem__(self, keyword: str) -> OptionField:
         return self.fields[keyword]

@@ -30,6 +30,7 @@ from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
 from .preview_layer import PREVIEW_LAYER, preview_sources, show_preview
 from .reader_offer import ReaderOffer
+from .run_config_buttons import RunConfigButtons
 from .run_controls import RunControls
 from .run_planner import RunPlanner
 from .run_warnings import RunWarnings
@@ -124,6 +125,13 @@ class TrainWidget(QWidget):
         )
         self.form["checkpoint_dir"].widget.tooltip += "; the trained model is auto-saved there too"
         self.form.connect(self.check_pair)
+        self.config_files = RunConfigButtons(
+            self,
+            self.form,
+            "train",
+            extra={"init_model": (self._init_model_path, self._set_init_model)},
+            say=lambda text: self.controls.say(text),
+        )
         self.options_message = Message()  # options that clash, said as they are chosen
         self.warning = Message()  # the run's warnings, whole (a notification cuts them)
         self.run_warnings = RunWarnings(self.warning, self)
@@ -179,9 +187,15 @@ class TrainWidget(QWidget):
                 self.planner.request(not problem)
         return not problem
 
+    def _init_model_path(self) -> str | None:
+        return self.init_model.line_edit.value.strip() or None
+
+    def _set_init_model(self, path) -> None:
+        self.init_model.line_edit.value = "" if path is None else str(path)
+
     def _options_problem(self, train: Selection) -> str:
         """What is wrong with the options as they stand ('' if nothing), with its fix."""
-        init_model = self.init_model.line_edit.value.strip() or None
+        init_model = self._init_model_path()
         try:
             check_run_options(
                 {**self.form.values(), "init_model": init_model}, train.axes, train.target_axes
