@@ -52,7 +52,11 @@ def render() -> str:
         "the same declarations check the values, make the command line's arguments and the "
         "napari widgets' fields, so they cannot disagree. In the GUI, *with the inputs* means "
         "the axes fields beside the layer pickers (or a button); an option that may be None "
-        "shows a tick box with what None means.\n",
+        "shows a tick box with what None means. The keywords are also the keys of a run "
+        "config's `train:` and `predict:` sections (`--config FILE`, values in the units "
+        "shown here; [scripting.md](scripting.md#run-configs-one-file-for-a-runs-options)), "
+        "whose JSON Schema, [run_config.schema.json](run_config.schema.json), is generated "
+        "with this page.\n",
     ]
     for title, intro, cls in SECTIONS:
         parts.append(f"## {title}\n\n{intro}\n\n{markdown_table(cls)}")
