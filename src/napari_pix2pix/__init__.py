@@ -27,15 +27,20 @@ from .errors import (
 )
 from .io.images import read_image, write_image
 from .io.model_file import Pix2PixModel, load_model
+from .workflows.batch_prediction import BatchResult, FileOutcome, predict_many
 from .workflows.evaluation import Evaluation, evaluate
-from .workflows.export import export_bioimageio
+from .workflows.export import export_bioimageio, export_onnx
 from .workflows.prediction import predict, predict_lazy
 from .workflows.run_plan import RunPlan, plan_run
+from .workflows.scoring import FileScores, evaluate_files
 from .workflows.training import train, train_iter
 
 __all__ = [
+    "BatchResult",
     "DeviceError",
     "Evaluation",
+    "FileOutcome",
+    "FileScores",
     "FinishedEvent",
     "ImageFileError",
     "InputError",
@@ -53,12 +58,15 @@ __all__ = [
     "WarningEvent",
     "__version__",
     "evaluate",
+    "evaluate_files",
     "export_bioimageio",
+    "export_onnx",
     "load_model",
     "output_axes",
     "plan_run",
     "predict",
     "predict_lazy",
+    "predict_many",
     "read_image",
     "train",
     "train_iter",

@@ -309,3 +309,14 @@ def _write_summary(result: BatchResult, folder: Path) -> None:
     for o in result.outcomes:
         writer.writerow([o.input, o.output, o.status, o.reason, " | ".join(o.warnings), o.seconds])
     atomic_write(result.summary.with_suffix(".csv"), text.getvalue().encode(), replace=True)
+
+
+def is_many(inputs: list[str]) -> bool:
+    """Whether the command line's inputs ask for a batch: several, a folder (not a zarr
+    store) or a glob pattern that names no file."""
+    if len(inputs) != 1:
+        return True
+    path = user_path(inputs[0], "INPUT")
+    if path.is_dir():
+        return image_stem(path.name) is None
+    return not os.path.lexists(path) and any(c in inputs[0] for c in GLOB_CHARACTERS)
