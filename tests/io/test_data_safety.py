@@ -16,7 +16,7 @@ import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
 from napari_pix2pix.engine.axes import AxesLayout
 from napari_pix2pix.io.model_file import save_or_rescue
-from napari_pix2pix.io.outputs import TiffOutput
+from napari_pix2pix.io.tiff_output import TiffOutput
 
 
 def digest(path):

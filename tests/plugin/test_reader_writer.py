@@ -101,13 +101,13 @@ def test_a_dropped_tiff_opens_without_a_dialog_once_the_user_agreed(viewer, tmp_
     from napari.settings import get_settings
 
     from napari_pix2pix.io.images import write_image
-    from napari_pix2pix.plugin.reader_offer import PATTERNS
+    from napari_pix2pix.plugin.reader_offer import patterns
     from napari_pix2pix.plugin.train_widget import TrainWidget
 
     plugins = get_settings().plugins
     before = dict(plugins.extension2reader)
     try:
-        plugins.extension2reader = {k: v for k, v in before.items() if k not in PATTERNS}
+        plugins.extension2reader = {k: v for k, v in before.items() if k not in patterns()}
         path = tmp_path / "cells.ome.tif"
         image = np.random.default_rng(0).integers(0, 4000, (40, 50)).astype(np.uint16)
         write_image(path, image, axes="YX", scale={"Y": 0.5, "X": 0.25})

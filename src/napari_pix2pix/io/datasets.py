@@ -9,19 +9,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ImageFileError, InputError
 from ..options import user_path
+from .formats import format_of, image_stem, suffixes
 from .images import ImageData, as_image
 from .metadata import pixel_size
 from .output_paths import check_input_path
-from .tiff import TIFF_SUFFIXES, damaged, read_tiff
-from .zarr_input import is_zarr
+from .tiff import FileArray
 
-# image file endings, longest first (".ome.tif" before ".tif"); the NIfTI and zarr ones
-# are matched already, read when a reader for them is installed
-IMAGE_SUFFIXES = (".ome.tiff", ".ome.tif", ".nii.gz", ".tiff", ".tif", ".nii", ".zarr")
 SHOWN_NAMES = 10  # unmatched names listed per side in the error
 # TIFF training data up to this size (all files decoded) is read into memory, where it
 # trains exactly like the same arrays; larger datasets are read crop by crop
@@ -37,32 +32,26 @@ class PairInput:
     name: str
 
 
-def image_stem(name: str) -> str | None:
-    """The file name without its image ending ('a.ome.tif' -> 'a'); None when the name
-    has no image ending."""
-    lower = name.lower()
-    for suffix in IMAGE_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
 def image_files(folder: Path) -> list[Path]:
-    """The image files of a folder (sorted by name): hidden files and files without an
-    image ending are left out."""
+    """The image files of a folder (sorted by name): hidden files and files without the
+    ending of a format napari-pix2pix reads (formats.py) are left out, and so are files
+    named like a store and folders named like a file."""
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as exc:
         raise InputError(
             f"cannot list the folder {str(folder)!r} ({exc.strerror or exc})."
         ) from exc
-    return [
-        p
-        for p in entries
-        if not p.name.startswith(".")
-        and image_stem(p.name) is not None
-        and (p.is_file() or p.suffix.lower() == ".zarr")
-    ]
+    return [p for p in entries if not p.name.startswith(".") and _is_image(p)]
+
+
+def _is_image(path: Path) -> bool:
+    fmt = format_of(path.name)
+    return (
+        fmt is not None
+        and fmt.read is not None
+        and (path.is_dir() if fmt.folder else path.is_file())
+    )
 
 
 def match_folders(source_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]:
@@ -73,7 +62,7 @@ def match_folders(source_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]
     for folder, files in ((source_dir, sources), (target_dir, targets)):
         if not files:
             raise InputError(
-                f"the folder {str(folder)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})."
+                f"the folder {str(folder)!r} holds no image files ({', '.join(suffixes())})."
             )
     by_name = {p.name: p for p in targets}
     by_stem = _by_stem(targets, target_dir)
@@ -124,7 +113,8 @@ def _is_folder(item, name: str) -> bool:
     if not isinstance(item, (str, os.PathLike)):
         return False
     path = user_path(item, name)  # an empty path is refused, not taken as the current folder
-    return path.is_dir() and path.suffix.lower() != ".zarr"
+    fmt = format_of(path)
+    return path.is_dir() and not (fmt is not None and fmt.folder)
 
 
 def pair_inputs(source, target, what: str = "training") -> list[PairInput]:
@@ -200,69 +190,15 @@ def open_pairs(inputs: list[PairInput]) -> tuple[list, list, list]:
 
 
 def open_lazy(image, what: str) -> ImageData:
-    """A user's image for training: TIFF paths as FileArray (read box by box, opened per
-    read), other paths through their reader's lazy array, arrays as they are."""
+    """A user's image for training: paths through their format's ``open_lazy`` (TIFFs
+    as FileArray, read box by box and opened per read) or its lazy reader, arrays as
+    they are."""
     if isinstance(image, (str, os.PathLike)):
-        path = check_input_path(image, ImageFileError, "image file", folder_ok=is_zarr(image))
-        if path.name.lower().endswith(TIFF_SUFFIXES):
-            array, axes, scale, unit = read_tiff(path, lazy=True)
-            opened = FileArray(path, array.shape, array.dtype)
-            _close(array)
-            return ImageData(opened, axes, scale, unit, source=path)
-        return as_image(path, what, lazy=True)
+        fmt = format_of(image)
+        if fmt is not None and fmt.open_lazy is not None:
+            path = check_input_path(image, ImageFileError, "image file", folder_ok=fmt.folder)
+            fmt.check_installed(path)
+            array, axes, scale, unit, meta = fmt.open_lazy(path)
+            return ImageData(array, axes, scale, unit, source=path, meta=meta)
+        return as_image(image, what, lazy=True)
     return as_image(image, what)
-
-
-class FileArray:
-    """A TIFF file as a numpy-like array (shape, dtype, ``array[index]``) that opens the
-    file for each read and reads only the region asked for (tifffile's zarr store)."""
-
-    def __init__(self, path: Path, shape, dtype) -> None:
-        self.path, self.shape, self.dtype = path, tuple(int(n) for n in shape), np.dtype(dtype)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.dtype.itemsize
-
-    def __getitem__(self, index) -> np.ndarray:
-        import tifffile
-        import zarr
-
-        try:
-            store = tifffile.imread(self.path, aszarr=True)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
-            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
-        try:
-            array = zarr.open(store, mode="r")
-            if not hasattr(array, "shape"):  # a pyramid: full resolution
-                array = array["0"]
-            if (tuple(array.shape), np.dtype(array.dtype)) != (self.shape, self.dtype):
-                raise ImageFileError(
-                    f"{str(self.path)!r} changed while training read it: it held "
-                    f"{self.shape} {self.dtype} and now holds {tuple(array.shape)} "
-                    f"{np.dtype(array.dtype)}. Training reads its files crop by crop until "
-                    "it ends: leave them unchanged meanwhile, then train again."
-                )
-            return np.asarray(array[index])
-        except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
-            raise damaged(self.path, exc) from exc
-        except (ValueError, IndexError, KeyError, EOFError, OSError) as exc:
-            if isinstance(exc, ImageFileError):
-                raise
-            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
-        finally:
-            store.close()
-
-    def __repr__(self) -> str:
-        return f"FileArray({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
-
-
-def _close(array) -> None:
-    """Close the file behind a zarr array opened from a tifffile store."""
-    close = getattr(getattr(array, "store", None), "close", None)
-    if close is not None:
-        close()

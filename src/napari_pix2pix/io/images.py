@@ -1,6 +1,5 @@
 """Images as the library meets them: an array, or a file, with axes and physical pixel
-sizes. Paths are opened by format (TIFF, NIfTI, MHA/NRRD with ITK); arrays pass
-through."""
+sizes. Paths are opened by their format's record (formats.py); arrays pass through."""
 
 from __future__ import annotations
 
@@ -13,11 +12,9 @@ import numpy as np
 from ..engine.arrays import as_array
 from ..errors import ImageFileError
 from ..options import user_path
-from .medical import MEDICAL_SUFFIXES, is_medical, is_nifti, read_medical, write_nifti
+from .formats import FORMATS, format_of, formats_taking, listed, suffixes
 from .output_paths import check_input_path
 from .physical_sizes import check_sizes
-from .tiff import TIFF_SUFFIXES, read_tiff, write_tiff
-from .zarr_input import is_zarr, read_zarr
 
 
 @dataclass
@@ -34,29 +31,32 @@ class ImageData:
     meta: dict | None = None  # a medical volume's header/affine, so outputs lie where it lies
 
 
-def read_image(path, lazy: bool = False, series: int | None = None) -> ImageData:
+def read_image(
+    path, lazy: bool = False, series: int | None = None, level: int | None = None
+) -> ImageData:
     """Read an image file with its axes and physical pixel sizes.
 
     ``lazy`` returns an array backed by the file instead of reading it whole; ``series``
-    picks one image of a file that holds several (OME-TIFF positions). NIfTI volumes
-    come as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``. A ``.zarr``
-    store (a folder) is read chunk by chunk (zarr_input.py)."""
-    path = check_input_path(path, ImageFileError, "image file", folder_ok=is_zarr(path))
-    if is_zarr(path):
-        if series is not None:
-            raise ImageFileError(f"{str(path)!r} holds one array; series= is for TIFF files.")
-        return ImageData(*read_zarr(path, lazy), source=path)
-    if is_medical(path):
-        if series is not None:
-            raise ImageFileError(f"{str(path)!r} holds one volume; series= is for TIFF files.")
-        array, axes, scale, unit, meta = read_medical(path, lazy)
-        return ImageData(array, axes, scale, unit, source=path, meta=meta)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
+    picks one image of a file that holds several (OME-TIFF positions), ``level`` one
+    resolution of an OME-Zarr pyramid (0, the full one, by default). NIfTI volumes come
+    as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``. Stores (``.zarr``,
+    ``.ome.zarr``: folders) are read chunk by chunk. docs/formats.md lists the formats."""
+    fmt = format_of(path)
+    folder = fmt is not None and fmt.folder
+    path = check_input_path(path, ImageFileError, "image file", folder_ok=folder)
+    if fmt is None or fmt.read is None:
         raise ImageFileError(
-            f"{str(path)!r} is not a TIFF file, a medical volume or a zarr store "
-            f"(.tif/.tiff, {'/'.join(MEDICAL_SUFFIXES)}, .zarr expected)."
+            f"{str(path)!r} is not a TIFF file or another image napari-pix2pix reads "
+            f"({listed(suffixes())} expected; docs/formats.md)."
         )
-    return ImageData(*read_tiff(path, lazy, series), source=path)
+    params = {k: v for k, v in (("series", series), ("level", level)) if v is not None}
+    for name in params.keys() - set(fmt.params):
+        raise ImageFileError(
+            f"{str(path)!r} is {fmt.name}; {name}= is for {formats_taking(name)} files."
+        )
+    fmt.check_installed(path)
+    array, axes, scale, unit, meta = fmt.read(path, lazy, **params)
+    return ImageData(array, axes, scale, unit, source=path, meta=meta)
 
 
 def write_image(
@@ -78,17 +78,15 @@ def write_image(
     # refused before anything is touched: an empty path, a name it does not write
     # (a TIFF named .zarr, .png or .h5 would not read back as one), bad pixel sizes
     path = user_path(path, "the image path")
-    if is_medical(path) and not is_nifti(path):
-        raise ImageFileError(f"{str(path)!r}: medical volumes are written as NIfTI (.nii.gz).")
-    if not (is_nifti(path) or path.name.lower().endswith(TIFF_SUFFIXES)):
+    fmt = format_of(path)
+    if fmt is None or fmt.write is None:
+        writers = " or ".join(f.name for f in FORMATS if f.write is not None)
         raise ImageFileError(
-            f"write_image writes OME-TIFF (.tif, .tiff, .ome.tif, .ome.tiff) or NIfTI "
-            f"(.nii, .nii.gz), not {str(path)!r}; give a name ending in one of these."
+            f"write_image writes {writers} ({', '.join(suffixes('write'))}), not "
+            f"{str(path)!r}; give a name ending in one of these."
         )
     scale, unit = check_sizes(scale, unit)
-    if is_nifti(path):
-        return write_nifti(path, array, axes, scale, unit, meta, overwrite)
-    return write_tiff(path, array, axes, scale, unit, overwrite)
+    return fmt.write(path, array, axes, scale, unit, overwrite, meta)
 
 
 def as_image(image, what: str, lazy: bool = False) -> ImageData:

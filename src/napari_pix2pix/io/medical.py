@@ -16,38 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.axes import AxesLayout
+from ..engine.inference import ArrayOutput
 from ..engine.memory import available_memory, gib
 from ..errors import ImageFileError
 from .output_paths import AtomicFile, check_output_path
 from .physical_sizes import check_sizes, in_unit, micrometres, read_sizes
-from .provenance import NOT_A_PREDICTION, is_prediction_descrip
+from .provenance import NOT_A_PREDICTION, is_prediction_descrip, prediction_descrip
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
-MEDICAL_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 NIFTI_AXES = "XYZTC"  # NIfTI's dims 1..5
 # NIfTI xyzt_units <-> our unit symbols; 'unknown' is millimetres by NIfTI convention
 NIFTI_UNITS = {"mm": "mm", "micron": "µm", "meter": "m", "unknown": "mm"}
 
 
-def is_nifti(path) -> bool:
-    return str(path).lower().endswith(NIFTI_SUFFIXES)
-
-
-def is_medical(path) -> bool:
-    return str(path).lower().endswith(MEDICAL_SUFFIXES)
-
-
-def read_medical(path: Path, lazy: bool = False):
-    """(array, axes, scale, unit, meta) of a medical volume; ``meta`` holds what an
-    output needs to lie where the input lies (the NIfTI header, or the affine)."""
-    return _read_nifti(path, lazy) if is_nifti(path) else _read_itk(path)
-
-
-def _read_nifti(path: Path, lazy: bool):
-    """``lazy`` maps an uncompressed .nii from disk (nibabel's ArrayProxy, a memmap when
-    its values are unscaled); a .nii.gz is always decompressed whole, as gzip cannot
-    seek, so it is refused beyond the available memory."""
+def read_nifti(path: Path, lazy: bool = False):
+    """(array, axes, scale, unit, meta) of a NIfTI volume; ``meta`` holds what an output
+    needs to lie where the input lies (its header and affine). ``lazy`` maps an
+    uncompressed .nii from disk (nibabel's ArrayProxy, a memmap when its values are
+    unscaled); a .nii.gz is always decompressed whole, as gzip cannot seek, so it is
+    refused beyond the available memory."""
     import nibabel as nib
 
     try:
@@ -115,15 +102,9 @@ def _file_zooms(path: Path, header) -> tuple[float, ...]:
         return tuple(float(z) for z in header.get_zooms())
 
 
-def _read_itk(path: Path):
-    """MHA/NRRD through MONAI's ITKReader (numpy order, so "ZYX"; channels last)."""
-    try:
-        import itk  # noqa: F401
-    except ImportError:
-        raise ImageFileError(
-            f"reading {path.name!r} needs ITK, which is not installed: pip install itk "
-            "(or convert the volume to NIfTI, .nii.gz)."
-        ) from None
+def read_itk(path: Path, lazy: bool = False):
+    """(array, axes, scale, unit, meta) of an MHA/NRRD volume, read whole through MONAI's
+    ITKReader (numpy order, so "ZYX"; channels last); ``meta`` holds its affine."""
     from monai.data import ITKReader
 
     reader = ITKReader(reverse_indexing=True)
@@ -185,6 +166,30 @@ def write_nifti(
     with AtomicFile(path, replace=overwrite, suffix=suffix) as f:  # nibabel compresses by suffix
         image.to_filename(f.temp)
     return path
+
+
+class NiftiOutput(ArrayOutput):
+    """The prediction in memory, written as NIfTI when complete: with the input's header
+    (``meta``), so its affine, spacing and origin are the input's."""
+
+    def __init__(
+        self, path: Path, layout: AxesLayout, scale, unit, meta, replace: bool, model_sha256=""
+    ):
+        super().__init__(np.empty(layout.shape, np.float32), layout)
+        self.path, self.scale, self.unit, self.meta, self.replace = path, scale, unit, meta, replace
+        self.descrip = prediction_descrip(model_sha256)
+
+    def finish(self) -> None:
+        write_nifti(
+            self.path,
+            self.array,
+            self.layout.axes,
+            self.scale,
+            self.unit,
+            self.meta,
+            overwrite=self.replace,
+            descrip=self.descrip,
+        )
 
 
 def nifti_image(

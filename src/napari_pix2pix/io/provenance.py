@@ -18,6 +18,7 @@ NOT_A_PREDICTION = (  # completes "... was not written by napari-pix2pix"
     " as a prediction (an image saved with write_image or napari's Save, or a result of a "
     "version that did not yet mark its predictions, is not one)"
 )
+ZARR_ATTR = "napari_pix2pix"  # the attributes of a zarr prediction store (zarr_output.py)
 _SOFTWARE = re.compile(r"napari-pix2pix \S+ prediction(?:\b|$)")
 _DESCRIP = b"napari-pix2pix prediction"
 

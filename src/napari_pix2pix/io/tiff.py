@@ -1,6 +1,7 @@
 """TIFF and OME-TIFF files: read with their axes and physical pixel sizes (whole, or
-lazily through tifffile's zarr store), refused up front when truncated, and written as
-OME-TIFF (BigTIFF when large)."""
+lazily through tifffile's zarr store, or opened anew for each box a training crop
+reads: FileArray), refused up front when truncated, and written as OME-TIFF (BigTIFF
+when large)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from ..errors import ImageFileError
 from .metadata import ome_metadata, read_scale
 from .output_paths import AtomicFile, check_output_path
 from .provenance import NOT_A_PREDICTION, is_prediction_software
-
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def read_tiff(path: Path, lazy: bool = False, series: int | None = None):
@@ -306,3 +305,63 @@ def damaged(path, exc: Exception) -> ImageFileError:
     return ImageFileError(
         f"{str(path)!r} is damaged: its image data cannot be read ({exc}); copy or save it again."
     )
+
+
+def open_tiff_per_read(path: Path):
+    """(FileArray, axes, scale, unit) of a TIFF: its shape and metadata read now, its
+    pixels box by box later, the file opened for each read (so that thousands of
+    training files hold no file handles)."""
+    array, axes, scale, unit = read_tiff(path, lazy=True)
+    opened = FileArray(path, array.shape, array.dtype)
+    close = getattr(getattr(array, "store", None), "close", None)
+    if close is not None:
+        close()
+    return opened, axes, scale, unit
+
+
+class FileArray:
+    """A TIFF file as a numpy-like array (shape, dtype, ``array[index]``) that opens the
+    file for each read and reads only the region asked for (tifffile's zarr store)."""
+
+    def __init__(self, path: Path, shape, dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(int(n) for n in shape), np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __getitem__(self, index) -> np.ndarray:
+        import tifffile
+        import zarr
+
+        try:
+            store = tifffile.imread(self.path, aszarr=True)
+        except (OSError, ValueError, tifffile.TiffFileError) as exc:
+            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
+        try:
+            array = zarr.open(store, mode="r")
+            if not hasattr(array, "shape"):  # a pyramid: full resolution
+                array = array["0"]
+            if (tuple(array.shape), np.dtype(array.dtype)) != (self.shape, self.dtype):
+                raise ImageFileError(
+                    f"{str(self.path)!r} changed while training read it: it held "
+                    f"{self.shape} {self.dtype} and now holds {tuple(array.shape)} "
+                    f"{np.dtype(array.dtype)}. Training reads its files crop by crop until "
+                    "it ends: leave them unchanged meanwhile, then train again."
+                )
+            return np.asarray(array[index])
+        except RuntimeError as exc:  # a codec's (imagecodecs.DeflateError, ...)
+            raise damaged(self.path, exc) from exc
+        except (ValueError, IndexError, KeyError, EOFError, OSError) as exc:
+            if isinstance(exc, ImageFileError):
+                raise
+            raise ImageFileError(f"reading {str(self.path)!r} failed ({exc}).") from exc
+        finally:
+            store.close()
+
+    def __repr__(self) -> str:
+        return f"FileArray({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"

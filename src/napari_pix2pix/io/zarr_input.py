@@ -1,6 +1,7 @@
-"""A ``.zarr`` path as an input image: an array store, or a group whose full resolution
-is its array "0" (OME-Zarr), read lazily chunk by chunk. A prediction store of
-napari-pix2pix brings its axes and pixel sizes; an unfinished one is refused."""
+"""A ``.zarr`` path as an input image: an array store, an OME-Zarr image (NGFF 0.4 or
+0.5, whatever its name: ome_zarr.py) or a group whose full resolution is its array "0",
+read lazily chunk by chunk. A prediction store of napari-pix2pix brings its axes and
+pixel sizes; an unfinished one is refused."""
 
 from __future__ import annotations
 
@@ -11,45 +12,54 @@ import numpy as np
 from ..engine.memory import gib
 from ..errors import ImageFileError
 from .medical import short_of_memory
-
-ZARR_ATTR = "napari_pix2pix"  # the attributes of our prediction stores (outputs.py)
-
-
-def is_zarr(path) -> bool:
-    return str(path).lower().rstrip("/").endswith(".zarr")
+from .ome_zarr import is_ome_group, ome_level
+from .provenance import ZARR_ATTR
+from .zarr_output import refuse_unfinished
 
 
-def read_zarr(path: Path, lazy: bool = False):
-    """(array, axes, scale, unit) of a zarr store; ``lazy`` keeps the zarr array (read
-    box by box), else it is read whole, refused beyond the available memory."""
+def read_zarr(path: Path, lazy: bool = False, level: int | None = None):
+    """(array, axes, scale, unit, meta) of a zarr store; ``lazy`` keeps the zarr array
+    (read box by box), else it is read whole, refused beyond the available memory.
+    ``level``: an OME-Zarr image's resolution level (0, the full one, by default)."""
     import zarr
 
+    meta, ome = None, False
     try:
         node = zarr.open(str(path), mode="r")
-        if not hasattr(node, "shape"):  # a group: OME-Zarr keeps full resolution in "0"
+        if hasattr(node, "shape"):
+            axes, scale, unit, info = "", {}, None, dict(node.attrs.get(ZARR_ATTR) or {})
+        elif is_ome_group(node.attrs):
+            ome = True
+            info = dict(node.attrs.get(ZARR_ATTR) or {})
+            refuse_unfinished(info, path)  # before its metadata: NaN levels are not an image
+            node, axes, scale, unit, meta = ome_level(node, path, level)
+            info = {}
+        else:  # a plain group: full resolution in "0"
             if "0" not in node or not hasattr(node["0"], "shape"):
                 raise ImageFileError(
                     f"{str(path)!r} is a zarr group without an image array '0'; give the "
                     f"array itself ({str(path)}/<name>)."
                 )
             node = node["0"]
-        info = dict(node.attrs.get(ZARR_ATTR) or {})
+            axes, scale, unit, info = "", {}, None, dict(node.attrs.get(ZARR_ATTR) or {})
+        if level not in (None, 0) and not ome:
+            raise ImageFileError(
+                f"{str(path)!r} is a zarr store of one resolution; level= is for OME-Zarr "
+                "images (their pyramid's levels)."
+            )
     except ImageFileError:
         raise
     except Exception as exc:  # zarr's own errors for a folder that is not a store
         raise ImageFileError(f"cannot read {str(path)!r} as a zarr array ({exc}).") from exc
     if 0 in node.shape:
         raise ImageFileError(f"{str(path)!r} holds an empty array (shape {tuple(node.shape)}).")
-    if info and not info.get("complete", True):
-        raise ImageFileError(
-            f"{str(path)!r} is an unfinished prediction (its missing slices are NaN); "
-            "resume it first (if_exists='resume', CLI --resume)."
-        )
-    axes = info.get("axes", "") if len(info.get("axes", "")) == node.ndim else ""
-    scale = {a: float(v) for a, v in (info.get("scale") or {}).items() if a in axes}
-    unit = info.get("unit")
+    refuse_unfinished(info, path)
+    if info:  # a plain store of ours: its record says what it is
+        axes = info.get("axes", "") if len(info.get("axes", "")) == node.ndim else ""
+        scale = {a: float(v) for a, v in (info.get("scale") or {}).items() if a in axes}
+        unit = info.get("unit")
     if lazy:
-        return node, axes, scale, unit
+        return node, axes, scale, unit, meta
     nbytes = int(np.prod(node.shape)) * np.dtype(node.dtype).itemsize
     free = short_of_memory(nbytes)
     if free is not None:
@@ -57,4 +67,4 @@ def read_zarr(path: Path, lazy: bool = False):
             f"{str(path)!r} holds {gib(nbytes)}, more than the {gib(free)} of memory "
             "available; read it lazily (lazy=True), or predict from the path."
         )
-    return np.asarray(node[...]), axes, scale, unit
+    return np.asarray(node[...]), axes, scale, unit, meta

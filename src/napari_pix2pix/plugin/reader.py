@@ -1,7 +1,7 @@
-"""napari reader and writer: TIFF / OME-TIFF and medical volumes (NIfTI; MHA/NRRD with
-ITK) in with physical scale (a volume's voxel spacing, ZYX, in mm), axis labels and
-channels split into layers (large files stay on disk, read lazily); Image layers out
-as OME-TIFF with their scale."""
+"""napari reader and writer: every format of io/formats.py in (TIFF / OME-TIFF, NIfTI,
+MHA/NRRD with ITK, zarr and OME-Zarr, ...) with physical scale (a volume's voxel
+spacing, ZYX, in mm), axis labels and channels split into layers (large files and
+stores stay on disk, read lazily); Image layers out as OME-TIFF with their scale."""
 
 from __future__ import annotations
 
@@ -11,25 +11,29 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.axes import guess_axes
+from ..io.formats import TIFF, format_of
 from ..io.images import read_image, write_image
-from ..io.medical import MEDICAL_SUFFIXES
 from ..io.physical_sizes import micrometres, normalize_unit
-from ..io.tiff import TIFF_SUFFIXES
 
 LAZY_BYTES = 512 * 2**20  # files larger than this open lazily
 
 
 def _is_ours(path) -> bool:
-    return isinstance(path, (str, os.PathLike)) and str(path).lower().endswith(
-        TIFF_SUFFIXES + MEDICAL_SUFFIXES
-    )
+    """A file (or a store's folder) of a format napari-pix2pix reads."""
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    fmt = format_of(path)
+    if fmt is None or fmt.read is None:
+        return False
+    return Path(path).is_dir() if fmt.folder else Path(path).is_file()
 
 
 def napari_get_reader(path):
-    """npe2 reader hook: a callable for TIFF, NIfTI, MHA or NRRD paths (or lists of
-    them), else None."""
+    """npe2 reader hook: a callable for paths (or lists of them) of the formats in
+    io/formats.py, else None. A format whose library is missing is still claimed: its
+    reader says what to install."""
     paths = path if isinstance(path, list) else [path]
-    if not paths or not all(_is_ours(p) and Path(p).is_file() for p in paths):
+    if not paths or not all(_is_ours(p) for p in paths):
         return None
     return read_image_layers
 
@@ -38,13 +42,13 @@ def read_image_layers(path) -> list[tuple]:
     paths = path if isinstance(path, list) else [path]
     layers = []
     for p in paths:
-        lazy = Path(p).stat().st_size > LAZY_BYTES
+        lazy = Path(p).is_dir() or Path(p).stat().st_size > LAZY_BYTES  # a store: always
         image = read_image(p, lazy=lazy)
         data = image.array
         if lazy:
             import dask.array as da
 
-            # a TIFF's zarr store, or an uncompressed NIfTI's memory map
+            # a zarr array (a store's, a TIFF's), or an uncompressed NIfTI's memory map
             data = da.from_zarr(data) if hasattr(data, "store") else da.from_array(data)
         axes = image.axes or guess_axes(data.ndim)
         meta: dict = {
@@ -59,6 +63,9 @@ def read_image_layers(path) -> list[tuple]:
                 meta["units"] = [image.unit if a in image.scale else "pixel" for a in spatial]
             if "C" in axes:
                 meta["channel_axis"] = axes.index("C")
+            translation = (image.meta or {}).get("translation")
+            if isinstance(translation, dict) and translation:  # an OME-Zarr image's origin
+                meta["translate"] = [float(translation.get(a, 0.0)) for a in spatial]
         layers.append((data, meta, "image"))
     return layers
 
@@ -78,7 +85,7 @@ def napari_write_image(path: str, data, meta: dict) -> list[str]:
     }
     units = meta.get("units")
     unit = normalize_unit(units[-1]) if units and micrometres(units[-1]) else None
-    if not path.lower().endswith(TIFF_SUFFIXES):
+    if not path.lower().endswith(TIFF.suffixes):
         path = path + ".ome.tif"
     write_image(
         path, data, axes, scale if unit or any(v != 1.0 for v in scale.values()) else {}, unit

@@ -2,33 +2,37 @@
 use whenever two plugins claim a file (its builtins and ours both claim ``*.tif``),
 preselects the builtins, and those drop the physical scale. napari settles the choice
 by the user's preference (``settings.plugins.extension2reader``), which a plugin must
-not set behind the user's back; this line offers to set it, once, and says so."""
+not set behind the user's back; this line offers to set it, once, and says so. It
+claims the formats of io/formats.py whose reader is installed."""
 
 from __future__ import annotations
 
 from magicgui.widgets import Container, Label, PushButton
 
+from ..io.formats import napari_patterns
 from . import PLUGIN
 from .scrolling import wrap
 
-# what our reader opens (napari.yaml); fnmatch is case-sensitive on Linux and macOS
-PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.nii", "*.nii.gz")
+
+def patterns() -> tuple[str, ...]:
+    """What the offer claims: the patterns of the formats our reader can open here."""
+    return napari_patterns(installed=True)
 
 
 def reader_preferred() -> bool:
     from napari.settings import get_settings
 
     chosen = get_settings().plugins.extension2reader
-    return all(chosen.get(p) == PLUGIN for p in PATTERNS)
+    return all(chosen.get(p) == PLUGIN for p in patterns())
 
 
 def prefer_our_reader() -> None:
-    """Make napari open dropped TIFF and NIfTI files with napari-pix2pix, no dialog
-    (Preferences > Plugins lists it and takes it back)."""
+    """Make napari open dropped TIFF, NIfTI, zarr, ... files with napari-pix2pix, no
+    dialog (Preferences > Plugins lists it and takes it back)."""
     from napari.settings import get_settings
 
     plugins = get_settings().plugins
-    plugins.extension2reader = {**plugins.extension2reader, **dict.fromkeys(PATTERNS, PLUGIN)}
+    plugins.extension2reader = {**plugins.extension2reader, **dict.fromkeys(patterns(), PLUGIN)}
 
 
 class ReaderOffer(Container):
@@ -39,7 +43,7 @@ class ReaderOffer(Container):
         self.settings = settings
         self.text = Label(
             value="napari asks which reader opens a dropped TIFF, and its builtin one "
-            "loses the pixel size. Open TIFF and NIfTI files with napari-pix2pix "
+            "loses the pixel size. Open TIFF, NIfTI and zarr files with napari-pix2pix "
             "(no question, pixel size kept; Preferences > Plugins undoes it)?"
         )
         wrap(self.text.native)

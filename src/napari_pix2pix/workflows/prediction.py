@@ -23,6 +23,7 @@ from ..engine.inference import (
 )
 from ..engine.memory import device_memory
 from ..errors import InputError
+from ..io.formats import format_of
 from ..io.images import as_image
 from ..io.metadata import pixel_size, scale_mismatch
 from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
@@ -101,7 +102,7 @@ def predict(
         )
         return (*result, out_axes) if return_axes else result
     to_file = isinstance(out, (str, os.PathLike))
-    zarr_out = to_file and str(out).lower().endswith(".zarr")
+    zarr_out = to_file and format_of(out).resumable  # a store: resumable
     # a file is marked as this model's prediction: the hash of its file form
     model_sha256 = hashlib.sha256(model.to_bytes()).hexdigest() if to_file else ""
     identity = _identity(model_sha256, image, layout, opts) if zarr_out else None
