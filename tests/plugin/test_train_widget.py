@@ -92,9 +92,10 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     set_fields(w, steps=60, checkpoint_every=None, val_fraction=0.0)
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
-    # the status line shows the pace and the time left (refreshed once a second)
-    qtbot.waitUntil(lambda: "s/step" in w.controls.status.text(), timeout=60_000)
-    assert "left" in w.controls.status.text() and w.worker is not None
+    # the bar reads the step, the pace and the time left (refreshed once a second)
+    bar = w.controls.progress_bar
+    qtbot.waitUntil(lambda: "s/step" in bar.text(), timeout=60_000)
+    assert bar.text().startswith("step ") and "left" in bar.text() and w.worker is not None
     t0 = time.perf_counter()
     n0 = w.plot.point_count()
     w.controls["Stop"].click()
@@ -104,6 +105,7 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     assert done < 60
     status = w.controls.status.text()
     assert status.startswith(f"Stopped after step {done}.") and "auto-saved" in status
+    assert bar.text() == f"{done:,}/60 steps"  # no time left once stopped
     assert w.plot.point_count() - n0 <= 2  # it stopped within a step (one may be in flight)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")

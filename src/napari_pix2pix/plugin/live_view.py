@@ -14,7 +14,14 @@ from qtpy.QtCore import QTimer
 
 from ..errors import Pix2PixError
 from ..workflows.prediction import predict
-from .layers import contrast_limits, layer_array, layer_axes, result_layer_kwargs, view_region
+from .layers import (
+    contrast_limits,
+    layer_array,
+    layer_axes,
+    result_layer_kwargs,
+    show_in_layer,
+    view_region,
+)
 
 VIEW_LAYER = "pix2pix live view"
 VIEW_SIDE = 512  # the live view predicts at most this many pixels a side
@@ -141,14 +148,12 @@ class LiveView:
         if layer is None:
             return
         kwargs = result_layer_kwargs(layer, view.axes, axes, view.offsets)
-        if VIEW_LAYER in self.viewer.layers:
-            shown = self.viewer.layers[VIEW_LAYER]
-            shown.data = data
-            for key in ("scale", "translate", "units"):  # the source's: it may have changed
-                if key in kwargs:
-                    setattr(shown, key, kwargs[key])
-        else:
-            self.viewer.add_image(
-                data, name=VIEW_LAYER, colormap="magenta", blending="additive", **kwargs
-            )
-        self.viewer.layers[VIEW_LAYER].contrast_limits = contrast_limits(data)
+        show_in_layer(
+            self.viewer,
+            VIEW_LAYER,
+            data,
+            contrast_limits(data),
+            kwargs,
+            colormap="magenta",
+            blending="additive",
+        )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import layer_array, layer_axes, result_layer_kwargs
+from .layers import layer_array, layer_axes, result_layer_kwargs, show_in_layer
 from .pair_list import LAYERS
 
 PREVIEW_LAYER = "pix2pix preview"
@@ -82,15 +82,4 @@ def show_preview(viewer, event, sources=()) -> None:
         limits = (limits[0], limits[0] + 1)
     kwargs, ndim = preview_placement(event.preview_source, sources)
     data = event.preview.reshape((1,) * (ndim - 2) + event.preview.shape)
-    layer = viewer.layers[PREVIEW_LAYER] if PREVIEW_LAYER in viewer.layers else None
-    if layer is not None and layer.ndim != data.ndim:  # another source's since
-        viewer.layers.remove(layer)
-        layer = None
-    if layer is None:
-        viewer.add_image(data, name=PREVIEW_LAYER, contrast_limits=limits, **kwargs)
-        return
-    layer.data = data
-    layer.contrast_limits = limits
-    for key in ("scale", "translate", "units", "axis_labels"):
-        if key in kwargs:
-            setattr(layer, key, kwargs[key])
+    show_in_layer(viewer, PREVIEW_LAYER, data, limits, kwargs)

@@ -54,13 +54,19 @@ class RunControls(QWidget):
     def __getitem__(self, label: str) -> QPushButton:
         return self.buttons[label]
 
-    def progress(self, done: int, total: int) -> None:
-        """``total`` 0: not known yet (an empty bar, not a busy animation, which repaints)."""
+    def progress(self, done: int, total: int, text: str = "%p%") -> None:
+        """``total`` 0: not known yet (an empty bar, not a busy animation, which repaints).
+        ``text``: what the bar reads (Qt's format: %p is the percentage). A running
+        job's pace goes here, not in the status line: a new status text re-lays out
+        the dock, and each layout pass repaints napari's window again (three repaints
+        a second, against one for the bar)."""
         bar, value = self.progress_bar, done if total else 0
         if bar.maximum() != max(1, total):
             bar.setMaximum(max(1, total))
         if bar.value() != value:  # unchanged values cost no repaint
             bar.setValue(value)
+        if bar.format() != text:
+            bar.setFormat(text)
 
     def finish(self, step: int) -> None:
         """A run ended at ``step``: the bar is full (its total was an estimate in a

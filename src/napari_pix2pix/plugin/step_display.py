@@ -1,5 +1,5 @@
-"""Training steps as the Train widget shows them: the bar, a status line with the pace
-and the time left, and the loss plot's new points, all at most once a second."""
+"""Training steps as the Train widget shows them: the bar, which reads the step, the
+pace and the time left, and the loss plot's new points, all at most once a second."""
 
 from __future__ import annotations
 
@@ -20,17 +20,23 @@ class StepDisplay:
         self.first: tuple[int, float] | None = None  # (step, elapsed): the pace's start
         self.last: StepEvent | None = None  # received, not yet shown
         self.quiet = False
+        self.said: str | None = None  # the status line, set once a run
         self.timer = QTimer(parent)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.show)
 
     def start(self) -> None:
-        self.first, self.last, self.quiet = None, None, False
+        self.first, self.last, self.quiet, self.said = None, None, False, None
         self.timer.start()
 
     def stop(self) -> None:
+        """The last step shown; the bar keeps the steps done, without a time left."""
         self.show()
         self.timer.stop()
+        if self.first is not None:
+            bar = self.controls.progress_bar
+            done, total = bar.value(), bar.maximum()
+            self.controls.progress(done, total, f"{done:,}/{total:,} steps")
 
     def add(self, event: StepEvent) -> None:
         if event.logged:  # a new entry of the loss log
@@ -40,17 +46,16 @@ class StepDisplay:
             self.first = (event.step, event.elapsed)
 
     def show(self) -> None:
-        """The latest step in the bar, the status line and the plot."""
+        """The latest step, with the pace and time left, in the bar; the plot."""
         event, self.last = self.last, None
         if event is None:
             return
-        self.controls.progress(event.step, event.total)
+        text = f"step {event.step:,}/{event.total:,}{self.pace(event)}"
+        self.controls.progress(event.step, event.total, text)
         self.plot.update()
-        if not self.quiet:
-            self.controls.say(
-                f"step {event.step:,}/{event.total:,}{self.pace(event)}  "
-                f"L1 {event.losses['g_l1']:.4f}"
-            )
+        if not self.quiet and self.said is None:  # once: the status line stays put
+            self.said = "Training: the plot below shows the losses and validations."
+            self.controls.say(self.said)
 
     def pace(self, event: StepEvent) -> str:
         """' · 0.27 s/step · 19 min left', measured over this run's steps so far."""
