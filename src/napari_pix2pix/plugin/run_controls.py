@@ -61,12 +61,15 @@ class RunControls(QWidget):
         the dock, and each layout pass repaints napari's window again (three repaints
         a second, against one for the bar)."""
         bar, value = self.progress_bar, done if total else 0
-        if bar.maximum() != max(1, total):
-            bar.setMaximum(max(1, total))
-        if bar.value() != value:  # unchanged values cost no repaint
-            bar.setValue(value)
-        if bar.format() != text:
-            bar.setFormat(text)
+        if (bar.maximum(), bar.value(), bar.format()) == (max(1, total), value, text):
+            return  # unchanged: no repaint
+        # QProgressBar repaints at once on a new value; with updates off, the change is
+        # painted in the window's next repaint, with the plot's (one repaint, not two)
+        bar.setUpdatesEnabled(False)
+        bar.setMaximum(max(1, total))
+        bar.setValue(value)
+        bar.setFormat(text)
+        bar.setUpdatesEnabled(True)
 
     def finish(self, step: int) -> None:
         """A run ended at ``step``: the bar is full (its total was an estimate in a
