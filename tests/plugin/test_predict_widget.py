@@ -201,3 +201,13 @@ def test_the_evaluate_section_scores_against_numpy(viewer, trained, qtbot):
     scores = p.evaluation.scores.value
     assert f"MAE {mae:.4g} (target units)" in scores and f"Pearson r {r:.3f}" in scores
     assert "PSNR" in scores and "SSIM" in scores
+
+
+def test_unticking_auto_batch_size_starts_at_what_auto_means(viewer):
+    from napari_pix2pix.engine.inference import AUTO_BATCH
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    field = PredictWidget(viewer).form["batch_size"]
+    assert field.value is None  # auto
+    field.none_box.value = False
+    assert field.value == AUTO_BATCH == 4  # not the spin box's minimum, 1

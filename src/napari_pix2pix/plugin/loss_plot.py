@@ -146,6 +146,17 @@ class LossPlot(QWidget):
         if repaint:
             self.update()
 
+    def catch_up(self, losses: dict) -> None:
+        """Add the entries of a run's loss log (``history["losses"]``) after the last one
+        drawn: a run that stops between entries writes its last entry at the end, and no
+        step event carries it."""
+        last = self.current.steps[-1] if self.current.steps else -1
+        for i, step in enumerate(losses.get("step", [])):
+            if step > last:
+                entry = {k: v[i] for k, v in losses.items() if k != "step" and i < len(v)}
+                self.add_losses(step, entry, repaint=False)
+        self.update()
+
     def add_metrics(self, step: int, metrics: dict) -> None:
         self.current.val_steps.append(step)
         for k in METRIC_KEYS:

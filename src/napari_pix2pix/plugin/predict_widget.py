@@ -18,6 +18,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 
+from ..engine.inference import AUTO_BATCH
 from ..errors import Pix2PixError
 from ..io.model_file import load_model
 from ..options import user_path
@@ -166,6 +167,7 @@ class PredictWidget(QWidget):
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.image.reset_choices)
         self.form = OptionsForm(PredictOptions)
+        self.form["batch_size"].suggest(AUTO_BATCH)  # what auto means on a CPU
         self.controls = RunControls("Predict", "Predict this slice", "Cancel")
         self.controls["Predict"].clicked.connect(lambda: self.run())
         self.controls["Predict this slice"].clicked.connect(lambda: self.run(this_slice=True))

@@ -351,6 +351,8 @@ class TrainWidget(QWidget):
     def _on_finished(self) -> None:
         self.live_view.stop()
         self.steps.stop()
+        if self.model is not None:
+            self.plot.catch_up(self.model.history.get("losses", {}))
         self.worker = None
         self._set_running(False)
         status = self.controls.status.text()
