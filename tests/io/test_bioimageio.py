@@ -1,5 +1,5 @@
-"""Export to bioimage.io: the zip passes bioimageio.core's own test_model for both weight
-formats and reproduces napari_pix2pix.predict. Runs only with the [bioimageio] extra."""
+"""Export to bioimage.io: the zip passes bioimageio.core's own test_model for all three
+weight formats and reproduces napari_pix2pix.predict. Runs only with the [bioimageio] extra."""
 
 import zipfile
 
@@ -54,6 +54,7 @@ def test_zip_contents(exported):
         "rdf.yaml",
         "weights.pt",
         "weights_torchscript.pt",
+        "weights.onnx",
         "test_input.npy",
         "test_output.npy",
         "cover.png",
@@ -62,7 +63,7 @@ def test_zip_contents(exported):
     assert not list(zip_path.parent.glob(".*.tmp*"))  # nothing half-written left behind
 
 
-@pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "torchscript"])
+@pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "torchscript", "onnx"])
 def test_bioimageio_core_test_model_passes(exported, weight_format):
     from bioimageio.core import test_model
 
@@ -72,16 +73,17 @@ def test_bioimageio_core_test_model_passes(exported, weight_format):
     assert any(weight_format in d.name for d in summary.details)  # it really ran inference
 
 
-def test_exported_state_dict_reproduces_predict(exported, held_out_pair):
+@pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "onnx"])
+def test_exported_weights_reproduce_predict(exported, held_out_pair, weight_format):
     from bioimageio.core import create_prediction_pipeline, load_description, predict
 
     model, _, zip_path = exported
     x = held_out_pair[0][:32, :32]  # one tile of the patch size
     expected = p2p.predict(model, x, axes="YX", device="cpu")
     descr = load_description(zip_path)
-    pipeline = create_prediction_pipeline(
-        descr, weight_format="pytorch_state_dict", devices=["cpu"]
-    )
+    assert descr.weights.onnx.parent == "pytorch_state_dict"
+    assert descr.weights.onnx.opset_version == 18
+    pipeline = create_prediction_pipeline(descr, weight_format=weight_format, devices=["cpu"])
     sample = predict(model=pipeline, inputs=x[None, None].astype(np.float32))
     actual = np.asarray(sample.members["output"].data)[0, 0]
     span = model.config.target_high[0] - model.config.target_low[0]

@@ -1,18 +1,19 @@
 """Export a trained model as a bioimage.io model package (a zip with ``rdf.yaml``).
 
-The package holds the generator twice: as a ``pytorch_state_dict`` whose architecture
-is ``napari_pix2pix.engine.networks.UNetGenerator`` (built from plain keyword arguments), and
-as TorchScript (traced in eval mode, runs without napari-pix2pix), and the napari-pix2pix
-model file (safetensors with its config and history) is attached, so that
-``load_model`` opens the package again without unpickling anything. The per-channel
-percentile normalization becomes a ``scale_linear`` pre-processing step and its exact
-inverse a ``scale_linear`` post-processing step, so that bioimage.io consumers get
-predictions in the target's own units, as ``napari_pix2pix.predict`` does. Test
-tensors, a cover image and a README are generated.
+The package holds the generator three times: as a ``pytorch_state_dict`` whose
+architecture is ``napari_pix2pix.engine.networks.UNetGenerator`` (built from plain
+keyword arguments), as TorchScript (traced in eval mode, runs without napari-pix2pix)
+and as ONNX (io/onnx_export.py: runs without PyTorch), and the napari-pix2pix model file
+(safetensors with its config and history) is attached, so that ``load_model`` opens the
+package again without unpickling anything. The per-channel percentile normalization
+becomes a ``scale_linear`` pre-processing step and its exact inverse a ``scale_linear``
+post-processing step, so that bioimage.io consumers get predictions in the target's own
+units, as ``napari_pix2pix.predict`` does. Test tensors, a cover image and a README are
+generated.
 
-Needs the optional extra: ``pip install "napari-pix2pix[bioimageio]"``. Nothing here
-is imported by ``import napari_pix2pix``; the bioimageio packages are imported only
-when exporting.
+Needs the optional extra: ``pip install "napari-pix2pix[bioimageio]"`` (which includes
+the [onnx] extra). Nothing here is imported by ``import napari_pix2pix``; the bioimageio
+and ONNX packages are imported only when exporting.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import tifffile
 import torch
 
 from .._version import __version__
-from ..engine.networks import UNetGenerator
 from ..engine.normalization import Normalization
 from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
 from .bioimageio_readme import finite_metrics, readme, steps_done
 from .bioimageio_samples import test_input_of, write_cover
 from .model_zip import MODEL_ATTACHMENT, is_exported
+from .onnx_export import OPSET, architecture_kwargs, exported_network, write_onnx
+from .onnx_export import check_installation as check_onnx_installation
 from .output_paths import AtomicFile, check_output_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
@@ -121,7 +123,8 @@ def export_bioimageio(
 
 
 def check_installation() -> None:
-    """Raise InputError unless bioimageio.spec is installed in a usable combination."""
+    """Raise InputError unless bioimageio.spec is installed in a usable combination,
+    with the ONNX exporter."""
     try:
         import bioimageio.spec
         import pydantic
@@ -138,6 +141,7 @@ def check_installation() -> None:
             f"pydantic {pydantic.VERSION}: {INSTALL_HINT} installs matching "
             'versions (or: pip install "pydantic>=2.10.3,<2.12").'
         )
+    check_onnx_installation(INSTALL_HINT)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -147,19 +151,6 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------- pieces
-def architecture_kwargs(config) -> dict:
-    """The plain keyword arguments that rebuild the generator (UNetGenerator(**kwargs))."""
-    return {
-        "spatial_dims": config.spatial_dims,
-        "in_channels": config.in_channels,
-        "out_channels": config.out_channels,
-        "depth": config.depth,
-        "base_channels": config.base_channels,
-        "norm": config.norm,
-        "dropout": float(config.dropout),
-    }
-
-
 def apply_scale_linear(x: np.ndarray, gain, offset) -> np.ndarray:
     """What bioimageio.core does for ``scale_linear`` along the channel axis (axis 1 of
     a batch-channel-space array): computed in float64, then cast to float32."""
@@ -241,6 +232,7 @@ def _build_description(
         IntervalOrRatioDataDescr,
         LicenseId,
         ModelDescr,
+        OnnxWeightsDescr,
         OutputTensorDescr,
         ParameterizedSize,
         PytorchStateDictWeightsDescr,
@@ -270,10 +262,8 @@ def _build_description(
     # the exported network: rebuilt from the plain kwargs (as bioimageio.core will),
     # loaded with the model's weights, in eval mode
     kwargs = architecture_kwargs(c)
-    net = UNetGenerator(**kwargs)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.generator.state_dict().items()}
-    net.load_state_dict(state, strict=True)
-    net.eval()
+    net = exported_network(model)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
 
     pre_gain, pre_offset = Normalization.of(c, "source").gain_offset()
     post_gain, post_offset = Normalization.of(c, "target").gain_offset(inverse=True)
@@ -289,6 +279,8 @@ def _build_description(
             net, torch.from_numpy(apply_scale_linear(x, pre_gain, pre_offset)), check_trace=False
         )
         torch.jit.save(traced, str(torchscript_file))
+    onnx_file = tmp / "weights.onnx"  # the same file `napari-pix2pix export --format onnx` writes
+    write_onnx(model, onnx_file)
     x_file, y_file = tmp / "test_input.npy", tmp / "test_output.npy"
     np.save(x_file, x.astype(np.float32))
     np.save(y_file, y.astype(np.float32))
@@ -371,6 +363,7 @@ def _build_description(
         torchscript=TorchscriptWeightsDescr(
             source=torchscript_file, pytorch_version=pytorch_version, parent="pytorch_state_dict"
         ),
+        onnx=OnnxWeightsDescr(source=onnx_file, opset_version=OPSET, parent="pytorch_state_dict"),
     )
 
     n_params = sum(p.numel() for p in net.parameters())
