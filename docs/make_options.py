@@ -15,7 +15,7 @@ from pathlib import Path
 from napari_pix2pix.config import Pix2PixConfig
 from napari_pix2pix.io.run_config_schema import run_config_schema
 from napari_pix2pix.options import markdown_table
-from napari_pix2pix.run_options import PredictOptions, TrainingRun
+from napari_pix2pix.run_options import BatchOptions, PredictOptions, ScoringOptions, TrainingRun
 
 PATH = Path(__file__).with_name("options.md")
 SCHEMA_PATH = Path(__file__).with_name("run_config.schema.json")
@@ -39,6 +39,17 @@ SECTIONS = [
         "Keywords of `predict` (and `predict_lazy`), arguments of `napari-pix2pix predict`, "
         "fields of the Predict widget.",
         PredictOptions,
+    ),
+    (
+        "Several inputs",
+        "Keywords of `predict_many`, arguments of `napari-pix2pix predict` given a folder, a "
+        "glob or several images (with the prediction options above, the same for every file).",
+        BatchOptions,
+    ),
+    (
+        "Scoring files",
+        "Keywords of `evaluate_files`, arguments of `napari-pix2pix evaluate`.",
+        ScoringOptions,
     ),
 ]
 

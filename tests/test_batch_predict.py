@@ -164,3 +164,7 @@ def test_the_command_line_takes_a_folder_a_glob_or_several_files(model_file, tmp
     assert "--format name the outputs of several inputs" in capsys.readouterr().err
     assert main([*single, "--device", "cpu"]) == 0 and (tmp_path / "one.tif").is_file()
     assert main([*argv, "--series", "0"]) == 2
+    named_like_an_image = [*argv[:3], "-o", str(tmp_path / "out.ome.tif")]
+    assert main(named_like_an_image) == 2
+    assert "need an output folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.ome.tif").exists()

@@ -200,7 +200,7 @@ class PredictOptions:
         check_fields(self)
 
 
-OUTPUT_FORMATS = ("ome.tif", "tif", "zarr", "nii.gz", "nii")
+OUTPUT_FORMATS = ("ome.tif", "tif", "ome.zarr", "zarr", "nii.gz", "nii")
 
 
 @dataclass
@@ -216,8 +216,8 @@ class BatchOptions:
     )
     format: str = option(
         "ome.tif",
-        "the outputs' type, as their ending: ome.tif or tif (streamed OME-TIFF), zarr "
-        "(resumable), nii.gz or nii (NIfTI); any ending a single prediction writes",
+        "the outputs' type, as their ending: ome.tif or tif (streamed OME-TIFF), ome.zarr "
+        "or zarr (resumable), nii.gz or nii (NIfTI); any ending a single prediction writes",
         choices=OUTPUT_FORMATS,
         open_choices=True,
         surfaces=("cli",),

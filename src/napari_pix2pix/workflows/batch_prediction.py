@@ -176,6 +176,12 @@ def input_files(inputs) -> list[Path]:
 
 def _output_folder(out_dir) -> Path:
     folder = user_path(out_dir, "the output folder")
+    if not folder.is_dir() and image_stem(folder.name) is not None:
+        raise InputError(
+            f"{str(folder)!r} is named like an image, but several inputs (a folder, a glob or "
+            "a list) need an output folder, where each gets <name><suffix>.<format>: give a "
+            "folder name (or one input, to name its output)."
+        )
     if folder.exists() and not folder.is_dir():
         raise InputError(
             f"the output folder {str(folder)!r} is a file; give a folder (one output per input)."
