@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..engine.axes import AxesLayout
 from ..errors import ImageFileError
 from .medical import NiftiOutput, nifti_is_ours, read_itk, read_nifti, write_nifti
+from .ome_zarr import INSTALL as OME_ZARR_INSTALL
 from .ome_zarr import OmeZarrOutput
 from .tiff import open_tiff_per_read, read_tiff, tiff_is_ours, write_tiff
 from .tiff_output import TiffOutput
@@ -171,7 +172,7 @@ OME_ZARR = Format(
     folder=True,
     resumable=True,
     module="yaozarrs",
-    install='pip install "napari-pix2pix[ome-zarr]"',
+    install=OME_ZARR_INSTALL,
     note="read lazily at level 0 (or level=N); predictions as NGFF 0.5 with a pyramid",
 )
 
@@ -191,10 +192,14 @@ FORMATS = (TIFF, NIFTI, ITK, OME_ZARR, ZARR)
 
 
 def format_of(path) -> Format | None:
-    """The format a path's name says (the longest ending that fits), or None."""
+    """The format a path's name says (the longest ending that fits), or None. A path
+    inside a store ('collection.ome.zarr/0', one image of a collection) is the store's."""
     name = str(path).lower().rstrip("/")
     fits = [(len(s), f) for f in FORMATS for s in f.suffixes if name.endswith(s) and name != s]
-    return max(fits, key=lambda fit: fit[0])[1] if fits else None
+    if fits:
+        return max(fits, key=lambda fit: fit[0])[1]
+    store = next((p for p in PurePath(name).parents if format_of(p.name) is not None), None)
+    return format_of(store) if store is not None and format_of(store).folder else None
 
 
 def suffixes(what: str = "read") -> tuple[str, ...]:

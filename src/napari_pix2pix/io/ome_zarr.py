@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.axes import AxesLayout
-from ..errors import ImageFileError, InputError
+from ..errors import ImageFileError
 from .physical_sizes import check_sizes, in_unit, micrometres, read_sizes
 from .provenance import ZARR_ATTR
 from .zarr_output import ZarrOutput, chunk_shape, not_ours
@@ -45,10 +45,13 @@ NGFF_UNITS = {
 }
 
 
+NGFF_KEYS = ("ome", "multiscales", "plate", "well", "bioformats2raw.layout")
+
+
 def is_ome_group(attrs) -> bool:
     """Whether a zarr group's attributes hold NGFF metadata (0.5 under "ome", 0.4 and
-    earlier at the top)."""
-    return "ome" in attrs or "multiscales" in attrs
+    earlier at the top: an image, a plate, a well or a bioformats2raw collection)."""
+    return any(key in attrs for key in NGFF_KEYS)
 
 
 def ome_level(group, path: Path, level: int | None = None):
@@ -109,8 +112,8 @@ def _multiscale(group, path: Path):
     multiscales = getattr(image, "multiscales", None)
     if not multiscales:
         raise ImageFileError(
-            f"{str(path)!r} is an OME-Zarr {type(image).__name__.lower()} (a collection, "
-            f"not one image); give one image inside it, e.g. {str(path)}/0."
+            f"{str(path)!r} is an OME-Zarr {type(image).__name__.lower()}, a collection, "
+            f"not one image: give the path of one image inside it ({str(path)}/...)."
         )
     return multiscales[0]
 
@@ -202,13 +205,7 @@ class OmeZarrOutput(ZarrOutput):
     Our record lives in the group's attributes beside "ome"."""
 
     def __init__(self, path: Path, layout: AxesLayout, *args, **kwargs) -> None:
-        try:
-            import yaozarrs  # noqa: F401
-        except ImportError:
-            raise InputError(
-                f"writing OME-Zarr ({str(path)!r}) needs the OME-Zarr extra: {INSTALL}; "
-                "or predict into a plain .zarr store."
-            ) from None
+        # (yaozarrs' presence is checked with the output's path: outputs.check_output)
         # the predictor numbers samples in the input's order; the store keeps NGFF's
         self.given = layout
         super().__init__(

@@ -36,6 +36,11 @@ def check_output(
     fmt = format_of(path)
     if fmt is None or fmt.output is None:
         raise InputError(f"out must end in {listed(suffixes('output'))}, got {str(path)!r}.")
+    if not fmt.installed:
+        raise InputError(
+            f"writing {fmt.name} ({path.name!r}) needs {fmt.module}, which is not installed: "
+            f"{fmt.install}; or choose another output format."
+        )
     check_output_path(
         path,
         inputs=inputs,
