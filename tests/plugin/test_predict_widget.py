@@ -211,3 +211,27 @@ def test_unticking_auto_batch_size_starts_at_what_auto_means(viewer):
     assert field.value is None  # auto
     field.none_box.value = False
     assert field.value == AUTO_BATCH == 4  # not the spin box's minimum, 1
+
+
+def test_predicting_again_with_the_same_model_adds_no_copy(viewer, trained, qtbot):
+    from napari_pix2pix.plugin.predict_widget import PredictWidget
+
+    source, _ = make_pair((64, 64), seed=12, nucleus_radius=5.0)
+    viewer.add_image(source, name="phase")
+    p = PredictWidget(viewer)
+    p.model = trained
+    p._set_running(False)
+    p.select_layer("phase")
+    p.form["uncertainty"].value = False
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    names = [x.name for x in viewer.layers]
+    p.run()  # the same image, model and options: the shown prediction is selected
+    assert p.worker is None and [x.name for x in viewer.layers] == names
+    assert viewer.layers.selection.active.name == "phase [pix2pix]"
+    assert "already shows this prediction" in p.controls.status.text()
+    p.form["uncertainty"].value = True  # asks for more than is shown: predicted again
+    p.run()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
+    assert "phase [pix2pix spread]" in viewer.layers
+    assert "phase [pix2pix] [1]" not in viewer.layers  # into the same prediction layer

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from .layers import (
     layer_image,
     result_layer_kwargs,
 )
+from .made_layers import Made, MadeLayers, same_options
 from .options_form import OptionsForm
 from .run_controls import REFRESH_MS, RunControls
 from .run_warnings import RunWarnings, Sink, warnings_to
@@ -77,42 +77,6 @@ class PredictionWorker(FunctionWorker):
             return super().work()
 
 
-def _same_options(options: dict) -> dict:
-    """What makes two predictions of one layer the same: every option but the
-    confidence map (the prediction is the plain one either way) and if_exists."""
-    return {k: v for k, v in options.items() if k not in ("uncertainty", "if_exists", "out")}
-
-
-@dataclass
-class Made:
-    """The layers this widget made from one source layer and what made them: the
-    prediction is reused only for the same data, model and options, and a new one (its
-    spread and difference too) goes into these layers instead of "[1]" copies."""
-
-    source: object  # the napari layer
-    data: object  # its data when predicted
-    model: object
-    options: dict
-    axes: str  # the prediction's
-    layers: dict[str, list] = field(default_factory=dict)  # role -> [(layer, its data)]
-    warnings: list[str] = field(default_factory=list)  # said when it was predicted
-
-    def alive(self, viewer, role: str) -> list | None:
-        """The role's layers, while all are in the viewer with the data put there."""
-        pairs = self.layers.get(role)
-        if not pairs or any(lyr not in viewer.layers or lyr.data is not d for lyr, d in pairs):
-            return None
-        return [lyr for lyr, _ in pairs]
-
-    def array(self, viewer, role: str, channel_axis: int | None):
-        layers = self.alive(viewer, role)
-        if layers is None:
-            return None
-        if channel_axis is None:
-            return np.asarray(layers[0].data)
-        return np.stack([np.asarray(lyr.data) for lyr in layers], axis=channel_axis)
-
-
 class ModelChooser(Container):
     """A model path with a browse button, what the loaded model is, and its export."""
 
@@ -149,7 +113,7 @@ class PredictWidget(QWidget):
         self.cancel_requested = threading.Event()
         self.state = {"done": 0, "total": 0}
         self.settings = WidgetSettings("predict")
-        self.made: list[Made] = []  # what this widget predicted, per source layer
+        self.made = MadeLayers(self.viewer)  # what this widget predicted, per source layer
         self._init_ui()
         self.form.set_values(self.settings.load())
         self.image.reset_choices()
@@ -305,12 +269,30 @@ class PredictWidget(QWidget):
             # and show it lazily
             options["out"] = lazy_output_path(layer.name)
         image = layer_image(layer, axes, data)  # with its pixel size, checked against the model's
-        made = Made(layer, layer_array(layer), self.model, _same_options(options), "")
+        made = Made(layer, layer_array(layer), self.model, same_options(options), "")
+        if offsets is None and self._already_shown(made, options["uncertainty"]):
+            return
         self._start(
             partial(self._predict, image, options),
             lambda result, lyr=layer: self._add_result(lyr, *result, offsets=offsets, made=made),
             f"Predicting {layer.name}…",
         )
+
+    def _already_shown(self, made: Made, spread: bool) -> bool:
+        """The viewer already shows this prediction (same data, model and options, the
+        confidence map too if asked): it is selected, not added again as a "[1]" copy."""
+        old = self.made.of(made.source)
+        if old is None or not old.same_as(made, self.viewer):
+            return False
+        if spread and old.alive(self.viewer, "spread") is None:
+            return False
+        shown = old.layers["prediction"][0][0]
+        self.viewer.layers.selection.active = shown
+        self.controls.say(
+            f"{shown.name} already shows this prediction (same image, model and options); "
+            "delete it to predict again."
+        )
+        return True
 
     def _start(self, job, on_result, message: str) -> None:
         """Run ``job(progress=...)`` in a worker, with progress, Cancel and errors shown."""
@@ -347,7 +329,7 @@ class PredictWidget(QWidget):
         if self.model is None or layer is None or target is None:
             show_error("Load a model and choose an image and its held-out target.")
             return
-        options = _same_options(self.form.values())
+        options = same_options(self.form.values())
         axes = self.image.axes_text() or layer_axes(layer)
         truth = np.asarray(layer_array(target))
         # with its pixel size: a model trained at another one is said to be
@@ -359,14 +341,14 @@ class PredictWidget(QWidget):
             self.controls.say(f"Error: {exc}")
             return
         # the target holding the image's own data is warned about by check_target
-        if any(target in [x for x, _ in pairs] for m in self.made for pairs in m.layers.values()):
+        if self.made.made_by_us(target):
             note = (
                 f"the target {target.name} is a layer made by pix2pix, not a ground truth: "
                 "choose the held-out target that belongs to this image."
             )
         made = Made(layer, layer_array(layer), self.model, {**options, "axes": axes}, "")
-        old = self._made_for(layer)
-        reused = old is not None and self._reusable(old, made)
+        old = self.made.of(layer)
+        reused = old is not None and old.same_as(made, self.viewer)
         if reused:
             channel_axis = old.axes.index("C") if "C" in old.axes else None
             pred = old.array(self.viewer, "prediction", channel_axis)
@@ -388,32 +370,11 @@ class PredictWidget(QWidget):
         if note:  # after the start, which clears the last run's warnings
             self.run_warnings.show(note)
 
-    def _made_for(self, layer) -> Made | None:
-        """The record of what was predicted from ``layer`` (records of layers that left
-        the viewer are dropped)."""
-        self.made = [m for m in self.made if m.source in self.viewer.layers]
-        return next((m for m in self.made if m.source is layer), None)
-
-    def _reusable(self, old: Made, new: Made) -> bool:
-        return (
-            old.model is new.model
-            and old.data is new.data
-            and old.options == new.options
-            and old.alive(self.viewer, "prediction") is not None
-        )
-
-    def _remember(self, made: Made) -> None:
-        """Keep ``made``, with the warnings its prediction gave (a pixel size the model
-        was not trained at...): scoring it again says them again."""
-        if not made.warnings:  # the prediction's, not what was said of the target
-            made.warnings = [w for w in self.run_warnings.seen if w != self.target_note]
-        self.made = [m for m in self.made if m.source is not made.source] + [made]
-
     def _show_evaluation(self, layer, result: Evaluation, made: Made, reused=False) -> None:
         kwargs = result_layer_kwargs(
             layer, self.image.axes_text() or layer_axes(layer), result.axes
         )
-        old = self._made_for(layer)
+        old = self.made.of(layer)
         made.axes = result.axes
         if old is not None and old is not made:
             made.layers = dict(old.layers)  # a new prediction goes into the old layers
@@ -440,7 +401,7 @@ class PredictWidget(QWidget):
             colormap="PiYG",
             contrast_limits=(-worst, worst),
         )
-        self._remember(made)
+        self.made.keep(made, [w for w in self.run_warnings.seen if w != self.target_note])
         self.evaluation.show(result.metrics)
         said = "Scored the existing prediction: " if reused else "Evaluated: "
         self.controls.say(said + self.evaluation.scores.value)
@@ -471,7 +432,7 @@ class PredictWidget(QWidget):
         self.cancel_requested.set()
 
     def _add_result(
-        self, layer, result, out_axes: str, spread=None, offsets=None, made=None
+        self, layer, result, out_axes: str, spread=None, offsets=None, *, made: Made
     ) -> None:
         if isinstance(result, Path):
             import dask.array as da
@@ -482,21 +443,25 @@ class PredictWidget(QWidget):
         name = f"{layer.name} [pix2pix]"
         if offsets is not None:  # one plane: placed at its position, replaced next time
             name = f"{layer.name} [pix2pix slice]"
-            for old in [x for x in self.viewer.layers if x.name.startswith(name)]:
-                self.viewer.layers.remove(old)
-        added = self._add_layer(result, name, kwargs)
+            for stale in [x for x in self.viewer.layers if x.name.startswith(name)]:
+                self.viewer.layers.remove(stale)
+        old = self.made.of(layer)
+        if old is not None and offsets is None and old.same_as(made, self.viewer):
+            made.layers = dict(old.layers)  # the same prediction, now with its spread
+            added = self._put(made, "prediction", result, name, kwargs)
+        else:
+            added = self._add_layer(result, name, kwargs)
         spread_added = None
         if spread is not None:
-            spread_added = self._add_layer(
-                spread, f"{layer.name} [pix2pix spread]", kwargs, colormap="magma"
-            )
-        if offsets is None and isinstance(result, np.ndarray) and made is not None:
+            spread_name = f"{layer.name} [pix2pix spread]"
+            spread_added = self._put(made, "spread", spread, spread_name, kwargs, colormap="magma")
+        if offsets is None and isinstance(result, np.ndarray):
             # a whole layer's prediction in memory: Evaluate scores it, not predicts again
             made.axes = out_axes
             made.layers = {"prediction": added}
             if spread_added is not None:
                 made.layers["spread"] = spread_added
-            self._remember(made)
+            self.made.keep(made, [w for w in self.run_warnings.seen if w != self.target_note])
         self.controls.say(
             f"Added {name} {tuple(result.shape)}"
             + (" and its spread." if spread is not None else ".")
