@@ -83,6 +83,9 @@ def test_a_users_file_is_never_replaced_and_outputs_are_not_taken_as_inputs(mode
     assert mine.read_bytes() == before
     again = p2p.predict_many(model_file, inputs, tmp_path / "in", format="tif", device="cpu")
     assert [o.status for o in again.outcomes] == ["failed", "skipped"]
+    with pytest.raises(p2p.InputError, match=r"<name>_pix2pix\.png"):  # before any work
+        p2p.predict_many(model_file, inputs, tmp_path / "new" / "out", format="png")
+    assert not (tmp_path / "new" / "out").exists()
 
 
 def test_ctrl_c_keeps_what_is_finished_and_a_rerun_continues(model_file, tmp_path):

@@ -119,14 +119,21 @@ def predict_many(
     fmt = opts.format.lower().lstrip(".")
     if os.sep in opts.suffix or "/" in opts.suffix:
         raise InputError(f"suffix is added to file names: no '/' in it, got {opts.suffix!r}.")
-    folder = _output_folder(out_dir)
     files = input_files(inputs)
-    # the ending is one predict writes (a name that cannot exist: only the ending counts)
-    check_output(folder / f".pix2pix-format-check{opts.suffix}.{fmt}", None, "")
-    summary = folder / f"{SUMMARY}.json"
-    for path, ours in ((summary, _is_summary), (summary.with_suffix(".csv"), _is_summary_csv)):
-        check_output_path(path, if_exists="overwrite", ours=ours, not_ours=" as a batch summary")
     model = as_model(model)
+    folder, made = _output_folder(out_dir)
+    try:
+        # the ending is one predict writes (the name a template: only its ending counts)
+        check_output(folder / f"<name>{opts.suffix}.{fmt}", None, "")
+        summary = folder / f"{SUMMARY}.json"
+        for path, ours in ((summary, _is_summary), (summary.with_suffix(".csv"), _is_summary_csv)):
+            check_output_path(
+                path, if_exists="overwrite", ours=ours, not_ours=" as a batch summary"
+            )
+    except InputError:
+        if made:
+            folder.rmdir()  # made by this call a moment ago, and still empty
+        raise
     outcomes = _planned(files, folder, opts.suffix, fmt)
     result = BatchResult(outcomes, summary)
     for i, outcome in enumerate(outcomes):
@@ -174,7 +181,8 @@ def input_files(inputs) -> list[Path]:
     return list(dict.fromkeys(files))  # each once, in order
 
 
-def _output_folder(out_dir) -> Path:
+def _output_folder(out_dir) -> tuple[Path, bool]:
+    """The output folder, and whether it was made now."""
     folder = user_path(out_dir, "the output folder")
     if not folder.is_dir() and image_stem(folder.name) is not None:
         raise InputError(
@@ -186,13 +194,15 @@ def _output_folder(out_dir) -> Path:
         raise InputError(
             f"the output folder {str(folder)!r} is a file; give a folder (one output per input)."
         )
+    if folder.is_dir():
+        return folder, False
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
     except OSError as exc:
         raise InputError(
             f"cannot make the output folder {str(folder)!r} ({exc.strerror or exc})."
         ) from exc
-    return folder
+    return folder, True
 
 
 def _planned(files: list[Path], folder: Path, suffix: str, fmt: str) -> list[FileOutcome]:

@@ -248,15 +248,18 @@ def _read(pairing: Pairing):
     """The prediction, target and mask (broadcast to the target's shape) and the axes."""
     images = [read_image(pairing.prediction), read_image(pairing.target)]
     pred, target = (np.asarray(i.array) for i in images)
-    axes = next((i.axes for i in images if i.axes and len(i.axes) == pred.ndim), "")
-    if pred.shape != target.shape:
+    known = [i.axes if len(i.axes) == a.ndim else "" for i, a in zip(images, (pred, target))]
+    if pred.shape != target.shape:  # the same but for axes of length 1 (a C of one): fine
         if np.squeeze(pred).shape != np.squeeze(target).shape:
             raise InputError(
                 f"the prediction's shape {pred.shape} differs from the target's "
                 f"{target.shape}: pair each prediction with its own target."
             )
-        axes = "".join(a for a, n in zip(axes, pred.shape) if n != 1) if axes else ""
+        known = [
+            "".join(x for x, n in zip(k, a.shape) if n != 1) for k, a in zip(known, (pred, target))
+        ]
         pred, target = np.squeeze(pred), np.squeeze(target)
+    axes = known[0] or known[1]
     if pred.ndim < 2:
         raise InputError(f"the images hold {pred.ndim}D arrays; images are at least YX.")
     for what, array in (("prediction", pred), ("target", target)):
@@ -293,7 +296,7 @@ def _score_channel(base, c, pred, target, mask, axes, data_range) -> list[dict]:
     p, t, m = (a.reshape(-1, *a.shape[-2:]) for a in (p, t, m))
     if data_range is None:
         inside = t[m]
-        data_range = float(inside.max() - inside.min())
+        data_range = float(inside.max()) - float(inside.min())  # no integer overflow
         if data_range == 0:
             raise InputError(
                 f"the target{f' channel {channel}' if channel != '' else ''} is constant "
