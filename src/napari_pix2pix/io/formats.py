@@ -10,10 +10,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePath
 
 from ..engine.axes import AxesLayout
 from ..errors import ImageFileError
+from .bioio_formats import INSTALL as BIOIO_INSTALL
+from .bioio_formats import read_bioio
 from .medical import NiftiOutput, nifti_is_ours, read_itk, read_nifti, write_nifti
 from .ome_zarr import INSTALL as OME_ZARR_INSTALL
 from .ome_zarr import OmeZarrOutput
@@ -188,7 +191,25 @@ ZARR = Format(
     note="an array, or a group with its image in '0' (OME-Zarr read as OME-Zarr)",
 )
 
-FORMATS = (TIFF, NIFTI, ITK, OME_ZARR, ZARR)
+
+def _vendor(name: str, suffix: str, plugin: str, note: str) -> Format:
+    """A microscope vendor's format, read through bioio and its reader plugin."""
+    return Format(
+        name,
+        (suffix,),
+        read=partial(read_bioio, plugin=plugin),
+        params=("series",),
+        module=plugin,
+        install=BIOIO_INSTALL,
+        note=note,
+    )
+
+
+CZI = _vendor("Zeiss CZI", ".czi", "bioio_czi", "through bioio-czi; scenes as series=")
+ND2 = _vendor("Nikon ND2", ".nd2", "bioio_nd2", "through bioio-nd2; positions as series=")
+LIF = _vendor("Leica LIF", ".lif", "bioio_lif", "through bioio-lif; images as series=")
+
+FORMATS = (TIFF, NIFTI, ITK, OME_ZARR, ZARR, CZI, ND2, LIF)
 
 
 def format_of(path) -> Format | None:
