@@ -102,3 +102,9 @@ def test_docs_formats_md_is_current():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_nothing_is_written_inside_another_store(tmp_path):
+    (tmp_path / "s.zarr").mkdir()
+    with pytest.raises(p2p.InputError, match="out must end in"):
+        check_output(tmp_path / "s.zarr" / "x.png", None, "")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ImageFileError, InputError
 from ..options import user_path
-from .formats import format_of, image_stem, suffixes
+from .formats import format_of, image_stem, input_format_of, suffixes
 from .images import ImageData, as_image
 from .metadata import pixel_size
 from .output_paths import check_input_path
@@ -113,7 +113,7 @@ def _is_folder(item, name: str) -> bool:
     if not isinstance(item, (str, os.PathLike)):
         return False
     path = user_path(item, name)  # an empty path is refused, not taken as the current folder
-    fmt = format_of(path)
+    fmt = input_format_of(path)  # a store, or an image inside one, is an image
     return path.is_dir() and not (fmt is not None and fmt.folder)
 
 

@@ -213,14 +213,21 @@ FORMATS = (TIFF, NIFTI, ITK, OME_ZARR, ZARR, CZI, ND2, LIF)
 
 
 def format_of(path) -> Format | None:
-    """The format a path's name says (the longest ending that fits), or None. A path
-    inside a store ('collection.ome.zarr/0', one image of a collection) is the store's."""
+    """The format a path's name says (the longest ending that fits), or None."""
     name = str(path).lower().rstrip("/")
     fits = [(len(s), f) for f in FORMATS for s in f.suffixes if name.endswith(s) and name != s]
-    if fits:
-        return max(fits, key=lambda fit: fit[0])[1]
-    store = next((p for p in PurePath(name).parents if format_of(p.name) is not None), None)
-    return format_of(store) if store is not None and format_of(store).folder else None
+    return max(fits, key=lambda fit: fit[0])[1] if fits else None
+
+
+def input_format_of(path) -> Format | None:
+    """The format of an image to read: as format_of, and a path inside a store
+    ('collection.ome.zarr/0', one image of a collection) is the store's (for reading
+    only: nothing is ever written inside another store)."""
+    fmt = format_of(path)
+    if fmt is not None:
+        return fmt
+    stores = (format_of(p.name) for p in PurePath(str(path)).parents)
+    return next((f for f in stores if f is not None and f.folder), None)
 
 
 def suffixes(what: str = "read") -> tuple[str, ...]:

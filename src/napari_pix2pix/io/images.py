@@ -12,7 +12,7 @@ import numpy as np
 from ..engine.arrays import as_array
 from ..errors import ImageFileError
 from ..options import user_path
-from .formats import FORMATS, format_of, formats_taking, listed, suffixes
+from .formats import FORMATS, format_of, formats_taking, input_format_of, listed, suffixes
 from .output_paths import check_input_path
 from .physical_sizes import check_sizes
 
@@ -41,7 +41,7 @@ def read_image(
     resolution of an OME-Zarr pyramid (0, the full one, by default). NIfTI volumes come
     as "ZYX" (4D "TZYX", 5D "CTZYX") with their header in ``meta``. Stores (``.zarr``,
     ``.ome.zarr``: folders) are read chunk by chunk. docs/formats.md lists the formats."""
-    fmt = format_of(path)
+    fmt = input_format_of(path)
     folder = fmt is not None and fmt.folder
     path = check_input_path(path, ImageFileError, "image file", folder_ok=folder)
     if fmt is None or fmt.read is None:
