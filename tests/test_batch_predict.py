@@ -5,6 +5,10 @@ what is finished, Ctrl-C leaves what a rerun continues, memory flat across files
 import gc
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -171,3 +175,41 @@ def test_the_command_line_takes_a_folder_a_glob_or_several_files(model_file, tmp
     assert main(named_like_an_image) == 2
     assert "need an output folder" in capsys.readouterr().err
     assert not (tmp_path / "out.ome.tif").exists()
+
+
+def test_sigterm_or_ctrl_c_stops_the_command_which_a_rerun_finishes(tmp_path):
+    """A cluster's time limit (SIGTERM) or Ctrl-C mid-batch: exit 130, the finished
+    outputs and the summary stay, the same command again does the rest."""
+    from tiny_options import untrained_model
+
+    model = untrained_model(tmp_path / "m.safetensors")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # a second or two each on 2 cores
+        p2p.write_image(folder / f"s{i}.tif", rng.random((4, 128, 128), np.float32), "ZYX")
+    argv = ["predict", str(model), str(folder), "-o", str(tmp_path / "out"), "--format", "zarr"]
+    argv += ["--device", "cpu", "--tile-size", "32"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "napari_pix2pix.cli", *argv],
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen, deadline = "", time.monotonic() + 120
+    while time.monotonic() < deadline and "1/3" not in seen:  # the first file is done
+        seen += child.stderr.read(100)
+    child.send_signal(signal.SIGTERM)
+    err = child.communicate(timeout=120)[1]
+    assert child.returncode == 130, err
+    assert "run the same command again to continue" in err
+    counts = json.loads((tmp_path / "out" / "pix2pix-summary.json").read_text())["counts"]
+    assert 1 <= counts["done"] < 3 and counts["interrupted"] == 1 and counts["failed"] == 0
+    assert main(argv) == 0
+    after = json.loads((tmp_path / "out" / "pix2pix-summary.json").read_text())["counts"]
+    assert (after["skipped"], after["done"], after["failed"]) == (
+        counts["done"],
+        3 - counts["done"],
+        0,
+    )

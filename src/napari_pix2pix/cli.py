@@ -470,6 +470,7 @@ def _predict_many(args, options: dict) -> int:
         if "files" not in bars:
             bars["files"] = tqdm(total=total, unit="file", desc="files", position=0)
         bars["files"].update(1)
+        bars["files"].refresh()  # each file shown as it ends, however soon after the last
         if "tiles" in bars:  # the next file's tiles start from 0
             bars.pop("tiles").close()
 

@@ -136,17 +136,20 @@ def predict_many(
         raise
     outcomes = _planned(files, folder, opts.suffix, fmt)
     result = BatchResult(outcomes, summary)
-    for i, outcome in enumerate(outcomes):
-        if outcome.status == "pending":
-            try:
+    try:
+        for i, outcome in enumerate(outcomes):
+            if outcome.status == "pending":
                 _predict_one(model, outcome, overwrite, progress, predict_options)
-            except KeyboardInterrupt:
+            _write_summary(result, folder)  # after each file: a killed batch still has one
+            if file_progress is not None:
+                file_progress(i + 1, len(outcomes), outcome)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM in the CLI: wherever it came
+        for outcome in outcomes:
+            if outcome.status == "pending":  # the first one is the one under way
                 outcome.status, outcome.reason = "interrupted", "stopped by Ctrl-C"
-                _write_summary(result, folder)
-                raise
-        _write_summary(result, folder)  # after each file: a killed batch still has one
-        if file_progress is not None:
-            file_progress(i + 1, len(outcomes), outcome)
+                break
+        _write_summary(result, folder)
+        raise
     return result
 
 
