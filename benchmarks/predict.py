@@ -7,7 +7,14 @@ On one 2048x2048 uint16 image and the same generator, in one process:
   (c) MONAI sliding_window_inference, same roi, overlap 0.25, gaussian mode, same batch;
 in fp32 and with bf16 autocast, plus the PSNR of bf16 against fp32 output.
 
+With --onnx (needs the [onnx] extra), also, fp32: the generator exported with
+napari_pix2pix.export_onnx, run by onnxruntime on the same tiles in the same batches as
+predict's own network call (TiledPredictor.forward: the fused, packed copy), numpy in
+and out for both, with the same number of threads; tiles/s, their ratio and the largest
+difference of the outputs (network units).
+
     python benchmarks/predict.py [--size 2048] [--repeats 1] [--threads N] [--models default]
+    python benchmarks/predict.py --onnx --precisions fp32
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,8 +33,10 @@ from monai.inferers import sliding_window_inference
 import napari_pix2pix as p2p
 from napari_pix2pix.config import Pix2PixConfig
 from napari_pix2pix.engine.device import autocast
+from napari_pix2pix.engine.inference import make_predictor
 from napari_pix2pix.engine.tiling import tile_starts
 from napari_pix2pix.io.model_file import Pix2PixModel
+from napari_pix2pix.run_options import PredictOptions
 
 MODELS = {
     "default (depth 8, ngf 64, tile 256)": dict(depth=8, base_channels=64, patch_size=256),
@@ -65,6 +76,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--models", default="", help="only the generators whose name has this")
+    parser.add_argument(
+        "--onnx", action="store_true", help="also onnxruntime against predict's network (fp32)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -75,7 +89,7 @@ def main() -> None:
         f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"image {args.size}x{args.size} uint16, batch {args.batch}, best of {args.repeats}"
     )
-    rows, extra = [], []
+    rows, extra, onnx_rows = [], [], []
     dev = torch.device("cpu")
     for name, options in MODELS.items():
         if args.models not in name:
@@ -139,6 +153,8 @@ def main() -> None:
                 f"  {name} {precision}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
                 flush=True,
             )
+        if args.onnx:
+            onnx_rows.append((name, *onnx_against_ours(model, tiles.numpy(), args)))
         if "fp32" in speeds and "bf16" in speeds:
             extra.append(
                 (
@@ -166,6 +182,56 @@ def main() -> None:
         print("|---|---|---|")
         for name, ratio, db in extra:
             print(f"| {name} | {ratio:.2f} | {db:.1f} |")
+    if onnx_rows:
+        print()
+        print(
+            "| generator (fp32) | predict's network tiles/s | onnxruntime tiles/s | "
+            "onnxruntime / ours | max diff (network units) | export s |"
+        )
+        print("|---|---|---|---|---|---|")
+        for name, ours, ort, diff, seconds in onnx_rows:
+            print(
+                f"| {name} | {ours:.2f} | {ort:.2f} | {ort / ours:.2f} | {diff:.1e} "
+                f"| {seconds:.0f} |"
+            )
+
+
+def onnx_against_ours(model, tiles: np.ndarray, args) -> tuple[float, float, float, float]:
+    """(tiles/s of predict's network call, tiles/s of onnxruntime, largest output
+    difference, export seconds) on the same tiles in batches of ``args.batch``."""
+    import onnxruntime
+
+    predictor = make_predictor(
+        model,
+        PredictOptions(tile_size=tiles.shape[2:], batch_size=args.batch, device="cpu", amp="off"),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        path = p2p.export_onnx(model, Path(folder) / "generator.onnx")
+        seconds = time.perf_counter() - start
+        settings = onnxruntime.SessionOptions()
+        settings.intra_op_num_threads = args.threads
+        settings.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(
+            str(path), settings, providers=["CPUExecutionProvider"]
+        )
+    batches = [tiles[i : i + args.batch] for i in range(0, len(tiles), args.batch)]
+    outputs = {}
+
+    def ours():
+        outputs["ours"] = [predictor.forward(b) for b in batches]
+
+    def ort():
+        outputs["ort"] = [session.run(None, {"input": b})[0] for b in batches]
+
+    ours(), ort()  # warm-up (oneDNN packing, onnxruntime's first run)
+    t = interleaved_best({"ours": ours, "ort": ort}, args.repeats)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(outputs["ours"], outputs["ort"]))
+    print(
+        f"  onnx: ours {t['ours']:.1f} s, onnxruntime {t['ort']:.1f} s, diff {diff:.1e}",
+        flush=True,
+    )
+    return len(tiles) / t["ours"], len(tiles) / t["ort"], diff, seconds
 
 
 if __name__ == "__main__":
