@@ -187,7 +187,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     e.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing package that napari-pix2pix exported",
+        help="replace an existing .zip or .onnx that napari-pix2pix exported",
     )
 
     d = sub.add_parser("demo", help="train on the built-in simulated sample, predict a stack")
