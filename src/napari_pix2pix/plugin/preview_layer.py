@@ -6,6 +6,7 @@ pixel per unit in a corner of the canvas."""
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from .layers import layer_array, layer_axes, result_layer_kwargs, show_in_layer
 from .pair_list import LAYERS
@@ -83,3 +84,32 @@ def show_preview(viewer, event, sources=()) -> None:
     kwargs, ndim = preview_placement(event.preview_source, sources)
     data = event.preview.reshape((1,) * (ndim - 2) + event.preview.shape)
     show_in_layer(viewer, PREVIEW_LAYER, data, limits, kwargs)
+
+
+class HeldPreview:
+    """A validation's preview waits up to WAIT_MS for the live view's prediction that
+    follows it (plugin/live_view.py), so that both reach napari's canvas in one repaint:
+    each repaint of the window costs 10-60 ms of the GUI thread without a GPU, and a run
+    repaints twice per validation otherwise. ``sources()``: preview_sources' layers."""
+
+    WAIT_MS = 300
+
+    def __init__(self, viewer, sources, parent) -> None:
+        self.viewer, self.sources = viewer, sources
+        self.event = None
+        self.timer = QTimer(parent)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(self.WAIT_MS)
+        self.timer.timeout.connect(self.show)
+
+    def hold(self, event) -> None:
+        self.show()  # one still held (no live view came): shown first
+        self.event = event
+        self.timer.start()
+
+    def show(self) -> None:
+        """The held preview, if any, now."""
+        self.timer.stop()
+        event, self.event = self.event, None
+        if event is not None:
+            show_preview(self.viewer, event, self.sources())

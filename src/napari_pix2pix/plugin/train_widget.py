@@ -28,7 +28,7 @@ from .live_view import VIEW_LAYER, LiveView, ViewPreview
 from .loss_plot import LossPlot
 from .options_form import OptionsForm
 from .pair_list import FOLDERS, FRACTION, LAYERS, PairsChoice, Selection, describe, shared
-from .preview_layer import PREVIEW_LAYER, preview_sources, show_preview
+from .preview_layer import PREVIEW_LAYER, HeldPreview, preview_sources
 from .reader_offer import ReaderOffer
 from .run_config_buttons import RunConfigButtons
 from .run_controls import RunControls
@@ -108,6 +108,9 @@ class TrainWidget(QWidget):
         for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
             event.connect(self.reset_choices)
         self.live_view = LiveView(self.viewer, self._viewed_layer, self)
+        self.preview = HeldPreview(
+            self.viewer, lambda: preview_sources(self.pairs, self.validation), self
+        )
 
     @property
     def pair(self) -> PairPicker:
@@ -297,6 +300,7 @@ class TrainWidget(QWidget):
     def _on_event(self, event) -> None:
         if isinstance(event, ViewPreview):
             self.live_view.show(event, self.pair.source.value)
+            self.preview.show()  # the validation's, held for this: one repaint for both
             return
         self.model = event.model
         if isinstance(event, StepEvent):
@@ -307,7 +311,7 @@ class TrainWidget(QWidget):
             self.plot.add_metrics(event.step, event.metrics)
             if event.best:
                 self.plot.mark_best(event.step)
-            show_preview(self.viewer, event, preview_sources(self.pairs, self.validation))
+            self.preview.hold(event)
         elif isinstance(event, WarningEvent):
             self.run_warnings.show(event.message)
         elif isinstance(event, FinishedEvent):
@@ -350,6 +354,7 @@ class TrainWidget(QWidget):
 
     def _on_finished(self) -> None:
         self.live_view.stop()
+        self.preview.show()
         self.steps.stop()
         if self.model is not None:
             self.plot.catch_up(self.model.history.get("losses", {}))
