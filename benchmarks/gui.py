@@ -5,13 +5,13 @@ widgets open.
 
 Run under a display (the viewer needs OpenGL), alone on the machine:
 
-    xvfb-run -a -s "-screen 0 1600x1200x24" python benchmarks/gui.py [--steps 120]
+    xvfb-run -a -s "-screen 0 1600x1200x24" python benchmarks/gui.py [--steps 120] [--repeats 3]
 
-The API runs before and after the GUI run and their mean is the baseline, so a load
-that comes and goes shows as a spread between the two rather than as a GUI cost. On a
-noisy machine that spread can exceed the GUI's cost; the GUI thread's own CPU time
-during the run (a share of the run's time) is the steadier measure of what the widget
-can take from training.
+API and GUI runs alternate (``--repeats`` pairs), and each GUI run is compared with the
+API run just before it; the median of those ratios is the GUI's cost, so a load that
+comes and goes spreads the pairs rather than biasing them. The GUI thread's own CPU time
+(a share of the run) and the process's CPU beyond the API run's (which counts Mesa's
+rendering threads too) say where a cost comes from.
 """
 
 from __future__ import annotations
@@ -91,8 +91,30 @@ def run_until_finished(worker) -> None:
     loop.exec()
 
 
+def gui_run(app, viewer, train, ticks: Ticks) -> dict:
+    """One run from the Train widget (its preview and live-view layers made anew, as in
+    a session's first run): median s/step, the whole run's seconds, the GUI thread's
+    CPU seconds and the process's."""
+    for name in ("pix2pix preview", "pix2pix live view"):
+        if name in viewer.layers:
+            viewer.layers.remove(name)
+    stamps: list[float] = []
+    with ticks:
+        cpu, process = time.thread_time(), time.process_time()
+        train.controls["Start"].click()
+        train.worker.yielded.connect(
+            lambda e: stamps.append(time.perf_counter()) if isinstance(e, p2p.StepEvent) else None
+        )
+        run_until_finished(train.worker)
+        run = time.perf_counter() - stamps[0]
+        cpu, process = time.thread_time() - cpu, time.process_time() - process
+    wait(app, lambda: train.worker is None)
+    return dict(step=float(np.median(np.diff(stamps[1:]))), run=run, cpu=cpu, process=process)
+
+
 def main() -> None:
     import napari
+    from qtpy.QtCore import QEventLoop, QTimer
     from qtpy.QtWidgets import QApplication
 
     from napari_pix2pix.plugin.predict_widget import PredictWidget
@@ -100,6 +122,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="API and GUI runs, interleaved, each this often"
+    )
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle viewer")
     parser.add_argument(
         "--val-every",
@@ -109,8 +134,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     pair = make_pair((256, 256), seed=0, nucleus_radius=5.0)
-
-    before, before_run = api_seconds_per_step(pair, args.steps, args.val_every)
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
@@ -124,19 +147,13 @@ def main() -> None:
         train.form[key].value = value
     wait(app, lambda: train.planner.plan is not None, 120)
 
-    stamps: list[float] = []
-    with Ticks() as training_ticks:
-        cpu = time.thread_time()  # this (the GUI) thread's CPU only, not the worker's
-        train.controls["Start"].click()
-        train.worker.yielded.connect(
-            lambda e: stamps.append(time.perf_counter()) if isinstance(e, p2p.StepEvent) else None
-        )
-        run_until_finished(train.worker)
-        gui_run = time.perf_counter() - stamps[0]
-        gui_cpu = time.thread_time() - cpu
-    gui = float(np.median(np.diff(stamps[1:])))
-
-    after, after_run = api_seconds_per_step(pair, args.steps, args.val_every)
+    rows, training_ticks, gaps = [], Ticks(), []
+    for _ in range(args.repeats):  # interleaved: a load that comes and goes hits both
+        process = time.process_time()
+        step, run = api_seconds_per_step(pair, args.steps, args.val_every)
+        api = dict(step=step, run=run, process=time.process_time() - process)
+        rows.append((api, gui_run(app, viewer, train, training_ticks)))
+        gaps.append(training_ticks.gaps_ms())
 
     stack = np.stack([pair[0]] * 8)
     viewer.add_image(stack, name="stack")
@@ -145,8 +162,6 @@ def main() -> None:
     with Ticks() as predict_ticks:
         predict.controls["Predict"].click()
         run_until_finished(predict.worker)
-
-    from qtpy.QtCore import QEventLoop, QTimer
 
     # the Train widget plans the next run (a few timed steps) once training ends: let it
     # finish, so that what follows is the viewer at rest
@@ -157,26 +172,29 @@ def main() -> None:
     loop.exec()
     idle_cpu = time.process_time() - cpu
 
-    api = (before + after) / 2
     print(f"\n{args.steps} steps, validation every {args.val_every or 'tenth'}, {RECIPE}\n")
-    print("| measure | value |")
+    print(
+        "| pair | API s/step | GUI s/step | API run, s | GUI run, s | GUI / API run | "
+        "GUI thread CPU, s (share of the run) | process CPU, GUI - API, s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for i, (api, gui) in enumerate(rows, 1):
+        ratios.append(gui["run"] / api["run"])
+        print(
+            f"| {i} | {api['step']:.3f} | {gui['step']:.3f} | {api['run']:.1f} | "
+            f"{gui['run']:.1f} | {ratios[-1]:.3f} | {gui['cpu']:.2f} "
+            f"({gui['cpu'] / gui['run']:.1%}) | {gui['process'] - api['process']:+.1f} |"
+        )
+    print("\n| measure | value |")
     print("|---|---|")
-    print(f"| API s/step (before / after the GUI run) | {before:.3f} / {after:.3f} |")
-    print(f"| GUI s/step (Train widget) | {gui:.3f} |")
-    print(f"| GUI / API | {gui / api:.2f} |")
-    api_run = (before_run + after_run) / 2
     print(
-        f"| whole run, first step to end: API (before / after) and GUI, s | "
-        f"{before_run:.1f} / {after_run:.1f} and {gui_run:.1f} |"
+        f"| added by the GUI to the whole run, median of the pairs | {np.median(ratios) - 1:+.1%} |"
     )
-    print(f"| added by the GUI to the whole run | {(gui_run / api_run - 1):+.1%} |")
+    p99 = max(g[0] for g in gaps)
+    worst = max(g[1] for g in gaps)
     print(
-        f"| GUI thread's CPU while training, s (share of the run: what it can take from "
-        f"training on a busy CPU) | {gui_cpu:.2f} ({gui_cpu / gui_run:.1%}) |"
-    )
-    p99, worst = training_ticks.gaps_ms()
-    print(
-        f"| event-loop gap while training, p99 / max (ms; timer {TICK_MS} ms) | "
+        f"| event-loop gap while training, p99 / max over the runs (ms; timer {TICK_MS} ms) | "
         f"{p99:.0f} / {worst:.0f} |"
     )
     p99, worst = predict_ticks.gaps_ms()

@@ -1,5 +1,5 @@
 """Training steps as the Train widget shows them: the bar, which reads the step, the
-pace and the time left, and the loss plot's new points, all at most once a second."""
+pace and the time left, and the loss plot's new points, all at most every two seconds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from qtpy.QtCore import QTimer
 from ..engine.events import StepEvent
 from ..io.model_file import duration_text
 from .run_controls import REFRESH_MS
+
+# a run's bar and plot are repainted this often (its first step at once): each repaint
+# of napari's window is 8-10 ms of the GUI thread without a GPU, about 1 % of a run's
+# time at one a second (benchmarks/gui.py)
+TRAINING_REFRESH_MS = 2 * REFRESH_MS
 
 
 class StepDisplay:
@@ -22,7 +27,7 @@ class StepDisplay:
         self.quiet = False
         self.said: str | None = None  # the status line, set once a run
         self.timer = QTimer(parent)
-        self.timer.setInterval(REFRESH_MS)
+        self.timer.setInterval(TRAINING_REFRESH_MS)
         self.timer.timeout.connect(self.show)
 
     def start(self) -> None:
@@ -44,6 +49,7 @@ class StepDisplay:
         self.last = event
         if self.first is None:
             self.first = (event.step, event.elapsed)
+            self.show()  # "Preparing data…" gives way at once
 
     def show(self) -> None:
         """The latest step, with the pace and time left, in the bar; the plot."""
