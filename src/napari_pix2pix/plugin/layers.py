@@ -3,7 +3,11 @@ the input's scale, translate and axis labels. Shared by the two dock widgets."""
 
 from __future__ import annotations
 
+import contextlib
+from functools import partial
+
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from ..engine.axes import AXES_LETTERS, guess_axes
 from ..io.images import ImageData
@@ -135,7 +139,13 @@ def show_in_layer(viewer, name: str, data: np.ndarray, limits, placement: dict, 
         viewer.layers.remove(layer)
         layer = None
     if layer is None:  # a copy: the layer's array is written into later
-        viewer.add_image(np.array(data), name=name, contrast_limits=limits, **placement, **new)
+        layer = viewer.add_image(
+            np.array(data), name=name, contrast_limits=limits, visible=False, **placement, **new
+        )
+        # drawn from the next round of the event loop: making a layer (its controls) and
+        # drawing it first (its texture and shaders) are each 100-200 ms without a GPU,
+        # and back to back they froze the viewer for 300-500 ms
+        QTimer.singleShot(0, partial(_show, layer))
         return
     for key in ("scale", "translate", "units", "axis_labels"):
         if key in placement and not _same(getattr(layer, key), placement[key]):
@@ -148,6 +158,11 @@ def show_in_layer(viewer, name: str, data: np.ndarray, limits, placement: dict, 
         layer.refresh(extent=False, highlight=False)
     else:
         layer.data = np.array(data)
+
+
+def _show(layer) -> None:
+    with contextlib.suppress(RuntimeError):  # the viewer closed meanwhile
+        layer.visible = True
 
 
 def _same(current, wanted) -> bool:
