@@ -213,3 +213,15 @@ def test_sigterm_or_ctrl_c_stops_the_command_which_a_rerun_finishes(tmp_path):
         3 - counts["done"],
         0,
     )
+
+
+def test_the_printed_config_runs_a_batch(model_file, tmp_path, capsys):
+    """--print-config's predict: section holds every default (if_exists: error,
+    uncertainty: false), which a batch must take as not given."""
+    sources(tmp_path / "in")
+    assert main(["train", "--print-config"]) == 0
+    config = tmp_path / "run.yaml"
+    config.write_text(capsys.readouterr().out)
+    argv = ["predict", str(model_file), str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--config", str(config), "--device", "cpu"]) == 0
+    assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out

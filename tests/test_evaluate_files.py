@@ -104,6 +104,9 @@ def test_folders_pair_by_name_and_every_problem_is_a_failed_row(stack, tmp_path)
     p2p.write_image(masks / "small.tif", np.ones(target.shape[1:], np.uint8), "YX")
     p2p.write_image(masks / "nan.tif", np.ones(target.shape[1:], np.uint8), "YX")
     p2p.write_image(masks / "flat.tif", np.zeros(target.shape[1:], np.uint8), "YX")
+    p2p.write_image(preds / "nanmask_pix2pix.ome.tif", target, "ZYX")
+    p2p.write_image(targets / "nanmask.tif", target, "ZYX")
+    p2p.write_image(masks / "nanmask.tif", np.full(target.shape[1:], np.nan, np.float32), "YX")
 
     scores = p2p.evaluate_files(preds, targets, masks, out=tmp_path / "scores.csv")
     images = {
@@ -115,6 +118,7 @@ def test_folders_pair_by_name_and_every_problem_is_a_failed_row(stack, tmp_path)
     assert "(40, 56) differs from the target's (48, 56)" in reasons["small.tif"]
     assert "NaN" in reasons["nan.tif"]
     assert "no nonzero pixel" in reasons["flat.tif"]  # its mask is empty
+    assert "mask holds NaN" in reasons["nanmask.tif"]  # not "nonzero", so not all scored
     assert "no target" in reasons["orphan.tif"] and "no prediction" in reasons["lonely.tif"]
     assert images["hollow.tif"]["status"] == "ok" and images["hollow.tif"]["pixels"] == 400
     hollow = [r for r in scores.rows if r["target"].endswith("hollow.tif")]
@@ -132,7 +136,7 @@ def test_folders_pair_by_name_and_every_problem_is_a_failed_row(stack, tmp_path)
     assert float(good["mae"]) == pytest.approx(images["good.tif"]["mae"])
     assert next(r for r in table if r["status"] == "failed")["mae"] == ""
     document = json.loads((tmp_path / "scores.json").read_text())
-    assert document["failed"] == 5 and document["images"] == 7
+    assert document["failed"] == 6 and document["images"] == 8
     assert document["mean"]["mae"] == pytest.approx(scores.mean["mae"])
     failed = next(r for r in document["rows"] if r["status"] == "failed")
     assert failed["mae"] is None  # not NaN: the file is strict JSON

@@ -452,7 +452,11 @@ def _predict_many(args, options: dict) -> int:
     from .errors import InputError
     from .workflows.batch_prediction import predict_many
 
-    if args.series is not None or args.level is not None or "if_exists" in options:
+    if (
+        args.series is not None
+        or args.level is not None
+        or options.get("if_exists", "error") != "error"  # the default, as a config holds it
+    ):
         raise InputError(
             "--series, --level and --if-exists are for one input; with several, existing outputs "
             "are skipped (--overwrite predicts them again) and unfinished .zarr ones resumed."

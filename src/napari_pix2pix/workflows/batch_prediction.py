@@ -109,6 +109,12 @@ def predict_many(
     batch_options, predict_options = split_options(
         options, BatchOptions, PredictOptions, what="predict_many"
     )
+    # their defaults, as a run config's predict: section holds them (--print-config),
+    # ask for nothing a batch does differently
+    defaults = {"uncertainty": False, "if_exists": "error"}
+    predict_options = {
+        k: v for k, v in predict_options.items() if not (k in defaults and v == defaults[k])
+    }
     if {"uncertainty", "if_exists"} & set(predict_options):
         raise InputError(
             "predict_many writes files: uncertainty is not available, and existing "

@@ -273,6 +273,11 @@ def _read(pairing: Pairing):
     mask = np.ones(target.shape, bool)
     if pairing.mask is not None:
         given = np.asarray(read_image(pairing.mask).array)
+        if not np.isfinite(given).all():  # NaN != 0 would score those pixels
+            raise InputError(
+                "the mask holds NaN or infinite values; a mask is 0 where pixels are left "
+                "out and nonzero where they are scored."
+            )
         try:
             mask = np.broadcast_to(given != 0, target.shape)
         except ValueError:
