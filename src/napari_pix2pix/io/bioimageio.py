@@ -37,7 +37,7 @@ from .bioimageio_samples import test_input_of, write_cover
 from .model_zip import MODEL_ATTACHMENT, is_exported
 from .onnx_export import OPSET, architecture_kwargs, exported_network, write_onnx
 from .onnx_export import check_installation as check_onnx_installation
-from .output_paths import AtomicFile, check_output_path
+from .output_paths import AtomicFile, check_export_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[bioimageio]"'
 PIX2PIX_DOI = "10.1109/CVPR.2017.632"
@@ -82,15 +82,7 @@ def export_bioimageio(
         ``path`` as a Path.
     """
     check_installation()
-    path = Path(path)
-    if path.suffix.lower() != ".zip":
-        raise InputError(f"a bioimage.io model package is a .zip file; got {str(path)!r}.")
-    check_output_path(
-        path,
-        if_exists="overwrite" if overwrite else "error",
-        ours=is_exported,
-        overwrite_hint="overwrite=True",
-    )
+    path = check_export_path(path, ".zip", "a bioimage.io model package", is_exported, overwrite)
     config = model.config
     if not config.normalized:
         raise InputError("the model has no normalization parameters (was it trained?).")

@@ -37,7 +37,7 @@ from .._version import __version__
 from ..engine.networks import UNetGenerator
 from ..engine.normalization import Normalization
 from ..errors import InputError, OutputError
-from .output_paths import AtomicFile, check_output_path
+from .output_paths import AtomicFile, check_export_path
 
 INSTALL_HINT = 'pip install "napari-pix2pix[onnx]"'
 # opset 18: the oldest torch's exporter writes, run by onnxruntime >= 1.14 and most
@@ -80,15 +80,7 @@ def export_onnx(model, path, *, overwrite: bool = False) -> Path:
         ``path`` as a Path.
     """
     check_installation()
-    path = Path(path)
-    if path.suffix.lower() != ".onnx":
-        raise InputError(f"an ONNX model is a .onnx file; got {str(path)!r}.")
-    check_output_path(
-        path,
-        if_exists="overwrite" if overwrite else "error",
-        ours=is_exported,
-        overwrite_hint="overwrite=True",
-    )
+    path = check_export_path(path, ".onnx", "an ONNX model", is_exported, overwrite)
     if not model.config.normalized:
         raise InputError("the model has no normalization parameters (was it trained?).")
     with AtomicFile(path, suffix=".tmp.onnx", replace=overwrite) as out:

@@ -53,6 +53,22 @@ def check_input_path(
     return path
 
 
+def check_export_path(path, suffix: str, what: str, ours, overwrite: bool) -> Path:
+    """``path`` for an exported file (a bioimage.io zip, an ONNX model): it must end in
+    ``suffix`` (``what`` names the file in the message), and an existing one is
+    replaced only with ``overwrite`` and only when ``ours(path)`` says we wrote it."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{what} is a {suffix} file; got {str(path)!r}.")
+    check_output_path(
+        path,
+        if_exists="overwrite" if overwrite else "error",
+        ours=ours,
+        overwrite_hint="overwrite=True",
+    )
+    return path
+
+
 def check_output_path(
     path,
     *,
