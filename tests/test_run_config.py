@@ -150,6 +150,11 @@ def test_predict_reads_its_section(tmp_path, pair):
         ("train: [steps, 3]\n", "must hold 'option: value' lines"),
         ("- 1\n", "a run config holds sections"),
         ("train:\n  steps: [3\n", "is not valid YAML (line 3"),
+        (
+            "train:\n  steps: 3\n  lr: 0.1\n  steps: 30\n",
+            "line 4, column 3: 'steps' is given twice",
+        ),
+        ("train:\n  steps: 3\ntrain:\n  lr: 0.1\n", "'train' is given twice"),
     ],
 )
 def test_bad_configs_are_refused_naming_the_file_the_key_and_the_fix(tmp_path, text, said):
@@ -157,6 +162,13 @@ def test_bad_configs_are_refused_naming_the_file_the_key_and_the_fix(tmp_path, t
     with pytest.raises(InputError) as caught:
         read_run_config(path)
     assert said in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_json_key_given_twice_is_refused(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text('{"train": {"steps": 3, "steps": 30}}')
+    with pytest.raises(InputError, match="'steps' given twice in one object; keep one"):
+        read_run_config(path)
 
 
 def test_the_cli_refuses_a_bad_config_before_anything_runs(tmp_path, capsys):

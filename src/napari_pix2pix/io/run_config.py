@@ -64,7 +64,19 @@ def defaults(section: str) -> dict:
 # ------------------------------------------------------------------ reading
 class _Loader(yaml.SafeLoader):
     """YAML as YAML 1.2 and JSON read it: PyYAML follows YAML 1.1, where ``amp: off``
-    is the boolean false and ``lr: 1e-4`` is text."""
+    is the boolean false and ``lr: 1e-4`` is text. A key given twice is an error (the
+    YAML spec says so; PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -118,7 +130,9 @@ def _parse(path: Path):
         raise InputError(f"{path} is not a text file; give a YAML or JSON run config.") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_one_each)
+        except _GivenTwice as exc:
+            raise InputError(f"{path}: {exc} given twice in one object; keep one.") from None
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
@@ -134,6 +148,19 @@ def _parse(path: Path):
             f"{path} is not valid YAML ({where}{problem}); correct it there (a valid "
             "config: napari-pix2pix train --print-config)."
         ) from None
+
+
+def _one_each(pairs: list) -> dict:
+    """A JSON object whose keys are each given once (json keeps the last silently)."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise _GivenTwice(", ".join(map(repr, twice)))
+    return dict(pairs)
+
+
+class _GivenTwice(ValueError):
+    """Keys of one JSON object given more than once."""
 
 
 def _not_a_section(name: str, key) -> str:
