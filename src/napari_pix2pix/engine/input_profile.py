@@ -1,0 +1,259 @@
+"""Is this input what the model knows? A compact profile of the training inputs, and a
+score of how far a new image (or slice) lies from it.
+
+A generator given an input unlike its training data still paints a plausible-looking
+output, and nothing in that output says it is wrong. The profile keeps what is cheap to
+compare and what the common mistakes change, in the model's NORMALIZED units (so a
+brighter image shows as brighter whatever its dtype):
+
+- per channel, intensity quantiles (1 ... 99 %): brighter, darker, more or less
+  contrast, another stain or modality;
+- per channel, the radially averaged power spectrum in a few log-spaced frequency bands,
+  relative to the patch's total power: blur and another pixel size move power to low
+  frequencies, noise and a coarser pixel size to high ones.
+
+Both are measured per patch-sized tile. The profile holds the features of a few hundred
+training tiles (from 24 windows of 3 x 3 tiles, 2 x 2 x 2 in 3D, at random places: the
+cost is bounded whatever the data), each feature divided by its spread over them. A new
+image, slice or volume is read as a grid of tiles spread over it; each tile's distance to
+its nearest training tile (root mean square over features) is averaged over the grid, and
+divided by the profile's unit: the 90th percentile of the distance of a training tile to
+the nearest tile of another window. So 1 is "as far as training regions are from each
+other", and the default threshold (``THRESHOLD``) sits above every held-out sample of the
+four validation tasks (docs/quality.md, benchmarks/ood.py). The nearest tile, not the
+mean of the profile, because real images mix kinds of tile (background and tissue): a
+brain at twice its brightness has tiles like none in training, while its mean features
+can still lie within training's wide spread.
+
+The pixel size is kept in the profile for the record; it is compared by io/metadata.py's
+``scale_mismatch`` where the image carries one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .lazy import read_box
+from .normalization import Normalization
+
+VERSION = 1
+QUANTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
+BANDS = 5  # log-spaced frequency bands from 2 cycles per tile to Nyquist
+# a score above this warns: no held-out sample of the four validation tasks reached it
+# (the highest: 1.6), most real shifts exceed it (docs/quality.md)
+THRESHOLD = 2.5
+UNIT_PERCENTILE = 90
+# the smallest spread a feature is measured against: a feature that never varied in
+# training (a background always at -1) would make any change of it infinitely far
+FLOOR = {"intensity": 0.05, "spectrum": 0.1}  # normalized units; log10 power
+TRAINING_VIEWS = 24  # bounded cost: 24 windows of a few tiles each, whatever the data
+WINDOW = {2: 3, 3: 2}  # tiles per axis of a training view (3x3 in 2D, 2x2x2 in 3D)
+GRID = {2: 4, 3: 3}  # tiles per axis of a scored sample (spread over the whole sample)
+
+
+def tile_features(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(intensity, spectrum) features of normalized (N, C, *S) tiles: (N, C, quantiles)
+    and (N, C, bands). The spectrum is n-D, Hann-windowed and binned in cycles per pixel
+    (metrics.radial_power_spectrum is 2D with one bin per integer radius)."""
+    tiles = np.asarray(tiles, np.float32)
+    n, c, *shape = tiles.shape
+    flat = tiles.reshape(n, c, -1)
+    intensity = np.percentile(flat, QUANTILES, axis=2).transpose(1, 2, 0)
+    centred = tiles - flat.mean(axis=2).reshape(n, c, *([1] * len(shape)))
+    window = np.ones(shape, np.float32)
+    for axis, size in enumerate(shape):
+        w = np.hanning(size + 2)[1:-1].astype(np.float32) if size > 2 else np.ones(size)
+        window = window * w.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+    axes = tuple(range(2, 2 + len(shape)))
+    power = np.abs(np.fft.fftn(centred * window, axes=axes)) ** 2
+    freq = np.sqrt(
+        sum(f**2 for f in np.meshgrid(*[np.fft.fftfreq(s) for s in shape], indexing="ij"))
+    )
+    edges = band_edges(min(shape))
+    band = np.digitize(freq, edges) - 1  # -1: below the first edge (the mean), dropped
+    power = power.reshape(n, c, -1)
+    band = band.ravel()
+    sums = np.stack([power[..., band == b].sum(axis=2) for b in range(BANDS)], axis=2)
+    total = sums.sum(axis=2, keepdims=True)
+    tiny = 1e-12 + 1e-9 * total  # a constant tile: equal (undefined) shares, not -inf
+    spectrum = np.log10((sums + tiny / BANDS) / (total + tiny))
+    return intensity.astype(np.float64), spectrum.astype(np.float64)
+
+
+def band_edges(side: int) -> np.ndarray:
+    """BANDS + 1 frequency edges (cycles/px), log-spaced from 2 cycles per tile to 0.5."""
+    low = min(2.0 / max(side, 4), 0.25)
+    edges = np.geomspace(low, 0.5, BANDS + 1)
+    edges[-1] = np.inf  # the corners of the spectrum (beyond 0.5 radially) with the last
+    return edges
+
+
+def _boxes(shape: tuple[int, ...], tile: tuple[int, ...], per_axis: int, corner=None):
+    """Tile boxes on a grid: ``per_axis`` tiles evenly spread over ``shape`` (or, with
+    ``corner``, a contiguous window of them starting there)."""
+    starts = []
+    for n, t, axis in zip(shape, tile, range(len(shape))):
+        if corner is None:
+            s = np.unique(np.linspace(0, n - t, per_axis).round().astype(int))
+        else:
+            s = np.arange(per_axis) * t + corner[axis]
+            s = s[s + t <= n] if (s + t <= n).any() else s[:1]
+        starts.append(s)
+    grid = np.array(np.meshgrid(*starts, indexing="ij")).reshape(len(shape), -1).T
+    return [tuple(slice(int(a), int(a) + t) for a, t in zip(corner_, tile)) for corner_ in grid]
+
+
+def _features(sample, boxes, norm: Normalization) -> np.ndarray:
+    """(tiles, C * (quantiles + bands)) features of the tiles of one sample at ``boxes``."""
+    tiles = np.stack([norm.forward(read_box(sample, b)) for b in boxes])
+    intensity, spectrum = tile_features(tiles)
+    return np.concatenate([intensity, spectrum], axis=2).reshape(len(boxes), -1)
+
+
+def tile_shape(patch: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(min(p, s) for p, s in zip(patch, spatial))
+
+
+def _nearest(query: np.ndarray, reference: np.ndarray, exclude=None):
+    """Distance (root mean square over features) of each query row to its nearest
+    reference row, and that row's index; ``exclude`` (query group, reference group)
+    skips pairs from the same group."""
+    d = np.sqrt(((query[:, None, :] - reference[None]) ** 2).mean(axis=2))
+    if exclude is not None:
+        d[exclude[0][:, None] == exclude[1][None]] = np.inf
+    nearest = d.argmin(axis=1)
+    return d[np.arange(len(query)), nearest], nearest
+
+
+def build_profile(
+    samples: list,
+    norm: Normalization,
+    patch: tuple[int, ...],
+    pixel_size=None,
+    views: int = TRAINING_VIEWS,
+    seed: int = 0,
+) -> dict:
+    """The profile of training source samples ((C, *spatial) arrays or LazySamples, in
+    image units): ``views`` windows of a few tiles at random places, each sample drawn in
+    proportion to its size. A JSON-able dict (the model file's "input_profile")."""
+    rng = np.random.default_rng(seed)
+    dims = len(patch)
+    sizes = np.array([np.prod(s.shape[1:]) for s in samples], np.float64)
+    features, view_of = [], []
+    for v, i in enumerate(rng.choice(len(samples), size=views, p=sizes / sizes.sum())):
+        spatial = tuple(samples[i].shape[1:])
+        tile = tile_shape(patch, spatial)
+        span = [min(WINDOW[dims] * t, s) for t, s in zip(tile, spatial)]
+        corner = [int(rng.integers(0, s - w + 1)) for s, w in zip(spatial, span)]
+        features.append(_features(samples[i], _boxes(spatial, tile, WINDOW[dims], corner), norm))
+        view_of += [v] * len(features[-1])
+    features = np.concatenate(features)
+    channels = samples[0].shape[0]
+    floor = np.tile([FLOOR["intensity"]] * len(QUANTILES) + [FLOOR["spectrum"]] * BANDS, channels)
+    spread = np.maximum(features.std(axis=0), floor)
+    z = (features / spread).round(2)
+    # the unit: how far a training tile lies from the nearest tile of another window
+    view_of = np.array(view_of)
+    own, _ = _nearest(z, z, (view_of, view_of))
+    unit = float(np.percentile(own, UNIT_PERCENTILE))
+    profile: dict = {"version": VERSION, "patch": list(patch), "channels": channels}
+    profile.update(quantiles=list(QUANTILES), bands=BANDS, threshold=THRESHOLD)
+    profile.update(spread=spread.round(5).tolist(), unit=round(unit, 5))
+    profile["tiles"] = z.tolist()
+    profile["pixel_size"] = pixel_size
+    return profile
+
+
+@dataclass
+class InputCheck:
+    """How far an input lies from the model's training inputs.
+
+    ``scores`` holds one score per sample (image, slice or volume; sample order as
+    prediction runs them), ``worst`` the index of the highest, ``above`` whether it
+    exceeds ``threshold``; ``reason`` says which way it differs."""
+
+    scores: list[float]
+    threshold: float
+    worst: int = 0
+    reason: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return self.scores[self.worst]
+
+    @property
+    def above(self) -> bool:
+        return self.score > self.threshold
+
+    def message(self, what: str = "slice") -> str:
+        where = f" ({what} {self.worst})" if len(self.scores) > 1 else ""
+        return (
+            f"this input differs from what the model was trained on (score "
+            f"{self.score:.1f} > {self.threshold:g}{where}: {self.reason}); its prediction "
+            "may look real and be wrong. Check the image (units, focus, pixel size, "
+            "modality) or train on data like it."
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "score": round(self.score, 3),
+            "threshold": self.threshold,
+            "above": self.above,
+            "worst": self.worst,
+            "reason": self.reason,
+            "scores": [round(s, 3) for s in self.scores],
+        }
+
+
+def _score(features: np.ndarray, profile: dict) -> tuple[float, str]:
+    """Score of one sample's tile features, and why: the mean distance of its tiles to
+    their nearest training tiles, in the profile's unit; the reason from the group
+    (intensity or spectrum) that differs most from those nearest tiles, and which way."""
+    reference = np.asarray(profile["tiles"], np.float64)
+    z = features / np.asarray(profile["spread"])
+    distance, nearest = _nearest(z, reference)
+    difference = (z - reference[nearest]).mean(axis=0).reshape(profile["channels"], -1)
+    groups = {
+        "intensity": difference[:, : len(QUANTILES)],
+        "spectrum": difference[:, len(QUANTILES) :],
+    }
+    group = max(groups, key=lambda g: float(np.mean(groups[g] ** 2)))
+    return float(distance.mean() / profile["unit"]), _reason(group, groups[group])
+
+
+def _reason(group: str, z: np.ndarray) -> str:
+    """Which way the worst group differs, in words."""
+    if group == "intensity":
+        q = list(QUANTILES)
+        level = z[:, q.index(50.0)].mean()
+        spread = (z[:, q.index(95.0)] - z[:, q.index(5.0)]).mean()
+        if abs(level) >= abs(spread) / 2:
+            return "brighter than training" if level > 0 else "darker than training"
+        return "more contrast than training" if spread > 0 else "less contrast than training"
+    fine = z[:, -2:].mean() - z[:, :2].mean()
+    if fine > 0:
+        return "more fine detail than training: noisier, sharper, or a larger pixel size"
+    return "less fine detail than training: blurrier, or a smaller pixel size"
+
+
+def score_sample(sample, norm: Normalization, profile: dict) -> tuple[float, str]:
+    """Score of one (C, *spatial) sample (array or LazySample, image units): the mean
+    features of up to GRID tiles per axis spread over it."""
+    spatial = tuple(sample.shape[1:])
+    tile = tile_shape(tuple(profile["patch"]), spatial)
+    return _score(_features(sample, _boxes(spatial, tile, GRID[len(spatial)]), norm), profile)
+
+
+def check_input(samples, norm: Normalization, profile: dict | None) -> InputCheck | None:
+    """The InputCheck of an iterable of (C, *spatial) samples; None without a profile
+    (a model saved before profiles, or a run too short to make one)."""
+    if not profile:
+        return None
+    scored = [score_sample(s, norm, profile) for s in samples]
+    scores = [float(s) for s, _ in scored]
+    worst = int(np.argmax(scores))
+    threshold = float(profile.get("threshold", THRESHOLD))
+    return InputCheck(scores, threshold, worst, scored[worst][1], [r for _, r in scored])

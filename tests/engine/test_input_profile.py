@@ -1,0 +1,94 @@
+"""The input profile and its score (engine/input_profile.py) on small simulated fields:
+held-out parts of the training distribution score below the threshold, real shifts of
+them (brighter, blurred, noisier, another kind of image) above it, with the reason."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_pix2pix.engine.axes import AxesLayout
+from napari_pix2pix.engine.input_profile import (
+    THRESHOLD,
+    build_profile,
+    check_input,
+    tile_features,
+)
+from napari_pix2pix.engine.lazy import LazySample
+from napari_pix2pix.engine.normalization import Normalization
+from napari_pix2pix.engine.sample_data import make_pair
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A simulated phase-contrast field: the left part trains, the right is held out."""
+    phase, fluorescence = make_pair((192, 256), seed=3)
+    train, held_out = phase[None, :, :160], phase[None, :, 160:]
+    norm = Normalization.fit([train], (0.5, 99.5), "source")
+    profile = build_profile([train], norm, (32, 32))
+    return train, held_out, fluorescence, norm, profile
+
+
+def test_the_profile_is_json_and_small(field):
+    *_, profile = field
+    again = json.loads(json.dumps(profile))
+    assert again == profile
+    assert len(json.dumps(profile)) < 100_000  # one channel: a few hundred tiles' features
+    assert profile["unit"] > 0 and profile["threshold"] == THRESHOLD
+
+
+def test_held_out_data_does_not_warn_and_shifts_do(field):
+    train, held_out, fluorescence, norm, profile = field
+    calm = check_input([held_out], norm, profile)
+    assert not calm.above, calm.score
+    as_float = held_out.astype(np.float32)
+    shifted = {
+        "brighter": (as_float * 2, "brighter"),
+        "blurred": (ndimage.gaussian_filter(as_float, (0, 2, 2)), "less fine detail"),
+        "noisier": (
+            as_float + np.random.default_rng(0).normal(0, 0.2 * np.ptp(train), as_float.shape),
+            "more fine detail",
+        ),
+        "fluorescence": (fluorescence[None, :, 160:], ""),
+    }
+    for name, (image, reason) in shifted.items():
+        check = check_input([image], norm, profile)
+        assert check.above, name
+        assert check.score > 2 * calm.score, name
+        assert reason in check.reason, (name, check.reason)
+        assert "differs from what the model was trained on" in check.message()
+
+
+def test_the_worst_slice_is_named(field):
+    _, held_out, _, norm, profile = field
+    stack = [held_out, held_out.astype(np.float32) * 3, held_out]
+    check = check_input(stack, norm, profile)
+    assert check.worst == 1 and check.above
+    assert check.scores[0] < check.threshold and check.scores[2] < check.threshold
+    assert "slice 1" in check.message()
+    assert check.as_dict()["worst"] == 1
+
+
+def test_no_profile_no_score(field):
+    _, held_out, _, norm, _ = field
+    assert check_input([held_out], norm, None) is None
+
+
+def test_lazy_samples_and_3d():
+    """Training samples read from a lazy array give the profile of the same data in
+    memory; a 3D volume is profiled and scored with 3D tiles."""
+    phase, _ = make_pair((24, 64, 64), seed=1)
+    norm = Normalization.fit([phase[None]], (0.5, 99.5), "source")
+    lazy = LazySample(phase, AxesLayout("ZYX", phase.shape, 3), 0)
+    in_memory = build_profile([phase[None]], norm, (16, 16, 16))
+    assert build_profile([lazy], norm, (16, 16, 16)) == in_memory
+    other, _ = make_pair((24, 64, 64), seed=2)
+    assert not check_input([other[None]], norm, in_memory).above
+    assert check_input([other[None] * 3.0], norm, in_memory).above
+
+
+def test_features_of_a_constant_tile_are_finite():
+    """Background (a constant tile) has no spectrum: equal shares, not -inf."""
+    intensity, spectrum = tile_features(np.zeros((2, 1, 16, 16), np.float32))
+    assert np.isfinite(spectrum).all() and np.isfinite(intensity).all()
