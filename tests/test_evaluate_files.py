@@ -163,6 +163,24 @@ def test_results_are_never_written_over_a_users_file(stack, tmp_path):
         p2p.evaluate_files(tmp_path, tmp_path / "t.tif")
 
 
+def test_nothing_to_pair_is_one_error_before_anything_is_read(stack, tmp_path):
+    """A wrong suffix pairs no file: one error naming the rule, not a failure a file."""
+    pred, target = stack
+    preds, targets, empty = (tmp_path / d for d in ("pred", "tgt", "empty"))
+    for d in (preds, targets, empty):
+        d.mkdir()
+    p2p.write_image(preds / "a_predicted.tif", pred[0], "YX")
+    p2p.write_image(targets / "a.tif", target[0], "YX")
+    with pytest.raises(p2p.InputError, match="is named like a target.*suffix"):
+        p2p.evaluate_files(preds, targets, out=tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+    assert p2p.evaluate_files(preds, targets, suffix="_predicted").mean["mae"] > 0
+    with pytest.raises(p2p.InputError, match="'.*empty' holds no image files"):
+        p2p.evaluate_files(preds, empty)
+    with pytest.raises(p2p.InputError, match="no predictions given"):
+        p2p.evaluate_files([], [])
+
+
 def test_the_command_line_prints_and_writes_the_scores(stack, tmp_path, capsys):
     pred, target = stack
     (tmp_path / "pred").mkdir()

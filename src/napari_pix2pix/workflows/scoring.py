@@ -142,6 +142,8 @@ def pair_files(predictions, targets, mask, suffix: str) -> list[Pairing]:
             f"(got a {kinds[0]} and a {kinds[1]})."
         )
     if kinds[0] == "list":
+        if not predictions:
+            raise InputError("no predictions given (an empty list); give files or folders.")
         if len(predictions) != len(targets):
             raise InputError(
                 f"got {len(predictions)} predictions but {len(targets)} targets; give one "
@@ -154,6 +156,7 @@ def pair_files(predictions, targets, mask, suffix: str) -> list[Pairing]:
         pairs = [Pairing(Path(predictions).name, user_path(predictions), user_path(targets))]
     else:
         pairs = _match(_keyed(user_path(predictions), suffix), _keyed(user_path(targets), ""))
+        _check_some_match(pairs, predictions, targets, suffix)
     if mask is None:
         return pairs
     if _kind(mask, "mask") == "list":
@@ -172,6 +175,24 @@ def pair_files(predictions, targets, mask, suffix: str) -> list[Pairing]:
         elif not p.problem:
             p.problem = found or f"no mask for it in {str(mask)!r} (named as its target)"
     return pairs
+
+
+def _check_some_match(pairs: list[Pairing], predictions, targets, suffix: str) -> None:
+    """Two folders of which no file pairs with another: a naming rule missed (the
+    suffix, most often), said once before anything is read, not as one failure a file."""
+    if any(p.prediction and p.target for p in pairs):
+        return
+    ours = sorted(p.prediction.name for p in pairs if p.prediction)[:2]
+    theirs = sorted(p.target.name for p in pairs if p.target)[:2]
+    if not ours or not theirs:
+        empty = predictions if not ours else targets
+        raise InputError(f"{str(empty)!r} holds no image files; give the folder that does.")
+    raise InputError(
+        f"no prediction in {str(predictions)!r} is named like a target in "
+        f"{str(targets)!r} (e.g. {', '.join(ours)} and {', '.join(theirs)}): a prediction "
+        f"'<name>{suffix}.tif' pairs with the target '<name>.tif'; give the suffix your "
+        "predictions carry (--suffix), or two lists of files paired in order."
+    )
 
 
 def _kind(item, name: str) -> str:
