@@ -186,3 +186,16 @@ def test_a_collection_is_refused_and_its_images_read(stack, tmp_path):
         p2p.read_image(tmp_path / "series.ome.zarr")
     image = p2p.read_image(tmp_path / "series.ome.zarr" / "0")
     assert image.array.shape == (2, 96, 80) and image.scale == {"Z": 1.0, "Y": 0.5, "X": 0.5}
+
+
+def test_invalid_ngff_names_the_entry_and_the_problem(stack, tmp_path):
+    path = ngff_04(tmp_path / "bad.ome.zarr", stack, "zyx", [1.0, 0.5, 0.5], levels=1)
+    group = zarr.open_group(str(path), mode="r+", zarr_format=2)
+    attrs = dict(group.attrs)
+    attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] = [0.5]
+    group.attrs.update(attrs)
+    with pytest.raises(p2p.ImageFileError) as caught:
+        p2p.read_image(path)
+    said = str(caught.value)
+    assert "multiscales[0].datasets[0].coordinateTransformations[0].scale: " in said
+    assert "tagged-union" not in said and "pydantic" not in said and "\n" not in said

@@ -104,9 +104,10 @@ def _multiscale(group, path: Path):
     try:
         model = yaozarrs.validate_ome_object(dict(group.attrs))
     except Exception as exc:  # pydantic's ValidationError, or a ValueError: not NGFF
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageFileError(
-            f"{str(path)!r} has OME-Zarr metadata that is not valid NGFF ({first})."
+            f"{str(path)!r} has OME-Zarr metadata that is not valid NGFF ({_problem(exc)}); "
+            "write it again with the tool that made it, or fix that entry of its .zattrs "
+            "(zarr.json for NGFF 0.5)."
         ) from exc
     image = getattr(model, "ome", model)  # 0.5 keeps it under "ome"
     multiscales = getattr(image, "multiscales", None)
@@ -116,6 +117,28 @@ def _multiscale(group, path: Path):
             f"not one image: give the path of one image inside it ({str(path)}/...)."
         )
     return multiscales[0]
+
+
+def _problem(exc: Exception) -> str:
+    """The first problem of a pydantic ValidationError as a person reads it:
+    'multiscales[0].datasets[0].coordinateTransformations[0].scale: List should have at
+    least 2 items', not pydantic's dump of every branch of yaozarrs' union of models."""
+    errors = exc.errors() if callable(getattr(exc, "errors", None)) else []
+    if not errors:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    # an image's own problem first (the union also tries plates, wells, labels ...)
+    first = next((e for e in errors if "multiscales" in e["loc"]), errors[0])
+    loc = list(first["loc"])
+    loc = loc[loc.index("multiscales") :] if "multiscales" in loc else loc
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif not (part[:1].isupper() or "[" in part):  # a model's name, not a key
+            where += f".{part}" if where else part
+    more = f"; {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
 
 
 def _letter(axis) -> str:
