@@ -9,21 +9,22 @@ brighter image shows as brighter whatever its dtype):
 - per channel, intensity quantiles (1 ... 99 %): brighter, darker, more or less
   contrast, another stain or modality;
 - per channel, the radially averaged power spectrum in a few log-spaced frequency bands,
-  relative to the patch's total power: blur and another pixel size move power to low
+  relative to the tile's total power: blur and another pixel size move power to low
   frequencies, noise and a coarser pixel size to high ones.
 
-Both are measured per patch-sized tile. The profile holds the features of a few hundred
-training tiles (from 24 windows of 3 x 3 tiles, 2 x 2 x 2 in 3D, at random places: the
-cost is bounded whatever the data), each feature divided by its spread over them. A new
-image, slice or volume is read as a grid of tiles spread over it; each tile's distance to
-its nearest training tile (root mean square over features) is averaged over the grid, and
-divided by the profile's unit: the 90th percentile of the distance of a training tile to
-the nearest tile of another window. So 1 is "as far as training regions are from each
-other", and the default threshold (``THRESHOLD``) sits above every held-out sample of the
-four validation tasks (docs/quality.md, benchmarks/ood.py). The nearest tile, not the
-mean of the profile, because real images mix kinds of tile (background and tissue): a
-brain at twice its brightness has tiles like none in training, while its mean features
-can still lie within training's wide spread.
+Both are measured per tile (64 px a side, 32 in 3D, less for small crops or images).
+The profile holds the features of a few hundred training tiles (24 windows of 3 x 3
+tiles, 2 x 2 x 2 in 3D, at random places: the cost is bounded whatever the data), each
+feature divided by its spread over them. A new image, slice or volume is read as a grid
+of tiles spread over it; each tile's distance to its nearest training tile (root mean
+square over features) is averaged over the grid and divided by the profile's unit: the
+90th percentile of the distance of a training tile to the nearest training tile that
+does not overlap it. So 1 is "as far as training regions are from each other", and the
+default threshold (``THRESHOLD``) sits well above every held-out sample of the four
+validation tasks (docs/quality.md, benchmarks/ood.py). The nearest tile, not the mean of
+the profile, because real images mix kinds of tile (background and tissue): a brain at
+twice its brightness has tiles like none in training, while its mean features can still
+lie within training's wide spread.
 
 The pixel size is kept in the profile for the record; it is compared by io/metadata.py's
 ``scale_mismatch`` where the image carries one.
@@ -42,7 +43,7 @@ VERSION = 1
 QUANTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 BANDS = 5  # log-spaced frequency bands from 2 cycles per tile to Nyquist
 # a score above this warns: no held-out sample of the four validation tasks reached it
-# (the highest: 1.24, mr2d), most real shifts exceed it (docs/quality.md)
+# (the highest: 1.32, mr2d), most real shifts exceed it (docs/quality.md)
 THRESHOLD = 2.5
 UNIT_PERCENTILE = 90
 # the smallest spread a feature is measured against: a feature that never varied in
@@ -50,7 +51,12 @@ UNIT_PERCENTILE = 90
 FLOOR = {"intensity": 0.05, "spectrum": 0.1}  # normalized units; log10 power
 TRAINING_VIEWS = 24  # bounded cost: 24 windows of a few tiles each, whatever the data
 WINDOW = {2: 3, 3: 2}  # tiles per axis of a training view (3x3 in 2D, 2x2x2 in 3D)
-GRID = {2: 4, 3: 3}  # tiles per axis of a scored sample (spread over the whole sample)
+GRID = {2: 4, 3: 3}
+TILE = {2: 64, 3: 32}  # px a side at most
+MIN_TILE = 16
+# the least unit: training tiles that overlap (a small image gives windows that overlap)
+# are nearly equal, and a unit near 0 would make every other image look far
+MIN_UNIT = 0.25  # tiles per axis of a scored sample (spread over the whole sample)
 
 
 def tile_features(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,17 +118,28 @@ def _features(sample, boxes, norm: Normalization) -> np.ndarray:
     return np.concatenate([intensity, spectrum], axis=2).reshape(len(boxes), -1)
 
 
-def tile_shape(patch: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(min(p, s) for p, s in zip(patch, spatial))
+def profile_tile(patch: tuple[int, ...], largest: tuple[int, ...]) -> tuple[int, ...]:
+    """The profile's tile: TILE px a side, less where the training crop is smaller, or
+    where a window of WINDOW tiles would not fit in the largest training image (a small
+    image must still give many distinct tiles), but not under MIN_TILE."""
+    dims = len(patch)
+    return tuple(
+        min(TILE[dims], p, max(MIN_TILE, s // WINDOW[dims])) for p, s in zip(patch, largest)
+    )
+
+
+def tile_shape(tile: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The profile's tile, cut to an image smaller than it."""
+    return tuple(min(t, s) for t, s in zip(tile, spatial))
 
 
 def _nearest(query: np.ndarray, reference: np.ndarray, exclude=None):
     """Distance (root mean square over features) of each query row to its nearest
-    reference row, and that row's index; ``exclude`` (query group, reference group)
-    skips pairs from the same group."""
+    reference row, and that row's index; pairs where ``exclude`` (a boolean matrix) is
+    True are skipped."""
     d = np.sqrt(((query[:, None, :] - reference[None]) ** 2).mean(axis=2))
     if exclude is not None:
-        d[exclude[0][:, None] == exclude[1][None]] = np.inf
+        d[exclude] = np.inf
     nearest = d.argmin(axis=1)
     return d[np.arange(len(query)), nearest], nearest
 
@@ -141,24 +158,31 @@ def build_profile(
     rng = np.random.default_rng(seed)
     dims = len(patch)
     sizes = np.array([np.prod(s.shape[1:]) for s in samples], np.float64)
-    features, view_of = [], []
-    for v, i in enumerate(rng.choice(len(samples), size=views, p=sizes / sizes.sum())):
+    largest = tuple(max(s.shape[1 + a] for s in samples) for a in range(dims))
+    profile_tile_ = profile_tile(tuple(patch), largest)
+    features, places = [], []
+    for i in rng.choice(len(samples), size=views, p=sizes / sizes.sum()):
         spatial = tuple(samples[i].shape[1:])
-        tile = tile_shape(patch, spatial)
+        tile = tile_shape(profile_tile_, spatial)
         span = [min(WINDOW[dims] * t, s) for t, s in zip(tile, spatial)]
         corner = [int(rng.integers(0, s - w + 1)) for s, w in zip(spatial, span)]
-        features.append(_features(samples[i], _boxes(spatial, tile, WINDOW[dims], corner), norm))
-        view_of += [v] * len(features[-1])
+        boxes = _boxes(spatial, tile, WINDOW[dims], corner)
+        features.append(_features(samples[i], boxes, norm))
+        places += [(i, *(b.start for b in box)) for box in boxes]
     features = np.concatenate(features)
     channels = samples[0].shape[0]
     floor = np.tile([FLOOR["intensity"]] * len(QUANTILES) + [FLOOR["spectrum"]] * BANDS, channels)
     spread = np.maximum(features.std(axis=0), floor)
     z = (features / spread).round(2)
-    # the unit: how far a training tile lies from the nearest tile of another window
-    view_of = np.array(view_of)
-    own, _ = _nearest(z, z, (view_of, view_of))
-    unit = float(np.percentile(own, UNIT_PERCENTILE))
-    profile: dict = {"version": VERSION, "patch": list(patch), "channels": channels}
+    # the unit: how far a training tile lies from the nearest training tile that does not
+    # overlap it (windows of a small image overlap, and overlapping tiles are alike)
+    places = np.array(places)
+    same = places[:, None, 0] == places[None, :, 0]
+    near = np.abs(places[:, None, 1:] - places[None, :, 1:]) < np.array(profile_tile_)
+    own, _ = _nearest(z, z, same & near.all(axis=2))
+    own = own[np.isfinite(own)]  # none: an image of about one tile
+    unit = max(float(np.percentile(own, UNIT_PERCENTILE)) if own.size else 0.0, MIN_UNIT)
+    profile: dict = {"version": VERSION, "tile": list(profile_tile_), "channels": channels}
     profile.update(quantiles=list(QUANTILES), bands=BANDS, threshold=THRESHOLD)
     profile.update(spread=spread.round(5).tolist(), unit=round(unit, 5))
     profile["tiles"] = z.tolist()
@@ -243,7 +267,7 @@ def score_sample(sample, norm: Normalization, profile: dict) -> tuple[float, str
     """Score of one (C, *spatial) sample (array or LazySample, image units): the mean
     features of up to GRID tiles per axis spread over it."""
     spatial = tuple(sample.shape[1:])
-    tile = tile_shape(tuple(profile["patch"]), spatial)
+    tile = tile_shape(tuple(profile["tile"]), spatial)
     return _score(_features(sample, _boxes(spatial, tile, GRID[len(spatial)]), norm), profile)
 
 
