@@ -54,6 +54,7 @@ def read_zarr(path: Path, lazy: bool = False, level: int | None = None):
     if 0 in node.shape:
         raise ImageFileError(f"{str(path)!r} holds an empty array (shape {tuple(node.shape)}).")
     refuse_unfinished(info, path)
+    _refuse_missing_chunks(node, path)
     if info:  # a plain store of ours: its record says what it is
         axes = info.get("axes", "") if len(info.get("axes", "")) == node.ndim else ""
         scale = {a: float(v) for a, v in (info.get("scale") or {}).items() if a in axes}
@@ -68,3 +69,24 @@ def read_zarr(path: Path, lazy: bool = False, level: int | None = None):
             "available; read it lazily (lazy=True), or predict from the path."
         )
     return np.asarray(node[...]), axes, scale, unit, meta
+
+
+def _refuse_missing_chunks(node, path: Path) -> None:
+    """Chunks never written read as the fill value; where that is NaN, the image would
+    be refused later for its NaN values, which hides the cause: an unfinished copy or
+    write, or a damaged store (zarr does not write a chunk that is all fill value, so an
+    image with whole chunks of NaN looks the same, and is refused all the same)."""
+    fill = getattr(node, "fill_value", None)
+    if not (isinstance(fill, float | np.floating) and np.isnan(fill)):
+        return
+    try:
+        written, total = node.nchunks_initialized, node.nchunks
+    except Exception:  # a store that cannot list its keys (e.g. over HTTP): not checked
+        return
+    if written < total:
+        raise ImageFileError(
+            f"{str(path)!r}: {total - written:,} of its {total:,} chunks hold no data and "
+            "read as NaN (its fill value): the store is unfinished (a copy or a write "
+            "that did not end) or damaged, or those parts of the image are all NaN. "
+            "Write or copy it again."
+        )
