@@ -78,12 +78,12 @@ def test_tiles_shrink_to_the_memory_there_is(trained, held_out_pair, monkeypatch
 
 
 def test_a_compressed_file_is_not_decoded_beyond_the_memory_there_is(tmp_path, monkeypatch):
-    import napari_pix2pix.io.tiff as tiff
+    from napari_pix2pix.engine import memory
 
     path = tmp_path / "bomb.tif"
     tifffile.imwrite(path, np.zeros((8, 512, 512), np.uint16), compression="zlib")
     assert path.stat().st_size < 100_000  # 4 MiB of zeros in a few kilobytes
-    monkeypatch.setattr(tiff, "available_memory", lambda: 3 * 2**20)
+    monkeypatch.setattr(memory, "available_memory", lambda: 3 * 2**20)
     with pytest.raises(p2p.ImageFileError, match="decodes to .* more than the .* available"):
         p2p.read_image(path)
     assert p2p.read_image(path, lazy=True).array.shape == (8, 512, 512)  # read as needed

@@ -100,10 +100,12 @@ def test_prediction_keeps_the_affine_and_replaces_only_its_own(model, tmp_path):
 
 
 def test_nifti_output_too_large_for_memory_suggests_zarr(model, tmp_path, monkeypatch):
-    from napari_pix2pix.io import medical
+    from napari_pix2pix.engine import memory
+    from napari_pix2pix.workflows import prediction
 
     save_volume(tmp_path / "mr.nii", ct_volume(np.float32))  # mapped lazily, not checked
-    monkeypatch.setattr(medical, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
+    monkeypatch.setattr(prediction, "device_memory", lambda device: 2**30)  # tiles fit
     with pytest.raises(p2p.InputError, match="zarr"):
         p2p.predict(model, tmp_path / "mr.nii", out=tmp_path / "ct.nii.gz")
 

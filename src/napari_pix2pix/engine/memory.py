@@ -66,6 +66,16 @@ def available_memory() -> int | None:
         return None
 
 
+def refuse_beyond_memory(nbytes: int, what: str, fix: str, error: type[Exception]) -> None:
+    """Refuse, before it starts, to hold ``nbytes`` at once where they would take more
+    than 80 % of the available memory (a compressed file can decode to far more than its
+    size; swapping would stall the machine for minutes). The message: '<what> 3.2 GiB,
+    more than the 2.9 GiB of memory available; <fix>'."""
+    free = available_memory()
+    if free is not None and nbytes > 0.8 * free:
+        raise error(f"{what} {gib(nbytes)}, more than the {gib(free)} of memory available; {fix}")
+
+
 def device_memory(device: torch.device) -> int | None:
     """Free bytes on ``device`` (free CUDA memory, else the machine's available memory).
     On CUDA the blocks PyTorch's allocator holds cached but unused count as free: they

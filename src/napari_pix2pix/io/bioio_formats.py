@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.memory import gib
+from ..engine.memory import refuse_beyond_memory
 from ..errors import ImageFileError
-from .medical import short_of_memory
 from .physical_sizes import read_sizes
 
 INSTALL = 'pip install "napari-pix2pix[bioio]"'
@@ -66,11 +65,11 @@ def read_bioio(path: Path, lazy: bool = False, series: int | None = None, plugin
     )
     if not lazy:
         nbytes = int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
-        free = short_of_memory(nbytes)
-        if free is not None:
-            raise ImageFileError(
-                f"{str(path)!r} decodes to {gib(nbytes)}, more than the {gib(free)} of memory "
-                "available; read it lazily (lazy=True), or predict from the path."
-            )
+        refuse_beyond_memory(
+            nbytes,
+            f"{str(path)!r} decodes to",
+            "read it lazily (lazy=True), or predict from the path.",
+            ImageFileError,
+        )
         data = np.asarray(data)
     return data, axes, scale, unit, None

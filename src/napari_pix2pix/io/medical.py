@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine.axes import AxesLayout
 from ..engine.inference import ArrayOutput
-from ..engine.memory import available_memory, gib
+from ..engine.memory import refuse_beyond_memory
 from ..errors import ImageFileError
 from .output_paths import AtomicFile, check_output_path
 from .physical_sizes import check_sizes, in_unit, micrometres, read_sizes
@@ -54,12 +54,12 @@ def read_nifti(path: Path, lazy: bool = False):
                 f"only {path.stat().st_size}; copy or save it again."
             )
         decoded = int(np.prod(shape)) * 8 if scaled else nbytes  # scaling gives float64
-        free = short_of_memory(decoded) if not lazy or gz or scaled else None
-        if free is not None:
-            raise ImageFileError(
-                f"{str(path)!r} decodes to {gib(decoded)} ({shape}), more than the "
-                f"{gib(free)} of memory available; save it as an uncompressed .nii, "
-                "which is read lazily."
+        if not lazy or gz or scaled:
+            refuse_beyond_memory(
+                decoded,
+                f"{str(path)!r} ({shape}) decodes to",
+                "save it as an uncompressed .nii, which is read lazily.",
+                ImageFileError,
             )
         data = np.asanyarray(img.dataobj)
     except (
@@ -117,13 +117,6 @@ def read_itk(path: Path, lazy: bool = False):
     spacing = {a: (s, "mm") for a, s in zip("XYZ", meta["spacing"])}
     scale, unit = read_sizes(spacing, path, into=None)
     return np.asarray(array), axes, scale, unit, {"affine": np.asarray(meta["affine"])}
-
-
-def short_of_memory(nbytes: int) -> int | None:
-    """The available memory when ``nbytes`` would not fit in it, else None: a NIfTI
-    volume is read and written whole."""
-    free = available_memory()
-    return free if free is not None and nbytes > 0.8 * free else None
 
 
 def nifti_is_ours(path: Path) -> bool:

@@ -12,11 +12,10 @@ import numpy as np
 
 from ..engine.axes import AxesLayout
 from ..engine.inference import ArrayOutput
-from ..engine.memory import gib
+from ..engine.memory import refuse_beyond_memory
 from ..errors import InputError
 from ..options import user_path
 from .formats import FORMATS, format_of, listed, suffixes
-from .medical import short_of_memory
 from .output_paths import check_output_path
 from .provenance import NOT_A_PREDICTION
 
@@ -57,13 +56,12 @@ def check_output(
         )
     if fmt.in_memory and shape is not None:  # held whole in memory until written
         nbytes = 4 * int(np.prod(shape))
-        free = short_of_memory(nbytes)
-        if free is not None:
-            raise InputError(
-                f"a {fmt.name} output is held in memory until written: {gib(nbytes)} "
-                f"({tuple(shape)} float32), more than the {gib(free)} available; "
-                "predict into a .zarr output (streamed), e.g. out='result.zarr'."
-            )
+        refuse_beyond_memory(
+            nbytes,
+            f"a {fmt.name} output is held in memory until written: {tuple(shape)} float32,",
+            "predict into a .zarr output (streamed), e.g. out='result.zarr'.",
+            InputError,
+        )
 
 
 def open_output(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.axes import AXES_LETTERS
-from ..engine.memory import available_memory, gib
+from ..engine.memory import refuse_beyond_memory
 from ..errors import ImageFileError
 from .metadata import ome_metadata, read_scale
 from .output_paths import AtomicFile, check_output_path
@@ -129,13 +129,12 @@ def _series_index(tif, series: int | None, path: Path) -> int:
 def _check_fits(series, path: Path) -> None:
     """A compressed file can decode to far more than its size: refuse a whole read
     that the machine's memory cannot hold, before it starts."""
-    free = available_memory()
-    if free is not None and series.nbytes > 0.8 * free:
-        raise ImageFileError(
-            f"{str(path)!r} decodes to {gib(series.nbytes)} ({tuple(series.shape)} "
-            f"{series.dtype}), more than the {gib(free)} of memory available: crop it, or "
-            "predict from the path (read lazily, band by band)."
-        )
+    refuse_beyond_memory(
+        series.nbytes,
+        f"{str(path)!r} ({tuple(series.shape)} {series.dtype}) decodes to",
+        "crop it, or predict from the path (read lazily, band by band).",
+        ImageFileError,
+    )
 
 
 def _tifffile_axes(axes: str) -> str:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.memory import gib
+from ..engine.memory import refuse_beyond_memory
 from ..errors import ImageFileError
-from .medical import short_of_memory
 from .ome_zarr import is_ome_group, ome_level
 from .provenance import ZARR_ATTR
 from .zarr_output import refuse_unfinished
@@ -62,12 +61,12 @@ def read_zarr(path: Path, lazy: bool = False, level: int | None = None):
     if lazy:
         return node, axes, scale, unit, meta
     nbytes = int(np.prod(node.shape)) * np.dtype(node.dtype).itemsize
-    free = short_of_memory(nbytes)
-    if free is not None:
-        raise ImageFileError(
-            f"{str(path)!r} holds {gib(nbytes)}, more than the {gib(free)} of memory "
-            "available; read it lazily (lazy=True), or predict from the path."
-        )
+    refuse_beyond_memory(
+        nbytes,
+        f"{str(path)!r} holds",
+        "read it lazily (lazy=True), or predict from the path.",
+        ImageFileError,
+    )
     return np.asarray(node[...]), axes, scale, unit, meta
 
 
