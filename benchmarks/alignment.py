@@ -299,15 +299,15 @@ def held_out(name: str, out: Path) -> tuple[np.ndarray, np.ndarray, dict]:
             device="cpu",
             **NETWORK[task.spatial_dims],
         )
-        model.history["benchmark_minutes"] = (time.perf_counter() - began) / 60
+        model.history.extra["benchmark_minutes"] = (time.perf_counter() - began) / 60
         model.save(model_path, overwrite=True)
     if not pred_path.exists():
         pred = p2p.predict(model, task.test_source, axes=task.axes, device="cpu")
         pred = np.asarray(pred, np.float32).reshape(task.test_target.shape)
         np.save(pred_path, pred)
     run = {
-        "minutes": model.history.get("benchmark_minutes"),
-        "validation_shift": model.history.get("validation_shift"),
+        "minutes": model.history.extra.get("benchmark_minutes"),
+        "validation_shift": model.history.validation_shift,
     }
     return np.load(pred_path), target, run
 

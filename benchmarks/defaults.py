@@ -101,7 +101,8 @@ def run(task: task_data.Task, variant: str, steps: int, seed: int, network: str)
     for which, m in models.items():
         pred = p2p.predict(m, task.test_source, axes=task.axes, device="cpu")
         out[which] = scores(pred, task.test_target)
-        out[which]["step"] = m.history[{"accurate": "most_accurate", "kept": "best"}[which]]["step"]
+        record = m.history.most_accurate if which == "accurate" else m.history.best
+        out[which]["step"] = record.step
     return out
 
 

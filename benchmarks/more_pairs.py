@@ -66,8 +66,8 @@ def run(k: int, steps: int, phase, dapi, out: Path) -> dict:
     result = {
         "pairs": k,
         "pixels": k * ROWS * COLS,
-        "steps": model.history["steps_done"],
-        "best_step": (model.history.get("best") or {}).get("step"),
+        "steps": model.history.steps_done,
+        "best_step": model.history.best.step if model.history.best else None,
         "seconds": seconds,
         **scores(pred, target, Normalization.of(model.config, "target")),
     }

@@ -185,16 +185,16 @@ def run_variant(
         "name": name,
         "description": description,
         "group": group,
-        "steps": model.history["steps_done"],
-        "recipe": model.history.get("recipe"),
-        "best": model.history.get("best"),
+        "steps": model.history.steps_done,
+        "recipe": model.history.recipe,
+        "best": model.history.to_dict().get("best"),
         "seconds": seconds,
         "cpu_seconds": cpu,
         "warnings": warnings,
         **scores(pred, target, Normalization.of(model.config, "target")),
         "std_ratio": float(pred.std() / target.std()),
         "spread_error_r": pearson_r(spread, np.abs(pred - target)),
-        "val_history": model.history.get("validation", []),
+        "val_history": model.history.to_dict()["validation"],
     }
     done.write_text(json.dumps(result, indent=1))
     return result

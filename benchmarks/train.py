@@ -58,7 +58,7 @@ def data_wait_share(steps: int, device: str, workers: int) -> tuple[float, float
         ):
             if isinstance(event, p2p.StepEvent):
                 stamps.append(time.perf_counter())
-                recipe = event.model.history.get("recipe") or {}
+                recipe = event.model.history.recipe or {}
     finally:
         Prefetcher.batch, PairedPatchSampler.batch_at, training.crop_workers = originals
     n = len(stamps) - 11

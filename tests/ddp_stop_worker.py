@@ -42,8 +42,8 @@ for name, options in runs.items():
         b"".join(v.numpy().tobytes() for v in model.generator.state_dict().values())
     ).hexdigest()
     report[name] = {
-        "steps": model.history["steps_done"],
-        "stopped": model.history.get("stopped"),
+        "steps": model.history.steps_done,
+        "stopped": model.history.stopped,
         "weights": weights,
         "width": model.config.base_channels,
     }

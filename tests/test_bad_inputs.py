@@ -652,7 +652,7 @@ def test_small_training_image_is_padded_and_said(pair):
     events = list(p2p.train_iter(source[:20, :24], target[:20, :24], **FAST))
     warnings = [e.message for e in events if not isinstance(e, StepEvent) and hasattr(e, "message")]
     assert any("smaller than patch_size" in m and "reflect-padded" in m for m in warnings)
-    assert events[-1].model.history["steps_done"] == 2
+    assert events[-1].model.history.steps_done == 2
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_cli_train_predict_info_keep_scale(pair, tmp_path, capsys):
         )
         == 0
     )
-    assert p2p.load_model(model).history["steps_done"] == 3
+    assert p2p.load_model(model).history.steps_done == 3
     out = tmp_path / "pred.ome.tif"
     assert (
         main(

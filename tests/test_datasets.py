@@ -46,10 +46,10 @@ def test_folders_pair_by_name_and_train(pairs, tmp_path, tiny):
     (src / ".img03.tif").write_bytes(b"not an image")
     (tgt / "notes.txt").write_text("not an image")
     model = p2p.train(src, tgt, axes="YX", steps=2, seed=0, val_fraction=0.34, **tiny)
-    assert model.history["train_pairs"] == ["img00.tif | img00.ome.tif", "img01.tif | img01.tiff"]
-    assert model.history["val_pairs"] == ["img02.tif"]
-    assert model.history["split"].startswith("last 1 of 3 pairs held out")
-    assert len(model.history["validation"]) >= 1
+    assert model.history.train_pairs == ["img00.tif | img00.ome.tif", "img01.tif | img01.tiff"]
+    assert model.history.val_pairs == ["img02.tif"]
+    assert model.history.split.startswith("last 1 of 3 pairs held out")
+    assert len(model.history.validation) >= 1
 
 
 def test_unmatched_files_are_named_on_both_sides(pairs, tmp_path):
@@ -92,7 +92,7 @@ def test_training_memory_does_not_grow_with_the_dataset(tmp_path, tiny, monkeypa
     finally:
         tracemalloc.stop()
     print(f"\npeak traced memory {peak / 2**20:.1f} MiB for {decoded / 2**20:.0f} MiB of images")
-    assert model.history["steps_done"] == 4
+    assert model.history.steps_done == 4
     # a fixed cap (the normalization's bounded sample, one file's reads, the crops),
     # less than half of the images: the old eager reading needed all of them at once
     assert peak < min(16 * 2**20, decoded / 2)
@@ -133,15 +133,15 @@ def test_normalization_reads_a_bounded_sample_of_a_lazy_image():
 def test_validation_pairs_given_or_held_out_whole(pairs, tmp_path, tiny):
     (s0, t0), (s1, t1), (s2, t2) = pairs
     model = p2p.train([s0, s1], [t0, t1], val_source=s2, val_target=t2, steps=2, seed=0, **tiny)
-    assert model.history["train_pairs"] == ["array 0", "array 1"]
-    assert model.history["val_pairs"] == ["array"]
-    assert model.history["split"].startswith("validation pairs given")
-    assert len(model.history["validation"]) >= 1
+    assert model.history.train_pairs == ["array 0", "array 1"]
+    assert model.history.val_pairs == ["array"]
+    assert model.history.split.startswith("validation pairs given")
+    assert len(model.history.validation) >= 1
     # without: whole pairs held out, the last ones
     sources, targets = [s0, s1, s2, s0.T], [t0, t1, t2, t0.T]
     model = p2p.train(sources, targets, steps=2, seed=0, val_fraction=0.25, **tiny)
-    assert model.history["val_pairs"] == ["array 3"]
-    assert model.history["train_pairs"] == ["array 0", "array 1", "array 2"]
+    assert model.history.val_pairs == ["array 3"]
+    assert model.history.train_pairs == ["array 0", "array 1", "array 2"]
     with pytest.raises(p2p.InputError, match="both val_source and val_target"):
         p2p.train(s0, t0, val_source=s2, **FAST, **tiny)
 
@@ -248,8 +248,8 @@ def test_cli_trains_from_two_folders(pairs, tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     model = p2p.load_model(out)
-    assert model.history["train_pairs"] == ["img00.tif", "img01.tif"]
-    assert model.history["val_pairs"] == ["img00.tif"]
+    assert model.history.train_pairs == ["img00.tif", "img01.tif"]
+    assert model.history.val_pairs == ["img00.tif"]
 
 
 def test_errors_about_a_folders_pairs_name_the_file(pairs, tmp_path, tiny):
@@ -281,7 +281,7 @@ def test_zarr_stores_in_folders_pair_up_and_train(pairs, tmp_path, tiny):
         )
         store[:] = image
     model = p2p.train(source_dir, target_dir, axes="YX", **FAST, **tiny)
-    assert model.history["train_pairs"] == ["img00.zarr | img00.tif", "img01.zarr | img01.tif"]
+    assert model.history.train_pairs == ["img00.zarr | img00.tif", "img01.zarr | img01.tif"]
     assert p2p.predict(model, source_dir / "img00.zarr").shape == (96, 96)
 
 

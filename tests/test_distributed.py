@@ -57,7 +57,7 @@ def test_torchrun_ranks_agree_on_when_to_stop(tmp_path):
         ], name
     assert r0["patience"]["stopped"] and r0["patience"]["steps"] < 400
     assert r0["cli"] == r1["cli"] == 0  # one model file, saved by rank 0 alone
-    assert p2p.load_model(tmp_path / "cli.safetensors").history["steps_done"] == 3
+    assert p2p.load_model(tmp_path / "cli.safetensors").history.steps_done == 3
     assert r0["budget"]["steps"] < 100000
 
 

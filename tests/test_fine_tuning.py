@@ -49,24 +49,24 @@ def test_fine_tuning_starts_from_the_model_file(original, new_pair):
     old = dict(model.generator.named_parameters())
     for name, p in tuned.generator.named_parameters():
         torch.testing.assert_close(p.detach(), old[name].detach(), rtol=0, atol=1e-7)
-    assert tuned.history["init_model"] == {"source": str(path), "steps_done": 20}
-    assert tuned.history["steps_done"] == 1
+    assert tuned.history.init_model == {"source": str(path), "steps_done": 20}
+    assert tuned.history.steps_done == 1
 
 
 def test_fine_tuning_trains_and_takes_an_in_memory_model(original, new_pair):
     model, _ = original
     tuned = p2p.train(*new_pair, init_model=model, steps=3, batch_size=2, device="cpu", seed=0)
-    assert tuned.history["steps_done"] == 3
-    assert tuned.history["init_model"]["steps_done"] == 20
+    assert tuned.history.steps_done == 3
+    assert tuned.history.init_model["steps_done"] == 20
     assert tuned.config.disc_layers == model.config.disc_layers  # the recipe, unless given
     moved = any(
         not torch.equal(p, q)
         for p, q in zip(tuned.generator.parameters(), model.generator.parameters())
     )
     assert moved  # and it did train
-    assert model.history["steps_done"] == 20  # the original is untouched
+    assert model.history.steps_done == 20  # the original is untouched
     again = p2p.train(*new_pair, init_model=tuned, **FROZEN)  # a chain is recorded
-    assert again.history["init_model"]["init_model"]["steps_done"] == 20
+    assert again.history.init_model["init_model"]["steps_done"] == 20
 
 
 def test_fine_tuning_refuses_conflicts(original, new_pair, tmp_path):
@@ -99,7 +99,7 @@ def test_cli_train_with_init_model(original, new_pair, tmp_path, capsys):
     args += ["--init-model", str(path), "--steps", "2", "--batch-size", "2", "--device", "cpu"]
     assert main(args) == 0, capsys.readouterr().err
     tuned = p2p.load_model(out)
-    assert tuned.history["init_model"] == {"source": str(path), "steps_done": 20}
+    assert tuned.history.init_model == {"source": str(path), "steps_done": 20}
     assert tuned.config.base_channels == 8
     assert main(args[:5] + ["--init-model", str(path), "--depth", "6", "--overwrite"]) == 2
     assert "init_model fixes the architecture" in capsys.readouterr().err

@@ -164,7 +164,7 @@ def test_train_accepts_or_explains(
         )
     )
     if isinstance(result, p2p.Pix2PixModel):
-        assert result.history["steps_done"] == steps
+        assert result.history.steps_done == steps
 
 
 @pytest.fixture(scope="module")

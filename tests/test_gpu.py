@@ -34,12 +34,12 @@ def test_train_and_predict_on_cuda(pair, amp):
             )
             assert conv.is_contiguous(memory_format=torch.channels_last) == (amp != "off")
         model = event.model
-    assert model.history["steps_done"] == 6
+    assert model.history.steps_done == 6
     # the weights moved after step 1: not every fp16 step was skipped by the loss scaler
     now = model.generator.state_dict()
     assert any(not torch.equal(now[k], after_first[k]) for k in now if now[k].is_floating_point())
-    assert model.history["device"].startswith("cuda")
-    assert np.isfinite(model.history["losses"]["g_l1"]).all()
+    assert model.history.device.startswith("cuda")
+    assert np.isfinite(model.history.losses["g_l1"]).all()
     exact = p2p.predict(model, source, device="cuda", amp="off")
     mixed = p2p.predict(model, source, device="cuda", amp="bf16" if amp == "off" else amp)
     assert exact.shape == source.shape and np.isfinite(mixed).all()
@@ -86,7 +86,7 @@ def test_checkpoint_and_resume_on_cuda(pair, tmp_path, amp):
     events.close()
     at_3 = load_checkpoint(tmp_path / "run").trainer["generator"]
     resumed = p2p.train(source, target, steps=6, resume=tmp_path / "run", **options)
-    assert resumed.history["steps_done"] == 6
+    assert resumed.history.steps_done == 6
     a, b = straight.generator.state_dict(), resumed.generator.state_dict()
     keys = [k for k in a if a[k].is_floating_point()]
     # cuDNN's kernels are not bit-reproducible: close, not equal. Close means far below

@@ -18,6 +18,7 @@ from tiny_options import FAST
 
 import napari_pix2pix as p2p
 from napari_pix2pix.cli import main
+from napari_pix2pix.engine.run_history import RunHistory
 from napari_pix2pix.errors import OutputError
 from napari_pix2pix.io.model_file import Pix2PixModel, save_or_rescue
 
@@ -146,7 +147,7 @@ def test_zarr_on_a_full_disk_keeps_what_was_finished_and_resumes(model, noise_st
 
 def big_model(model: Pix2PixModel) -> Pix2PixModel:
     """An untrained model of the same kind with 4x the channels: a 6 MB file."""
-    return Pix2PixModel(model.config.replace(base_channels=32), history={"steps_done": 0})
+    return Pix2PixModel(model.config.replace(base_channels=32), history=RunHistory())
 
 
 def test_model_save_on_a_full_disk_keeps_the_previous_file(model, small_disk):
@@ -185,9 +186,9 @@ def test_a_run_folder_that_fills_up_does_not_end_the_run(pair, small_disk, tmp_p
     options = {**FAST, "steps": 6, "val_fraction": 0.25, "val_every": 3, "checkpoint_every": 3}
     with pytest.warns(UserWarning, match="could not be written .*no space left.* training goes on"):
         model = p2p.train(source, target, checkpoint_dir=disk / "run", **options)
-    assert model.history["steps_done"] == 6
+    assert model.history.steps_done == 6
     path = model.save(tmp_path / "m.safetensors")
-    assert p2p.load_model(path).history["steps_done"] == 6
+    assert p2p.load_model(path).history.steps_done == 6
 
 
 def test_cli_train_onto_a_full_disk_rescues_the_model(
@@ -212,7 +213,7 @@ def test_cli_train_onto_a_full_disk_rescues_the_model(
     rescued = list((tmp_path / "home" / "napari-pix2pix" / "rescued").glob("*.safetensors"))
     assert len(rescued) == 1
     assert str(rescued[0]) in captured.err and str(rescued[0]) in captured.out
-    assert p2p.load_model(rescued[0]).history["steps_done"] == 2
+    assert p2p.load_model(rescued[0]).history.steps_done == 2
     assert list(disk.iterdir()) == []
     assert snapshot(data) == before
 

@@ -27,7 +27,7 @@ def test_pixel_size_is_recorded_shown_and_checked(pair, tmp_path):
     s = _tiff(tmp_path / "s.tif", source, 0.65)
     t = _tiff(tmp_path / "t.tif", target, 0.65)
     model = p2p.train(s, t, **FAST)
-    assert model.history["pixel_size"] == [{"Y": 0.65, "X": 0.65, "unit": "µm"}]
+    assert model.history.pixel_size == [{"Y": 0.65, "X": 0.65, "unit": "µm"}]
     saved = p2p.load_model(model.save(tmp_path / "m.safetensors"))
     assert "Pixel size trained at: 0.65 x 0.65 µm (Y x X)" in saved.card()
 
@@ -46,7 +46,7 @@ def test_images_without_a_physical_size_record_none(pair, tmp_path, unit):
     s = tmp_path / "s.tif"
     write_image(s, source, "YX", {"Y": 2.0, "X": 2.0} if unit else None, unit)
     model = p2p.train(s, target, **FAST)
-    assert model.history["pixel_size"] == []
+    assert model.history.pixel_size == []
     assert "Pixel size" not in "\n".join(model.card())
 
 
@@ -56,7 +56,7 @@ def test_a_bad_recorded_pixel_size_is_ignored_not_divided_by(pair, tmp_path, bad
     ZeroDivisionError; in memory and in a saved file the bad size now says nothing."""
     source, target = pair
     model = p2p.train(source, target, **FAST)
-    model.history["pixel_size"] = [{"Y": bad, "X": bad, "unit": "µm"}]
+    model.history.pixel_size = [{"Y": bad, "X": bad, "unit": "µm"}]
     image = _tiff(tmp_path / "s.tif", source, 0.65)
     said = _warnings(lambda: p2p.predict(model, image, tile_size=32))
     assert not any("pixel size" in w for w in said)

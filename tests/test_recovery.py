@@ -96,8 +96,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(pair, tiny, tmp
     )
     assert resumed.returncode == 0, resumed.stderr
     model = p2p.load_model(tmp_path / "resumed.safetensors")
-    assert model.history["steps_done"] == steps
-    assert model.history["losses"]["step"][0] == 1 and model.history["losses"]["step"][-1] == steps
+    assert model.history.steps_done == steps
+    assert model.history.losses["step"][0] == 1 and model.history.losses["step"][-1] == steps
 
     full = p2p.train(source, target, steps=steps, seed=0, val_fraction=0, **tiny)
     w_full, w_resumed = full.generator.state_dict(), model.generator.state_dict()
@@ -133,7 +133,7 @@ def test_sigterm_saves_the_model_trained_so_far(pair, tmp_path):
     err = child.communicate(timeout=120)[1]
     assert child.returncode == 130, err
     assert "was saved to" in err
-    assert p2p.load_model(out).history["steps_done"] > 0
+    assert p2p.load_model(out).history.steps_done > 0
 
 
 class MemoryLimited(torch.nn.Module):

@@ -85,7 +85,7 @@ def test_flags_override_the_file_and_the_run_folder_holds_the_resolved_config(
     args = [source, target, "--config", str(config), "--steps", "3"]
     assert main(["train", *args, "-o", str(first), "--checkpoint-dir", str(tmp_path / "a")]) == 0
     model = p2p.load_model(first)
-    assert model.history["steps_done"] == 3 and model.config.depth == 4
+    assert model.history.steps_done == 3 and model.config.depth == 4
     resolved = tmp_path / "a" / CONFIG_NAME
     train = read_run_config(resolved, "train")
     assert train["steps"] == 3 and train["depth"] == 4 and train["patch_size"] == (32, 32)
@@ -107,7 +107,7 @@ def test_the_resolved_config_holds_what_the_recipe_chose(tmp_path, pair):
     small = dict(steps=2, batch_size=2, val_fraction=0.0, device="cpu", disc_layers=2)
     model = p2p.train(source[:64, :64], target[:64, :64], checkpoint_dir=run, **small)
     train = read_run_config(run / CONFIG_NAME, "train")
-    assert model.history["recipe"]["preset"] == "auto"
+    assert model.history.recipe["preset"] == "auto"
     for key in ("depth", "base_channels", "disc_channels", "patch_size"):
         assert train[key] == getattr(model.config, key), key
     assert train["patch_size"] == (64, 64)  # fitted to the 64 px image, not the default 128

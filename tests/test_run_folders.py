@@ -109,7 +109,7 @@ def test_a_run_owns_its_folder_and_a_kill_loses_seconds_of_its_log(files):
     assert float(rows[-1]["seconds"]) >= FLUSH_SECONDS - 0.5, rows[-1]
     # the lock went with the killed process: the folder is free again (a run that left
     # no checkpoint starts again in it), and a run that ends removes its lock file
-    assert p2p.train(source, target, checkpoint_dir=run, **FAST).history["steps_done"] == 2
+    assert p2p.train(source, target, checkpoint_dir=run, **FAST).history.steps_done == 2
     assert not (run / LOCK_NAME).exists()
 
 
@@ -124,7 +124,7 @@ def test_two_runs_in_one_process_take_turns(pair, tmp_path):
     # a run refused before its first step gives the folder up too
     with pytest.raises(p2p.InputError, match="target normalization"):
         p2p.train(source, target * 3.0, resume=run, **FAST)
-    assert p2p.train(source, target, resume=run, **FAST).history["steps_done"] == 4
+    assert p2p.train(source, target, resume=run, **FAST).history.steps_done == 4
 
 
 def test_sigterm_leaves_a_checkpoint_that_resume_continues(files):
@@ -136,13 +136,13 @@ def test_sigterm_leaves_a_checkpoint_that_resume_continues(files):
     assert cli.end(signal.SIGTERM) == 130, "".join(cli.err)
     kept = load_checkpoint(run)  # none was due before step 10000
     assert kept.step >= 3
-    assert p2p.load_model(out).history["steps_done"] == kept.step
+    assert p2p.load_model(out).history.steps_done == kept.step
     assert logged(run)[-1]["step"] == str(kept.step)  # the log as far as the checkpoint
     source, target = read_pair(files)
     resumed = p2p.train(source, target, resume=run, time_budget=1.0)  # a few more steps
-    done = resumed.history["steps_done"]
+    done = resumed.history.steps_done
     assert done > kept.step
-    logged_steps = resumed.history["losses"]["step"]  # every 100th step, then ~every 0.5 s
+    logged_steps = resumed.history.losses["step"]  # every 100th step, then ~every 0.5 s
     assert kept.step in logged_steps and logged_steps[-1] == done  # none lost or twice
     assert logged_steps == sorted(set(logged_steps))
 
@@ -170,12 +170,12 @@ def test_ctrl_c_mid_step_leaves_the_checkpoint_of_the_last_whole_step(pair, tmp_
         p2p.train(source, target, checkpoint_dir=run, progress=progress, **options)
     kept = load_checkpoint(run)
     # the step under way when the signal came is finished, then the run stops
-    assert kept.step == kept.history["steps_done"] in (seen[-1], seen[-1] + 1)
+    assert kept.step == kept.history.steps_done in (seen[-1], seen[-1] + 1)
     resumed = p2p.train(source, target, resume=run, time_budget=1.0)
-    done = resumed.history["steps_done"]
+    done = resumed.history.steps_done
     assert done > kept.step
     # every 100th step, then about every 0.5 s (a time budget), none lost or twice
-    logged_steps = resumed.history["losses"]["step"]
+    logged_steps = resumed.history.losses["step"]
     assert kept.step in logged_steps and logged_steps[-1] == done
     assert logged_steps == sorted(set(logged_steps)) and logged_steps[-2] > kept.step
 
@@ -197,10 +197,10 @@ def test_resume_goes_on_only_on_the_data_it_was_trained_on(pair, tmp_path):
     )
     said = [e.message for e in events if isinstance(e, p2p.WarningEvent)]
     assert any("other images than the run's, as asked" in m for m in said), said
-    assert events[-1].model.history["steps_done"] > 2
+    assert events[-1].model.history.steps_done > 2
     # the run now records the images it went on with: those again need no flag
     resumed = p2p.train(source, brighter, resume=run, time_budget=1.0)
-    assert resumed.history["steps_done"] > events[-1].model.history["steps_done"]
+    assert resumed.history.steps_done > events[-1].model.history.steps_done
 
 
 def test_a_script_hears_what_a_resumed_run_does_not_use(pair, tmp_path):
@@ -212,7 +212,7 @@ def test_a_script_hears_what_a_resumed_run_does_not_use(pair, tmp_path):
     with pytest.warns(UserWarning, match=r"steps=3 \(the run's: 4.*lr=0\.5") as said:
         model = p2p.train(source, target, resume=run, steps=3, lr=0.5)
     assert len(said) == 1
-    assert model.history["steps_done"] == 4 and model.config.lr != 0.5
+    assert model.history.steps_done == 4 and model.config.lr != 0.5
 
 
 def test_cuda_random_states_come_back_in_device_order(pair, tmp_path):

@@ -356,7 +356,7 @@ def cmd_train(args, options: dict) -> int:
         if model is not None and launch_rank() == 0:  # under torchrun: one file, rank 0's
             path, note = save_or_rescue(model, args.output, args.overwrite)
             print(
-                f"interrupted: the model trained so far ({model.history.get('steps_done')} "
+                f"interrupted: the model trained so far ({model.history.steps_done} "
                 f"steps) was saved to {path}. {note}".rstrip(),
                 file=sys.stderr,
             )
@@ -369,8 +369,8 @@ def cmd_train(args, options: dict) -> int:
     if note:
         print(f"napari-pix2pix: {note}", file=sys.stderr)
     print(f"model saved to {path}")
-    metrics = model.history.get("final_metrics")
-    if isinstance(metrics, dict) and metrics:
+    metrics = model.history.final_metrics
+    if metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0 if not note else 3
 

@@ -159,7 +159,7 @@ def run_demo(out_dir: Path, steps: int = 400, device: str = "auto", seed: int = 
         "train_seconds": train_seconds,
         "steps_per_second": steps / train_seconds,
         "predict_seconds": predict_seconds,
-        "validation": model.history.get("final_metrics", {}),
+        "validation": model.history.final_metrics,
     }
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=1))
     print("\nheld-out stack (6 unseen fields, target units)")

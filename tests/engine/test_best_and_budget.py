@@ -14,6 +14,7 @@ from napari_pix2pix.cli_options import given_options
 from napari_pix2pix.engine.best_model import TOLERANCE, BestKeeper
 from napari_pix2pix.engine.metrics import image_metrics
 from napari_pix2pix.engine.normalization import Normalization
+from napari_pix2pix.engine.run_history import RunHistory
 from napari_pix2pix.engine.schedule import lr_factor
 
 
@@ -33,20 +34,20 @@ def test_the_most_accurate_model_is_returned_and_recorded(pair, tiny, tmp_path):
     options = dict(tiny, steps=12, val_every=2, val_fraction=0.25, seed=1, lr=0.02)
     best = p2p.train(*pair, checkpoint_dir=tmp_path / "run", keep="accurate", **options)
     last = p2p.train(*pair, keep="last", **options)
-    validations = best.history["validation"]
-    maes = [v["mae"] for v in validations]
-    record = best.history["most_accurate"]
-    assert record["metric"] == "mae" and record["value"] == min(maes)
-    assert record["step"] == validations[int(np.argmin(maes))]["step"]
-    assert best.history["kept"] == "accurate" and last.history["kept"] == "last"
+    validations = best.history.validation
+    maes = [v.metrics["mae"] for v in validations]
+    record = best.history.most_accurate
+    assert record.metric == "mae" and record.value == min(maes)
+    assert record.step == validations[int(np.argmin(maes))].step
+    assert best.history.kept == "accurate" and last.history.kept == "last"
     # the returned model is the one that scored best, not the last step's
-    assert held_out_mae(best, pair, 0.25) == pytest.approx(record["value"], rel=1e-4)
-    assert record["step"] != 12, "pick a run whose best validation is not its last"
+    assert held_out_mae(best, pair, 0.25) == pytest.approx(record.value, rel=1e-4)
+    assert record.step != 12, "pick a run whose best validation is not its last"
     assert held_out_mae(last, pair, 0.25) == pytest.approx(maes[-1], rel=1e-4)
     # beside the checkpoint: the kept model as a model file that says where it came from
-    kept = best.history["best"]
+    kept = best.history.best
     saved = p2p.load_model(tmp_path / "run" / "best.safetensors")
-    assert saved.history["best"]["step"] == kept["step"]
+    assert saved.history.best.step == kept.step
     assert "most accurate validation (mae), step" in "\n".join(best.card())
 
 
@@ -55,17 +56,17 @@ def test_the_kept_model_is_the_sharpest_of_the_accurate_ones(pair, tiny, tmp_pat
     the lowest spectral distance within the tolerance of the most accurate of them."""
     options = dict(tiny, steps=12, val_every=2, val_fraction=0.25, seed=1, lr=0.02)
     model = p2p.train(*pair, gan_warmup=0.1, checkpoint_dir=tmp_path / "run", **options)
-    full = [v for v in model.history["validation"] if v["step"] >= 0.2 * 12]
-    anchor = min(v["mae"] for v in full)
-    within = [v for v in full if v["mae"] <= anchor * (1 + TOLERANCE["mae"])]
-    record = model.history["best"]
-    assert record["step"] in [v["step"] for v in within]
+    full = [v for v in model.history.validation if v.step >= 0.2 * 12]
+    anchor = min(v.metrics["mae"] for v in full)
+    within = [v for v in full if v.metrics["mae"] <= anchor * (1 + TOLERANCE["mae"])]
+    record = model.history.best
+    assert record.step in [v.step for v in within]
     # chosen as the run goes: no later validation in the band is sharper
-    later = [v["spectral"] for v in within if v["step"] > record["step"]]
-    assert all(record["metrics"]["spectral"] <= s for s in later)
+    later = [v.metrics["spectral"] for v in within if v.step > record.step]
+    assert all(record.metrics["spectral"] <= s for s in later)
     assert len(within) > 1, "pick a run with a choice to make"
-    assert model.history["kept"] == "best"
-    assert held_out_mae(model, pair, 0.25) == pytest.approx(record["value"], rel=1e-4)
+    assert model.history.kept == "best"
+    assert held_out_mae(model, pair, 0.25) == pytest.approx(record.value, rel=1e-4)
     saved = p2p.load_model(tmp_path / "run" / "best.safetensors")
     for key, value in saved.generator.state_dict().items():
         assert torch.equal(value, model.generator.state_dict()[key]), key
@@ -74,7 +75,7 @@ def test_the_kept_model_is_the_sharpest_of_the_accurate_ones(pair, tiny, tmp_pat
 def test_the_selection_rule_step_by_step():
     """Scores given by hand to the keeper, as validations of a run would give them."""
     net = torch.nn.Linear(1, 1)
-    history: dict = {}
+    history = RunHistory()
     keeper = BestKeeper("mae", None, history)
 
     def validate(step, mae, spectral, competes=True):
@@ -89,22 +90,22 @@ def test_the_selection_rule_step_by_step():
     assert validate(5, 93.0, 0.2)  # within 5 % of 90 and sharper
     assert not validate(6, 120.0, 0.1)  # sharper but far less accurate
     assert not validate(7, 40.0, 0.1, competes=False)  # too early to be kept now
-    assert history["best"]["step"] == 5 and history["most_accurate"]["step"] == 7
+    assert history.best.step == 5 and history.most_accurate.step == 7
     assert keeper.keep_best(net) == "best" and net.weight.item() == 5
     assert keeper.keep_best(net, "accurate") == "accurate" and net.weight.item() == 7
-    plain = BestKeeper("mae", None, {}, sharp=False)  # L1 only: the best score is kept
+    plain = BestKeeper("mae", None, RunHistory(), sharp=False)  # L1 only: the best score is kept
     for step, mae in enumerate((5.0, 3.0, 4.0)):
         plain.update(step, {"mae": mae, "spectral": 1.0 - step}, net)
-    assert plain.best["step"] == 1
+    assert plain.best.step == 1
 
 
 def test_the_best_by_another_score(pair, tiny):
     model = p2p.train(
         *pair, **dict(tiny, steps=6, val_every=2, val_fraction=0.25, seed=0, val_metric="pearson_r")
     )
-    rs = [v["pearson_r"] for v in model.history["validation"]]
-    assert model.history["best"]["metric"] == "pearson_r"
-    assert model.history["most_accurate"]["value"] == max(rs)
+    rs = [v.metrics["pearson_r"] for v in model.history.validation]
+    assert model.history.best.metric == "pearson_r"
+    assert model.history.most_accurate.value == max(rs)
 
 
 def test_early_stopping(pair, tiny):
@@ -113,10 +114,10 @@ def test_early_stopping(pair, tiny):
         **dict(tiny, steps=200, val_every=1, val_fraction=0.25, seed=0, lr=0.02, patience=2),
     )
     history = model.history
-    assert "no better mae in 2 validations" in history["stopped"]
-    assert history["steps_done"] < 200
-    last_best = history["most_accurate"]["step"]
-    assert history["steps_done"] == last_best + 2  # two validations without a better one
+    assert "no better mae in 2 validations" in history.stopped
+    assert history.steps_done < 200
+    last_best = history.most_accurate.step
+    assert history.steps_done == last_best + 2  # two validations without a better one
 
 
 def test_a_time_budget_is_honoured(pair):
@@ -129,19 +130,19 @@ def test_a_time_budget_is_honoured(pair):
     )
     wall = time.perf_counter() - began
     model = events[-1].model
-    spent = model.history["train_seconds"]
+    spent = model.history.train_seconds
     validations = [e for e in events if isinstance(e, p2p.ValidationEvent)]
     assert spent <= budget * 1.1 + 0.5, spent
     assert spent >= budget * 0.5, f"stopped early at {spent:.1f} s of {budget} s"
     assert wall < budget + 15  # data preparation and network building only besides
     # on a schedule through the budget (a tenth of it apart), not only at the end
     assert len(validations) >= 2 and validations[0].step < validations[-1].step
-    assert validations[-1].step == model.history["steps_done"]
+    assert validations[-1].step == model.history.steps_done
     # the schedule follows the budget: the learning rate decays to near 0 by the end
     steps = [e for e in events if isinstance(e, p2p.StepEvent)]
     assert steps[0].lr == pytest.approx(2e-4)
     assert steps[-1].lr < 0.35 * steps[0].lr
-    assert model.config.steps >= model.history["steps_done"]
+    assert model.config.steps >= model.history.steps_done
 
 
 def test_schedule_by_progress():
@@ -195,8 +196,8 @@ def test_a_resumed_run_keeps_its_time_budget(pair, tmp_path):
     began = time.perf_counter()
     model = p2p.train(*pair, resume=run)  # the budget is not given again
     assert time.perf_counter() - began < budget + 15  # it ends, on its own budget
-    assert model.history["time_budget"] == budget
-    assert budget * 0.5 <= model.history["train_seconds"] <= budget * 1.1 + 0.5
+    assert model.history.time_budget == budget
+    assert budget * 0.5 <= model.history.train_seconds <= budget * 1.1 + 0.5
 
 
 def test_a_budgeted_checkpoint_without_its_budget_asks_for_it(pair, tmp_path, monkeypatch):
@@ -214,7 +215,7 @@ def test_a_budgeted_checkpoint_without_its_budget_asks_for_it(pair, tmp_path, mo
 
     def without_budget(location):
         ckpt = load(location)
-        ckpt.history.pop("time_budget")
+        ckpt.history.time_budget = None
         return ckpt
 
     monkeypatch.setattr("napari_pix2pix.workflows.run_setup.load_checkpoint", without_budget)

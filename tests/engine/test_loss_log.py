@@ -11,12 +11,13 @@ from napari_pix2pix.config import Pix2PixConfig
 from napari_pix2pix.engine import loss_log
 from napari_pix2pix.engine.loss_log import LossLog
 from napari_pix2pix.engine.networks import build_generator
+from napari_pix2pix.engine.run_history import RunHistory
 from napari_pix2pix.engine.trainer import Trainer
 from napari_pix2pix.errors import TrainingError
 
 
 def test_entries_are_the_means_of_the_steps_since_the_last_one():
-    history = {"losses": {}}
+    history = RunHistory()
     log = LossLog(history, steps=10_000, timed=False)  # an entry every 10 steps
     values = np.random.default_rng(0).random((25, 2))
     written = []
@@ -25,15 +26,15 @@ def test_entries_are_the_means_of_the_steps_since_the_last_one():
         if log.due(step) and log.write(step):
             written.append(step)
     assert log.write(25) and not log.write(25)  # the run's end: the rest, then nothing
-    assert written == [1, 10, 20] and history["losses"]["step"] == [1, 10, 20, 25]
+    assert written == [1, 10, 20] and history.losses["step"] == [1, 10, 20, 25]
     windows = [values[0:1], values[1:10], values[10:20], values[20:25]]
     expected = [w[:, 0].astype(np.float32).mean() for w in windows]
-    np.testing.assert_allclose(history["losses"]["g_l1"], expected, rtol=1e-6)
+    np.testing.assert_allclose(history.losses["g_l1"], expected, rtol=1e-6)
     assert log.latest["g_gan"] == pytest.approx(values[20:25, 1].mean(), rel=1e-6)
 
 
 def test_a_time_budget_logs_by_the_clock(monkeypatch):
-    log = LossLog({"losses": {}}, steps=10**9, timed=True)
+    log = LossLog(RunHistory(), steps=10**9, timed=True)
     log.add({"g_l1": torch.tensor(1.0)})
     assert log.due(1) and log.write(1)
     assert not log.due(2)  # just written
@@ -42,12 +43,12 @@ def test_a_time_budget_logs_by_the_clock(monkeypatch):
 
 
 def test_a_nan_loss_stops_the_run_after_it_is_logged():
-    history = {"losses": {}}
+    history = RunHistory()
     log = LossLog(history, steps=100, timed=False)
     log.add({"g_l1": torch.tensor(0.5), "d_real": torch.tensor(float("nan"))})
     with pytest.raises(TrainingError, match="diverged by step 3: the d_real loss.*lr="):
         log.write(3)
-    assert history["losses"]["step"] == [3]  # in the record the user reads
+    assert history.losses["step"] == [3]  # in the record the user reads
     log.add({"g_l1": torch.tensor(float("inf"))})
     assert log.write(4, check=False)  # a run stopped by the user: logged, not raised
 
@@ -74,9 +75,9 @@ def test_events_between_entries_show_the_latest_entry(pair, monkeypatch):
         if isinstance(e, p2p.StepEvent)
     ]
     model = events[-1].model
-    entries = model.history["losses"]["step"]
+    entries = model.history.losses["step"]
     assert [e.step for e in events if e.logged] == entries == [1, *range(3, 31, 3)]
     for event in events:  # between entries: the last entry's means, as floats
         last = max(s for s in entries if s <= event.step)
         i = entries.index(last)
-        assert event.losses["g_l1"] == model.history["losses"]["g_l1"][i]
+        assert event.losses["g_l1"] == model.history.losses["g_l1"][i]

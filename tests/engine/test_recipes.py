@@ -30,7 +30,7 @@ def test_auto_sizes_crops_and_depth_for_the_images(narrow):
     model = p2p.train(*narrow, **FAST)
     c = model.config
     assert (c.patch_size, c.depth, c.base_channels) == ((64, 64), 4, 32)
-    recipe = model.history["recipe"]
+    recipe = model.history.recipe
     assert recipe["preset"] == "auto" and "smallest image is 96 px" in recipe["why"]
 
 
@@ -50,7 +50,7 @@ def test_options_given_win_and_the_depth_follows_the_patch(narrow):
 
 def test_a_time_budget_sizes_the_network(narrow):
     model = p2p.train(*narrow, device="cpu", val_fraction=0, time_budget=2)
-    recipe = model.history["recipe"]
+    recipe = model.history.recipe
     assert "ms/step" in recipe["why"]
     assert model.config.base_channels in (16, 32)
 

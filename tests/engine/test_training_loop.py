@@ -1,5 +1,7 @@
 """Training learns, is repeatable, reports progress and stops/resumes cleanly."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -30,16 +32,16 @@ def test_training_beats_untrained_model_and_identity(trained, held_out_pair):
 
 def test_history_records_losses_and_validation(trained):
     h = trained.history
-    assert h["steps_done"] == 300
-    assert len(h["losses"]["step"]) == 300 and h["losses"]["step"][-1] == 300
-    assert {"g_l1", "g_gan", "d_real", "d_fake"} <= set(h["losses"])
-    assert [v["step"] for v in h["validation"]] == [100, 200, 300]
+    assert h.steps_done == 300
+    assert len(h.losses["step"]) == 300 and h.losses["step"][-1] == 300
+    assert {"g_l1", "g_gan", "d_real", "d_fake"} <= set(h.losses)
+    assert [v.step for v in h.validation] == [100, 200, 300]
     # the L1 loss falls during training
-    l1 = h["losses"]["g_l1"]
+    l1 = h.losses["g_l1"]
     assert np.mean(l1[-50:]) < 0.6 * np.mean(l1[:20])
-    assert set(h["final_metrics"]) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral"}
-    assert h["final_metrics"]["pearson_r"] > 0.5
-    assert h["final_metrics"]["std_ratio"] > 0.5  # not collapsed to a flat image
+    assert set(h.final_metrics) == {"mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral"}
+    assert h.final_metrics["pearson_r"] > 0.5
+    assert h.final_metrics["std_ratio"] > 0.5  # not collapsed to a flat image
 
 
 def test_collapse_is_reported(pair, tiny):
@@ -52,7 +54,7 @@ def test_collapse_is_reported(pair, tiny):
     assert len(warnings) == 2 and "nearly flat" in warnings[0].message  # once, during it
     assert "train longer" in warnings[0].message
     assert "is weak" in warnings[1].message and warnings[1].step == 60  # and at the end
-    ratios = [v["std_ratio"] for v in events[-1].model.history["validation"]]
+    ratios = [v.metrics["std_ratio"] for v in events[-1].model.history.validation]
     assert ratios[-1] < 0.25
 
 
@@ -98,7 +100,7 @@ def test_lr_is_constant_then_decays_linearly(pair, tiny):
 def test_gan_modes_train(pair, gan_mode, tiny):
     source, target = pair
     model = p2p.train(source, target, steps=4, gan_mode=gan_mode, val_fraction=0, seed=0, **tiny)
-    losses = model.history["losses"]
+    losses = model.history.losses
     assert np.isfinite(losses["g_l1"]).all()
     assert ("d_real" in losses) == (gan_mode != "none")
 
@@ -112,7 +114,7 @@ def test_stop_early_then_resume_continues_step_count(pair, tmp_path, tiny):
         if event.step == 4:
             break
     events.close()  # the consumer stops iterating
-    assert event.model.history["steps_done"] == 4
+    assert event.model.history.steps_done == 4
     assert not event.model.generator.training
     assert (tmp_path / "checkpoint.safetensors").is_file()
 
@@ -135,9 +137,9 @@ def test_several_pairs_and_stack_as_slices(pair, tiny):
     stack_s = np.stack([source, source[::-1]])
     stack_t = np.stack([target, target[::-1]])
     model = p2p.train(stack_s, stack_t, axes="ZYX", steps=3, seed=0, val_fraction=0.5, **tiny)
-    assert model.history["split"].startswith("last 1 of 2")  # whole slices held out
+    assert model.history.split.startswith("last 1 of 2")  # whole slices held out
     model = p2p.train(stack_s, stack_t, axes="ZYX", steps=3, seed=0, val_fraction=0.1, **tiny)
-    assert model.history["split"].startswith("right 10%")  # too few slices: a region
+    assert model.history.split.startswith("right 10%")  # too few slices: a region
     model = p2p.train([source, source.T], [target, target.T], axes="YX", steps=3, seed=0, **tiny)
     assert model.config.source_axes == "YX"
 
@@ -152,7 +154,7 @@ def test_config_is_stored_in_the_model(trained):
 def test_bf16_autocast_on_cpu(pair, tiny):
     source, target = pair
     model = p2p.train(source, target, steps=3, amp="bf16", val_fraction=0, seed=0, **tiny)
-    assert np.isfinite(model.history["losses"]["g_l1"]).all()
+    assert np.isfinite(model.history.losses["g_l1"]).all()
     fp32 = p2p.predict(model, source, device="cpu")
     bf16 = p2p.predict(model, source, device="cpu", amp="bf16")
     span = model.config.target_high[0] - model.config.target_low[0]
@@ -230,7 +232,7 @@ def test_misaligned_validation_pairs_are_reported(pair, tiny, displaced):
     said = [
         e.message for e in events if isinstance(e, p2p.WarningEvent) and "weak" not in e.message
     ]
-    record = events[-1].model.history["validation_shift"]
+    record = events[-1].model.history.validation_shift
     if displaced:
         assert len(said) == 1 and "displaced from their targets" in said[0], said
         assert abs(record["shift"][1] + displaced) < 1.5 and abs(record["shift"][0]) < 1.5
@@ -252,7 +254,7 @@ def test_a_validation_part_too_small_for_its_metric_is_refused(pair, tiny):
     model = p2p.train(
         source, target, val_source=source[:8, :8], val_target=target[:8, :8], steps=2, **tiny
     )
-    assert model.history["best"] is not None  # another metric still keeps a model
+    assert model.history.best is not None  # another metric still keeps a model
 
 
 def test_a_val_fraction_that_leaves_a_sliver_to_train_on_is_named(pair, tiny):
@@ -273,8 +275,9 @@ def test_a_weak_kept_model_is_named_with_advice(pair, tiny):
 def test_a_working_model_is_not_called_weak(trained):
     from napari_pix2pix.engine.loop import WEAK_R, WEAK_STD_RATIO, _weak_message
 
-    kept = trained.history["best"]["metrics"]
+    kept = trained.history.best.metrics
     assert kept["pearson_r"] > WEAK_R and kept["std_ratio"] > WEAK_STD_RATIO
     assert _weak_message(trained.config, trained.history, 300) is None
-    flat = {**trained.history, "best": {"step": 200, "metrics": {**kept, "std_ratio": 0.5}}}
+    best = replace(trained.history.best, step=200, metrics={**kept, "std_ratio": 0.5})
+    flat = replace(trained.history, best=best)
     assert "(step 200 of 300) is weak" in _weak_message(trained.config, flat, 300)

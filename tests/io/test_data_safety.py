@@ -191,7 +191,7 @@ def test_a_checkpoint_folder_must_be_a_folder_of_its_run(world, pair, tiny):
     (world / "run" / ".checkpoint.safetensors.0123abcd.tmp").write_bytes(b"half a checkpoint")
     (world / "run" / "notes.tmp").write_text("the user's")
     resumed = p2p.train(source, target, steps=4, resume=world / "run", val_fraction=0, **tiny)
-    assert resumed.history["steps_done"] == 4  # its own run continues into the same folder
+    assert resumed.history.steps_done == 4  # its own run continues into the same folder
     assert sorted(p.name for p in (world / "run").glob("*tmp")) == ["notes.tmp"]
 
 
@@ -212,9 +212,7 @@ def test_a_run_never_writes_over_another_runs_files(world, pair, tiny, trained):
     p2p.train(source, target, steps=2, checkpoint_dir=killed, val_fraction=0, **tiny)
     for name in ("checkpoint.safetensors", "best.safetensors"):
         (killed / name).unlink(missing_ok=True)
-    assert (
-        p2p.train(source, target, steps=2, checkpoint_dir=killed, **tiny).history["steps_done"] == 2
-    )
+    assert p2p.train(source, target, steps=2, checkpoint_dir=killed, **tiny).history.steps_done == 2
 
 
 def test_a_trained_model_is_never_lost(world, trained, monkeypatch, capsys, pair):

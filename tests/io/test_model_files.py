@@ -21,7 +21,7 @@ def test_save_load_gives_bit_identical_predictions(trained, held_out_pair, tmp_p
     path = trained.save(tmp_path / name)
     loaded = p2p.load_model(path)
     assert loaded.config == trained.config
-    assert loaded.history["steps_done"] == trained.history["steps_done"]
+    assert loaded.history.steps_done == trained.history.steps_done
     image = held_out_pair[0]
     np.testing.assert_array_equal(
         p2p.predict(loaded, image, device="cpu"), p2p.predict(trained, image, device="cpu")
@@ -108,11 +108,11 @@ def test_a_checkpoint_or_run_folder_opens_as_a_model(tiny, tmp_path):
     expected = p2p.predict(trained, source, device="cpu")
     for path in (run, run / "checkpoint.safetensors"):
         model = p2p.load_model(path)
-        assert model.history["steps_done"] == 3 and model.history["kept"] == "last"
+        assert model.history.steps_done == 3 and model.history.kept == "last"
         np.testing.assert_array_equal(p2p.predict(model, source, device="cpu"), expected)
-    trained.history["steps_done"] = 99
+    trained.history.steps_done = 99
     trained.save(run / "model.safetensors")  # a run folder's own model comes first
-    assert p2p.load_model(run).history["steps_done"] == 99
+    assert p2p.load_model(run).history.steps_done == 99
     with pytest.raises(p2p.ModelFileError, match="nor a run folder"):
         p2p.load_model(tmp_path)
 
@@ -151,7 +151,8 @@ def test_a_malformed_history_is_ignored_not_fatal(trained, pair, tmp_path):
     (folder / "config.json").write_text(json.dumps(doc))
     with pytest.warns(UserWarning, match="malformed entries .*best.*pixel_size"):
         model = p2p.load_model(folder)
-    assert "steps_done" not in model.history and "losses" in model.history
+    assert model.history.steps_done == 0 and model.history.losses == trained.history.losses
+    assert model.history.best is None and model.history.pixel_size == []
     assert model.card()[2].startswith("Trained: 0 steps")
     image = write_image(tmp_path / "x.tif", pair[0][:64, :64], "YX", {"Y": 0.5, "X": 0.5}, "µm")
     assert p2p.predict(model, image, tile_size=32).shape == (64, 64)

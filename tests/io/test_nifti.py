@@ -115,7 +115,7 @@ def test_train_on_volumes(tiny, tmp_path):
     save_volume(tmp_path / "mr.nii.gz", source)
     save_volume(tmp_path / "ct.nii.gz", -2 * source)
     model = p2p.train(tmp_path / "mr.nii.gz", tmp_path / "ct.nii.gz", steps=2, seed=0, **tiny)
-    assert model.config.source_axes == "ZYX" and model.history["steps_done"] == 2
+    assert model.config.source_axes == "ZYX" and model.history.steps_done == 2
 
 
 def test_cli_trains_and_predicts_volumes(tmp_path, capsys):

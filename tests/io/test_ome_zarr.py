@@ -113,7 +113,7 @@ def test_ngff_04_and_05_inputs_predict_and_train_with_their_sizes(model, stack, 
     ngff_04(tmp_path / "phase" / "a.ome.zarr", stack, "zyx", [500.0, 250.0, 250.0])
     p2p.predict(model, old, out=tmp_path / "dapi" / "a.ome.zarr", device="cpu")
     trained = p2p.train(tmp_path / "phase", tmp_path / "dapi", steps=2, seed=0, **TINY)
-    assert trained.history["pixel_size"] == [{"Z": 500.0, "Y": 250.0, "X": 250.0, "unit": "nm"}]
+    assert trained.history.pixel_size == [{"Z": 500.0, "Y": 250.0, "X": 250.0, "unit": "nm"}]
 
 
 def test_samples_in_another_order_land_where_ngff_puts_them(model, tmp_path):

@@ -112,7 +112,7 @@ def test_a_pixel_size_the_model_was_not_trained_at_is_said(viewer, qtbot, tmp_pa
 def test_warnings_of_the_training_set_up_are_said(train_widget, qtbot, tmp_path):
     source, target = make_pair((64, 64), seed=0)
     model = p2p.train(source, target, axes="YX", **FAST)
-    model.history["losses"] = "not a dict"  # read in the worker: a warning, not an error
+    model.history.losses = "not a dict"  # read in the worker: a warning, not an error
     model.save(tmp_path / "start.safetensors")
     w = train_widget
     set_fields(w, steps=2, val_fraction=0.0)

@@ -144,12 +144,12 @@ def test_the_model_card_is_readable(viewer, trained, tmp_path):
     p = PredictWidget(viewer)
     p.load(trained.save(tmp_path / "m.safetensors"))
     card = p.chooser.info.value
-    c, best = trained.config, trained.history["best"]
+    c, best = trained.config, trained.history.best
     assert "1 -> 1 channel(s), YX -> YX, 2D" in card
     assert f"U-Net depth {c.depth}, {c.base_channels} channels, {c.patch_size[0]} px crops" in card
-    assert "Trained: 300 steps" in card and f"step {best['step']}" in card
-    assert f"MAE {best['metrics']['mae']:.4g} (target units)" in card
-    assert f"PSNR {best['metrics']['psnr']:.1f} dB" in card
+    assert "Trained: 300 steps" in card and f"step {best.step}" in card
+    assert f"MAE {best.metrics['mae']:.4g} (target units)" in card
+    assert f"PSNR {best.metrics['psnr']:.1f} dB" in card
     assert "{" not in card and "'" not in card  # no raw dicts
 
 

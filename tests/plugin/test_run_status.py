@@ -58,7 +58,7 @@ def test_a_time_budget_run_ends_at_100_percent(train_widget, qtbot, tmp_path):
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
-    done = w.model.history["steps_done"]
+    done = w.model.history.steps_done
     assert w.controls.status.text().startswith(f"Finished {done} steps")
     bar = w.controls.progress_bar
     # the expected total was an estimate while the budget ran; the bar ends full

@@ -67,10 +67,10 @@ def test_two_layer_pairs_and_a_validation_pair(pairs_widget, qtbot, tmp_path):
     qtbot.wait(1500)  # longer than the planner's pause: a plan asked for now would show
     assert w.planner.label.value.startswith("Recipe: auto recipe: depth 4")  # not "timing"
     history = w.model.history
-    assert history["steps_done"] == 3
-    assert history["train_pairs"] == ["array 0", "array 1"]
-    assert history["val_pairs"] == ["array"]
-    assert history["split"].startswith("validation pairs given")
+    assert history.steps_done == 3
+    assert history.train_pairs == ["array 0", "array 1"]
+    assert history.val_pairs == ["array"]
+    assert history.split.startswith("validation pairs given")
 
 
 def test_removing_a_row_updates_the_counts(pairs_widget):
@@ -139,8 +139,8 @@ def test_folders_of_pairs(pairs_widget, qtbot, tmp_path):
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
-    assert w.model.history["steps_done"] == 2
-    assert w.model.history["train_pairs"] == ["one.tif", "two.tif"]
+    assert w.model.history.steps_done == 2
+    assert w.model.history.train_pairs == ["one.tif", "two.tif"]
 
 
 def test_best_step_is_marked_and_saved(pairs_widget, qtbot, tmp_path):
@@ -150,12 +150,12 @@ def test_best_step_is_marked_and_saved(pairs_widget, qtbot, tmp_path):
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
-    best = w.model.history["best"]
-    assert w.model.history["kept"] == "best"
-    assert w.plot.val_steps and w.plot.best_step == best["step"]
-    assert f"best of step {best['step']}" in w.controls.status.text()
+    best = w.model.history.best
+    assert w.model.history.kept == "best"
+    assert w.plot.val_steps and w.plot.best_step == best.step
+    assert f"best of step {best.step}" in w.controls.status.text()
     saved = p2p.load_model(w.save_model(tmp_path / "mine.safetensors"))
-    assert saved.history["best"]["step"] == best["step"]
+    assert saved.history.best.step == best.step
     assert (tmp_path / "run" / "best.safetensors").is_file()
 
 
@@ -193,7 +193,7 @@ def test_start_from_model_is_passed_to_train_iter(pairs_widget, qtbot, tmp_path)
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
     assert "Error" not in w.controls.status.text()
-    assert w.model.history["steps_done"] == 2
+    assert w.model.history.steps_done == 2
 
 
 def test_a_pair_shifted_by_5_px_is_warned_about(viewer):
@@ -238,7 +238,7 @@ def test_the_layers_pixel_size_goes_into_the_model(viewer, qtbot, tmp_path):
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
-    assert w.model.history["pixel_size"] == [{"Y": 0.5, "X": 0.5, "unit": "µm"}]
+    assert w.model.history.pixel_size == [{"Y": 0.5, "X": 0.5, "unit": "µm"}]
     assert "0.5 x 0.5 µm (Y x X)" in "\n".join(p2p.load_model(w.saved).card())
 
 

@@ -49,7 +49,7 @@ def test_train_in_the_gui_then_predict_with_scale(train_widget, viewer, qtbot, t
     assert "pix2pix preview" in viewer.layers
     assert (tmp_path / "run" / "model.safetensors").is_file()  # auto-saved
     saved = w.save_model(tmp_path / "mine.safetensors")
-    assert p2p.load_model(saved).history["steps_done"] == 150
+    assert p2p.load_model(saved).history.steps_done == 150
 
     # Predict widget: a stack with non-unit scale and translate
     stack = np.stack([viewer.layers["phase contrast (source)"].data] * 3)
@@ -103,14 +103,14 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     w.controls["Stop"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
     stop_seconds = time.perf_counter() - t0
-    done = w.model.history["steps_done"]
+    done = w.model.history.steps_done
     assert done < 60
     status = w.controls.status.text()
     assert status.startswith(f"Stopped after step {done}.") and "auto-saved" in status
     assert bar.text() == f"{done:,}/60 steps"  # no time left once stopped
     # it stopped within a step (one may be in flight, and the stop writes a last entry)
     assert w.plot.point_count() - n0 <= 3
-    assert w.plot.steps[-1] == w.model.history["losses"]["step"][-1] == done  # drawn too
+    assert w.plot.steps[-1] == w.model.history.losses["step"][-1] == done  # drawn too
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     print(f"\nStop took {stop_seconds * 1000:.0f} ms; stopped at step {done}")
     # the form's values are the run's own: resuming names no option as unused
@@ -118,7 +118,7 @@ def test_stop_is_prompt_and_resume_continues(train_widget, qtbot, tmp_path):
     assert ignored_on_resume(ckpt, split_options(w.options(), Pix2PixConfig, TrainingRun)[0]) == ""
     w.controls["Resume"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
-    assert w.model.history["steps_done"] == 60
+    assert w.model.history.steps_done == 60
     assert w.plot.steps[-1] == 60 and w.plot.steps[n0 + (done - n0)] == done + 1
 
 
@@ -189,7 +189,7 @@ def test_closing_the_viewer_stops_training_cleanly(train_widget, viewer, qtbot, 
     assert 5 <= step < 2000  # stopped after the step in flight, with a checkpoint of it
     # and a model, saved by the worker although the window is gone
     model = p2p.load_model(tmp_path / "run" / "model.safetensors")
-    assert model.history["steps_done"] == step
+    assert model.history.steps_done == step
 
 
 def test_the_widget_opened_before_the_layers_never_pairs_a_layer_with_itself(viewer):
@@ -240,7 +240,7 @@ def test_renamed_layers_train_and_predict(train_widget, viewer, qtbot, tmp_path)
     w.form["checkpoint_dir"].value = str(tmp_path / "run")
     w.controls["Start"].click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
-    assert w.model is not None and w.model.history["steps_done"] == 4
+    assert w.model is not None and w.model.history.steps_done == 4
     model_path = w.save_model(tmp_path / "m.safetensors")
 
     p = PredictWidget(viewer)
@@ -269,7 +269,7 @@ def test_use_in_predict_opens_the_model_just_trained(train_widget, viewer, qtbot
     w.controls["Use in Predict"].click()
     # the Predict widget that is open now
     _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Predict")
-    assert predict.model is not None and predict.model.history["steps_done"] == 6
+    assert predict.model is not None and predict.model.history.steps_done == 6
     assert predict.chooser.path.value == str(w.saved)
     assert predict.image.value.name == "phase contrast (source)"
     predict.controls["Predict"].click()

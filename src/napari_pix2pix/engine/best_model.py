@@ -10,7 +10,7 @@ on the shared DAPI field came at the end of the adversarial ramp and was blurrie
 L1 alone, spectral distance 0.37 against 0.25). So with a cGAN the kept model is the
 *sharpest* validation (lowest spectral distance to the target) among those at the
 adversarial term's full weight whose score is within TOLERANCE of the most accurate of
-them. Both are recorded: ``history["best"]`` is the kept one, ``history["most_accurate"]``
+them. Both are recorded: ``history.best`` is the kept one, ``history.most_accurate``
 the one with the best score over all validations (``keep="accurate"`` returns it)."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .run_history import RunHistory, ValidationRecord
 
 METRICS = {"mae": -1, "pearson_r": 1, "ssim": 1, "psnr": 1}  # +1: higher is better
 # How far a sharper validation may trail the most accurate one and still be kept:
@@ -32,19 +34,19 @@ class BestKeeper:
     accurate score after which the run should stop (None: never). ``sharp``: choose the
     kept model by sharpness within TOLERANCE (with a cGAN), else by the score alone."""
 
-    def __init__(self, metric: str, patience: int | None, history: dict, sharp: bool = True):
+    def __init__(self, metric: str, patience: int | None, history: RunHistory, sharp: bool = True):
         self.metric, self.sign, self.patience = metric, METRICS[metric], patience
         self.history, self.sharp = history, sharp
-        self.weights: dict[str, torch.Tensor] | None = None  # of history["best"]
+        self.weights: dict[str, torch.Tensor] | None = None  # of history.best
         self.accurate_weights: dict[str, torch.Tensor] | None = None
         self.anchor: float | None = None  # the best score among competing validations
         self.kept_competes = False
         self.stale = 0
 
     @property
-    def best(self) -> dict | None:
-        """{'step', 'metric', 'value', 'metrics'} of the kept validation so far."""
-        return self.history.get("best")
+    def best(self) -> ValidationRecord | None:
+        """The kept validation so far."""
+        return self.history.best
 
     def update(
         self, step: int, metrics: dict, generator: torch.nn.Module, competes: bool = True
@@ -56,24 +58,19 @@ class BestKeeper:
         if not math.isfinite(value):
             self.stale += 1
             return False
-        record = {
-            "step": step,
-            "metric": self.metric,
-            "value": float(value),
-            "metrics": dict(metrics),
-        }
-        accurate = self.history.get("most_accurate")
-        if accurate is None or self._better(value, accurate["value"]):
+        record = ValidationRecord(step, self.metric, float(value), dict(metrics))
+        accurate = self.history.most_accurate
+        if accurate is None or self._better(value, accurate.value):
             self.stale = 0
-            self.history["most_accurate"] = record
+            self.history.most_accurate = record
             self.accurate_weights = _copy(generator)
         else:
             self.stale += 1
         if not self._keeps(value, metrics, competes):
             return False
-        self.history["best"], self.kept_competes = record, competes
+        self.history.best, self.kept_competes = record, competes
         self.weights = (
-            self.accurate_weights if self.history["most_accurate"] is record else _copy(generator)
+            self.accurate_weights if self.history.most_accurate is record else _copy(generator)
         )
         return True
 
@@ -85,17 +82,17 @@ class BestKeeper:
         if kept is None:
             return True
         if not self.sharp:
-            return self._better(value, kept["value"])
+            return self._better(value, kept.value)
         if not competes:  # kept only while nothing at full weight has been validated
-            return not self.kept_competes and self._better(value, kept["value"])
-        if not self.kept_competes or not self._within(kept["value"]):
+            return not self.kept_competes and self._better(value, kept.value)
+        if not self.kept_competes or not self._within(kept.value):
             return self._within(value)
         if not self._within(value):
             return False
-        mine, theirs = metrics.get("spectral", math.nan), kept["metrics"].get("spectral", math.nan)
+        mine, theirs = metrics.get("spectral", math.nan), kept.metrics.get("spectral", math.nan)
         if math.isfinite(mine) and math.isfinite(theirs):
             return mine < theirs
-        return self._better(value, kept["value"])
+        return self._better(value, kept.value)
 
     def _better(self, value: float, than: float) -> bool:
         return self.sign * (value - than) > 0
@@ -107,21 +104,21 @@ class BestKeeper:
             tolerance *= abs(self.anchor)
         return self.sign * (self.anchor - value) <= tolerance
 
-    def restore(self, best: dict | None, weights: dict | None) -> None:
+    def restore(self, best: ValidationRecord | None, weights: dict | None) -> None:
         """Continue a resumed run's record (its kept weights, when they were saved). The
         most accurate validation's weights are not saved in the run folder: when it is
         another validation than the kept one, keep="accurate" can return only one
         validated after the resume (or the kept one)."""
-        if best is None or weights is None or best.get("metric") != self.metric:
+        if best is None or weights is None or best.metric != self.metric:
             return
-        self.history["best"], self.weights, self.kept_competes = best, weights, True
-        self.anchor = best["value"]
-        accurate = self.history.get("most_accurate") or best
-        self.history["most_accurate"] = accurate
-        if accurate.get("step") == best["step"]:
+        self.history.best, self.weights, self.kept_competes = best, weights, True
+        self.anchor = best.value
+        accurate = self.history.most_accurate or best
+        self.history.most_accurate = accurate
+        if accurate.step == best.step:
             self.accurate_weights = weights
-        elif accurate.get("metric") == self.metric:
-            self.anchor = accurate["value"]
+        elif accurate.metric == self.metric:
+            self.anchor = accurate.value
 
     @property
     def exhausted(self) -> bool:

@@ -21,6 +21,7 @@ from .metrics import SSIM_MIN_SIDE, image_metrics, spectral_distance_nd
 from .networks import invalid_weights
 from .normalization import Normalization
 from .prefetch import Prefetcher
+from .run_history import RunHistory, Validation
 from .sampling import PairedPatchSampler
 from .schedule import Budget, adversarial_weight
 from .split import Split
@@ -106,7 +107,7 @@ def train_loop(
             )
         if late or last:  # by then the predictions have the target's structure
             shift, uncertainty = validation_shift(*validator.last)
-            history["validation_shift"] = {
+            history.validation_shift = {
                 "step": step,
                 "shift": list(shift),
                 "uncertainty": uncertainty,
@@ -129,8 +130,8 @@ def train_loop(
             )
             log.add(trainer.step(src, tgt, step, budget.progress(step)))
             budget.stepped()
-            history["steps_done"] = step
-            history["train_seconds"] = budget.elapsed()
+            history.steps_done = step
+            history.train_seconds = budget.elapsed()
             validated = budget.validation_due(step) or step == budget.steps
             every = checkpoint_every or budget.val_every
             kept = validated or bool(every and step % every == 0)  # validated or saved
@@ -152,9 +153,7 @@ def train_loop(
             if validated and rank == 0 and split.val:
                 yield from validate(step)
                 if keeper.exhausted:  # every rank stops at the next tick
-                    history["stopped"] = (
-                        f"no better {keeper.metric} in {keeper.patience} validations"
-                    )
+                    history.stopped = f"no better {keeper.metric} in {keeper.patience} validations"
                     stop = True
             if (
                 not stop
@@ -172,7 +171,7 @@ def train_loop(
         log.write(step)  # stopped between two entries (time, patience): none lost
         save(step)
         finished = True
-        history["kept"] = (keep != "last" and keeper.keep_best(model.generator, keep)) or "last"
+        history.kept = (keep != "last" and keeper.keep_best(model.generator, keep)) or "last"
         distributed.sync_weights(model.generator)  # rank 0's kept weights, on every rank
         model.generator.eval()
         weak = _weak_message(config, history, step)
@@ -181,12 +180,12 @@ def train_loop(
         yield FinishedEvent(step=step, total=step, model=model)
     except GeneratorExit:
         # The consumer stopped early: keep what was trained, resumable from a checkpoint.
-        if not finished and step > start and history["steps_done"] == step:
+        if not finished and step > start and history.steps_done == step:
             log.write(step, check=False)
             if not invalid_weights(model.generator.state_dict()):
                 write(step)
             if keep != "last":
-                history["kept"] = keeper.keep_best(model.generator, keep) or "last"
+                history.kept = keeper.keep_best(model.generator, keep) or "last"
         raise
     finally:
         model.generator.eval()
@@ -230,8 +229,8 @@ class _Validator:
             / max(float(np.mean([t.std() for t in targets])), 1e-12)
         )
         self.last = (preds, targets)  # for the alignment check (alignment.py)
-        self.history["validation"].append({"step": step, **metrics})
-        self.history["final_metrics"] = metrics
+        self.history.validation.append(Validation(step, dict(metrics)))
+        self.history.final_metrics = metrics
         return ValidationEvent(
             step=step,
             total=total,
@@ -286,16 +285,16 @@ def _collapse_message(config, step: int, ratio: float) -> str:
     )
 
 
-def _weak_message(config, history: dict, steps: int) -> str | None:
+def _weak_message(config, history: RunHistory, steps: int) -> str | None:
     """What to tell the user when the model the run ends with is flat or poorly
     correlated on its validation (None when it is not, or was not validated)."""
-    kept = history.get("kept")
+    kept = history.kept
     if kept in ("best", "accurate"):
-        record = history.get("best" if kept == "best" else "most_accurate") or {}
-        step, metrics = record.get("step"), record.get("metrics", {})
+        record = history.kept_record()
+        step, metrics = (record.step, record.metrics) if record else (None, {})
     else:
-        last = history["validation"][-1] if history.get("validation") else {}
-        step, metrics = last.get("step"), last
+        last = history.validation[-1] if history.validation else None
+        step, metrics = (last.step, last.metrics) if last else (None, {})
     if step != steps and kept == "last":
         return None  # the last weights were not the ones validated
     ratio, r = metrics.get("std_ratio", np.nan), metrics.get("pearson_r", np.nan)

@@ -1,4 +1,4 @@
-"""The run's loss log (``history["losses"]``): each step's losses stay on the device
+"""The run's loss log (``history.losses``): each step's losses stay on the device
 until an entry is due, then one read gives the mean of every loss since the previous
 entry. Reading them at every step (five ``.item()`` calls, one of them between the D and
 G updates) would make the CPU wait for a GPU at every step, instead of queueing the next
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from .run_history import RunHistory
 
 ENTRIES = 1000  # a run of N steps logs at least every N // ENTRIES steps
 LOG_SECONDS = 0.5  # and at least this often (a killed run loses seconds of its log)
@@ -22,8 +23,8 @@ class LossLog:
     """Losses of the steps since the last entry, and ``latest``: the last entry's means
     (what a StepEvent shows between entries)."""
 
-    def __init__(self, history: dict, steps: int, timed: bool) -> None:
-        self.losses = history["losses"]
+    def __init__(self, history: RunHistory, steps: int, timed: bool) -> None:
+        self.losses = history.losses
         self.every = None if timed else max(1, steps // ENTRIES)
         self.window: dict[str, list[torch.Tensor]] = {}
         self.latest: dict[str, float] = {}

@@ -32,7 +32,7 @@ from .._version import __version__
 from ..engine.normalization import Normalization
 from ..errors import InputError
 from .bioimageio_readme import environment as environment_text
-from .bioimageio_readme import finite_metrics, readme, steps_done
+from .bioimageio_readme import finite_metrics, readme
 from .bioimageio_samples import test_input_of, write_cover
 from .model_zip import MODEL_ATTACHMENT, is_exported
 from .onnx_export import OPSET, architecture_kwargs, exported_network, write_onnx
@@ -394,8 +394,8 @@ def _build_description(
                     "config": c.to_dict(),
                     "version": __version__,
                     "model_file": MODEL_ATTACHMENT,
-                    "steps_trained": steps_done(model.history),
-                    "final_metrics": finite_metrics(model.history.get("final_metrics", {})),
+                    "steps_trained": model.history.steps_done,
+                    "final_metrics": finite_metrics(model.history.final_metrics),
                 },
             ),
         )

@@ -12,20 +12,9 @@ from .._version import __version__
 from ..engine.normalization import Normalization
 
 
-def finite_metrics(mapping) -> dict:
-    """The finite numbers of a metrics dict (a history from elsewhere may hold anything)."""
-    if not isinstance(mapping, dict):
-        return {}
-    return {
-        str(k): float(v)
-        for k, v in mapping.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    }
-
-
-def steps_done(history) -> int:
-    value = history.get("steps_done", 0) if isinstance(history, dict) else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def finite_metrics(metrics: dict[str, float]) -> dict:
+    """The finite numbers of a metrics dict (a score can be NaN: SSIM on a small image)."""
+    return {str(k): float(v) for k, v in metrics.items() if math.isfinite(v)}
 
 
 def readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
@@ -41,7 +30,7 @@ def readme(model, name: str, description: str, shape: tuple[int, ...]) -> str:
         f"| output {i} | {lo:.6g} | {hi:.6g} | {g:.6g} | {o:.6g} |"
         for i, (lo, hi, g, o) in enumerate(zip(c.target_low, c.target_high, post_g, post_o))
     )
-    metrics = finite_metrics(model.history.get("final_metrics", {}))
+    metrics = finite_metrics(model.history.final_metrics)
     validation = (
         "Metrics on the held-out validation patches at the end of training "
         "(target units):\n\n" + "\n".join(f"- {k}: {v:.4g}" for k, v in metrics.items())
@@ -80,7 +69,7 @@ post-processing):
 
 `napari_pix2pix.engine.networks.UNetGenerator` with depth {c.depth}, {c.base_channels} base
 channels, {c.norm} normalization, dropout {c.dropout} (inactive at inference);
-{steps_done(model.history)} training steps, batch size {c.batch_size}, lambda_L1
+{model.history.steps_done} training steps, batch size {c.batch_size}, lambda_L1
 {c.lambda_l1}, GAN loss {c.gan_mode!r}. The TorchScript weights run without
 napari-pix2pix; the state-dict weights need `pip install napari-pix2pix`.
 

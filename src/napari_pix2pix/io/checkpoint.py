@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..config import Pix2PixConfig
+from ..engine.run_history import RunHistory
 from ..errors import InputError, ModelFileError
 from ..options import user_path
 from .checkpoint_schema import check_document
@@ -45,7 +46,7 @@ class Checkpoint:
 
     path: Path
     config: Pix2PixConfig
-    history: dict
+    history: RunHistory
     step: int
     sampler: dict
     trainer: dict
@@ -148,7 +149,7 @@ def save_checkpoint(
     *,
     config: Pix2PixConfig,
     step: int,
-    history: dict,
+    history: RunHistory,
     trainer_state: dict,
     sampler_state: dict,
 ) -> Path:
@@ -165,7 +166,7 @@ def save_checkpoint(
         "format": KIND,
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
-        "history": history,
+        "history": history.to_dict(),
         "step": step,
         "sampler": sampler_state,
         "opt_g": _flatten_optimizer("opt_g", s["opt_g"], tensors),
@@ -224,7 +225,8 @@ def load_checkpoint(location) -> Checkpoint:
             )
         ],
     }
-    return Checkpoint(path, config, doc["history"], int(doc["step"]), doc["sampler"], trainer)
+    history = RunHistory.from_dict(doc["history"], path)
+    return Checkpoint(path, config, history, int(doc["step"]), doc["sampler"], trainer)
 
 
 def _flatten_optimizer(prefix: str, state: dict, tensors: dict) -> dict:

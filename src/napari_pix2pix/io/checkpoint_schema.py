@@ -9,6 +9,7 @@ import torch
 
 from ..config import Pix2PixConfig
 from ..engine.networks import build_discriminator, build_generator
+from ..engine.run_history import RunHistory
 from ..errors import ModelFileError
 
 # (key, type) of the document's parts
@@ -55,24 +56,24 @@ def check_document(doc: dict, header: dict, config: Pix2PixConfig, path) -> None
         raise damaged("the random generator state is missing")
 
 
+# the parts of the history a resumed run appends to and reads: present and well formed
+_RESUMED = {
+    "losses": "the history's losses are malformed",
+    "validation": "the history's validations are malformed",
+    "train_seconds": "the history's training time is malformed",
+    "best": "the history's kept validation is malformed",
+    "most_accurate": "the history's most accurate validation is malformed",
+}
+_REQUIRED = ("losses", "validation", "train_seconds")
+
+
 def _check_history(history: dict, damaged) -> None:
-    """The parts of the history a resumed run appends to and reads."""
-    losses, seconds = history.get("losses"), history.get("train_seconds")
-    if not isinstance(losses, dict) or not all(isinstance(v, list) for v in losses.values()):
-        raise damaged("the history's losses are malformed")
-    if not isinstance(history.get("validation"), list):
-        raise damaged("the history's validations are malformed")
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
-        raise damaged("the history's training time is malformed")
-    for key, what in (("best", "kept"), ("most_accurate", "most accurate")):
-        record = history.get(key)
-        if record is not None and not (
-            isinstance(record, dict)
-            and isinstance(record.get("metric"), str)
-            and isinstance(record.get("value"), (int, float))
-            and isinstance(record.get("step"), int)
-        ):
-            raise damaged(f"the history's {what} validation is malformed")
+    """The parts of the history a resumed run appends to and reads (the checks are the
+    history's own: RunHistory.malformed); the other entries only describe the run."""
+    bad = set(RunHistory.malformed(history)) | {k for k in _REQUIRED if k not in history}
+    for key, what in _RESUMED.items():
+        if key in bad:
+            raise damaged(what)
 
 
 def _check_sampler(state: dict, damaged) -> None:

@@ -1,11 +1,9 @@
 """What a stored model or checkpoint must hold before anything uses it: a valid config
 with its normalization, tensors that match the network it describes, finite weights
-and a format this version reads. Shared by model files and checkpoints."""
+and a format this version reads. Shared by model files and checkpoints. (What its
+history must hold: engine/run_history.py.)"""
 
 from __future__ import annotations
-
-import math
-import warnings
 
 import torch
 
@@ -80,59 +78,3 @@ def check_format_version(doc: dict, path, newest: int) -> None:
             f"{version}, this version reads up to {newest}); upgrade "
             "napari-pix2pix to open it."
         )
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _metrics(v) -> bool:
-    return isinstance(v, dict) and all(isinstance(k, str) and _number(x) for k, x in v.items())
-
-
-def _pixel_size(v) -> bool:
-    return isinstance(v, dict) and all(
-        (k == "unit" and isinstance(x, str))
-        or (k in "ZYX" and _number(x) and math.isfinite(x) and x > 0)
-        for k, x in v.items()
-    )
-
-
-def _validation_record(v) -> bool:
-    """history["best"] and ["most_accurate"]: {'step', 'metric', 'value', 'metrics'}."""
-    return v is None or (
-        isinstance(v, dict)
-        and isinstance(v.get("metric"), str)
-        and isinstance(v.get("step"), int)
-        and _metrics(v.get("metrics", {}))
-    )
-
-
-# what the model card, the pixel-size check and a resumed run read from a history
-_HISTORY = {
-    "steps_done": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-    "train_seconds": lambda v: _number(v) and v >= 0,
-    "time_budget": lambda v: v is None or (_number(v) and v > 0),
-    "device": lambda v: isinstance(v, str),
-    "kept": lambda v: isinstance(v, str),
-    "recipe": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("preset", ""), str)),
-    "best": lambda v: _validation_record(v),
-    "most_accurate": lambda v: _validation_record(v),
-    "final_metrics": _metrics,
-    "pixel_size": lambda v: isinstance(v, list) and all(map(_pixel_size, v)),
-    "losses": lambda v: isinstance(v, dict) and all(isinstance(x, list) for x in v.values()),
-    "validation": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
-}
-
-
-def clean_history(history: dict, source) -> dict:
-    """A stored training history without the entries its readers cannot use: it only
-    describes the model, so a malformed entry is dropped (with a warning), not fatal."""
-    bad = [k for k, check in _HISTORY.items() if k in history and not check(history[k])]
-    if bad:
-        warnings.warn(
-            f"the training history in {str(source)!r} has malformed entries ("
-            f"{', '.join(bad)}), which are ignored; the model itself is intact.",
-            stacklevel=3,
-        )
-    return {k: v for k, v in history.items() if k not in bad}

@@ -9,6 +9,7 @@ that napari-pix2pix exported, through the model file attached to it (model_zip.p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from .._version import __version__
 from ..config import Pix2PixConfig
 from ..engine.device import resolve_device
 from ..engine.networks import build_generator
+from ..engine.run_history import RunHistory
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio, checkpoint, model_zip
 from .checkpoint import RUN_MODELS
@@ -30,7 +32,6 @@ from .model_checks import (
     check_finite_weights,
     check_format_version,
     check_weights,
-    clean_history,
     parse_config,
 )
 from .output_paths import (
@@ -59,25 +60,28 @@ class Pix2PixModel:
     Attributes:
         generator: the torch U-Net (eval mode after loading).
         config: the Pix2PixConfig (architecture, axes, normalization, recipe).
-        history: plain data: losses, validation metrics, steps done, timings.
+        history: the RunHistory: losses, validation metrics, steps done, timings (a
+            dict in its stored form is read as such, malformed entries dropped).
     """
 
     def __init__(
         self,
         config: Pix2PixConfig,
         generator: torch.nn.Module | None = None,
-        history: dict | None = None,
+        history: RunHistory | dict | None = None,
     ) -> None:
         self.config = config
         self.generator = generator if generator is not None else build_generator(config)
-        self.history = history if history is not None else {}
+        if isinstance(history, dict):
+            history = RunHistory.from_dict(history, "the history given")
+        self.history = history if history is not None else RunHistory()
 
     def __repr__(self) -> str:
         c = self.config
         return (
             f"Pix2PixModel({c.in_channels}->{c.out_channels} channels, {c.spatial_dims}D, "
             f"axes {c.source_axes!r}->{c.target_axes!r}, depth {c.depth}, "
-            f"steps done {self.history.get('steps_done', 0)})"
+            f"steps done {self.history.steps_done})"
         )
 
     def summary(self) -> dict:
@@ -91,8 +95,8 @@ class Pix2PixModel:
             "patch size": list(c.patch_size),
             "depth": c.depth,
             "gan mode": c.gan_mode,
-            "steps trained": self.history.get("steps_done", 0),
-            "final validation": self.history.get("final_metrics", {}),
+            "steps trained": self.history.steps_done,
+            "final validation": self.history.final_metrics,
         }
 
     def card(self) -> list[str]:
@@ -104,28 +108,27 @@ class Pix2PixModel:
             f"{c.target_axes}, {dims}"
         ]
         side = c.patch_size[0]
-        recipe = (h.get("recipe") or {}).get("preset")
+        recipe = (h.recipe or {}).get("preset")
         lines.append(
             f"U-Net depth {c.depth}, {c.base_channels} channels, {side} px crops, "
             f"{c.gan_mode if c.gan_mode != 'none' else 'L1 only'}"
             + (f" ({recipe} recipe)" if recipe else "")
         )
-        trained = f"{h.get('steps_done', 0):,} steps"
-        if h.get("train_seconds"):
-            trained += f" in {duration_text(h['train_seconds'])}"
-        if h.get("device"):
-            trained += f" on {h['device']}"
-        kept = {"best": "best", "accurate": "most_accurate"}.get(h.get("kept"))
-        best = h.get(kept) if kept else None
+        trained = f"{h.steps_done:,} steps"
+        if h.train_seconds:
+            trained += f" in {duration_text(h.train_seconds)}"
+        if h.device:
+            trained += f" on {h.device}"
+        best = h.kept_record()
         if best:
-            which = "kept" if kept == "best" else "most accurate"
-            trained += f"; holds the {which} validation ({best.get('metric')}), step {best['step']}"
+            which = "kept" if h.kept == "best" else "most accurate"
+            trained += f"; holds the {which} validation ({best.metric}), step {best.step}"
         lines.append("Trained: " + trained)
-        metrics = (best or {}).get("metrics") or h.get("final_metrics") or {}
+        metrics = (best.metrics if best else None) or h.final_metrics
         if metrics:
             shown = [metric_text(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
             lines.append("Validation: " + ", ".join(shown))
-        sizes = h.get("pixel_size") or []
+        sizes = h.pixel_size
         if sizes:
             lines.append("Pixel size trained at: " + "; ".join(map(pixel_size_text, sizes)))
         return lines
@@ -137,7 +140,7 @@ class Pix2PixModel:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
-            "history": self.history,
+            "history": self.history.to_dict(),
             "versions": {
                 "napari_pix2pix": __version__,
                 "torch": torch.__version__,
@@ -322,7 +325,7 @@ def _check_pair(weights: Path, digest) -> None:
 
 def model_from_checkpoint(ckpt: checkpoint.Checkpoint) -> Pix2PixModel:
     """The generator a checkpoint holds, as a model ("kept": its last step)."""
-    history = {**ckpt.history, "kept": "last"}
+    history = dataclasses.replace(ckpt.history, kept="last")
     return _build(ckpt.config, history, ckpt.trainer["generator"], ckpt.path)
 
 
@@ -350,9 +353,9 @@ def as_model(model) -> Pix2PixModel:
     raise InputError(f"expected a Pix2PixModel or a model path, got {type(model).__name__}.")
 
 
-def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2PixModel:
+def _build(config: Pix2PixConfig, history: RunHistory, state: dict, source) -> Pix2PixModel:
     check_finite_weights(state, source)
-    model = Pix2PixModel(config, history=clean_history(history, source))
+    model = Pix2PixModel(config, history=history)
     try:
         model.generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -364,11 +367,12 @@ def _build(config: Pix2PixConfig, history: dict, state: dict, source) -> Pix2Pix
     return model
 
 
-def parse_document(doc, path) -> tuple[Pix2PixConfig, dict]:
+def parse_document(doc, path) -> tuple[Pix2PixConfig, RunHistory]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model (format tag missing).")
     check_format_version(doc, path, FORMAT_VERSION)
     history = doc.get("history", {})
     if not isinstance(history, dict):
         raise ModelFileError(f"the training history in {str(path)!r} is malformed.")
-    return parse_config(doc.get("config"), path), history
+    config = parse_config(doc.get("config"), path)
+    return config, RunHistory.from_dict(history, path)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..engine.events import StepEvent, TrainingEvent, ValidationEvent
+from ..engine.run_history import RunHistory
 
 LOSSES = ("g_total", "g_l1", "g_gan", "d_real", "d_fake")
 METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral")
@@ -32,7 +33,7 @@ class RunLog:
         self.board = _tensorboard(Path(folder) / BOARD_NAME)
         self.seconds = 0.0
         self.after = resumed_step or 0  # the loss entries of later steps are new rows
-        self.history: dict | None = None
+        self.history: RunHistory | None = None
         self.lrs: dict[int, float] = {}
         self.flush()  # the rows kept from before a resume, and the header
 
@@ -55,7 +56,7 @@ class RunLog:
         those of steps, and the last one a stopped run makes without a step event."""
         if self.history is None:
             return
-        losses = self.history.get("losses", {})
+        losses = self.history.losses
         steps = losses.get("step", [])
         first = next((i for i in range(len(steps) - 1, -1, -1) if steps[i] <= self.after), -1)
         for i in range(first + 1, len(steps)):
@@ -67,7 +68,7 @@ class RunLog:
             self.after = step
 
     def _row(self, row: dict) -> None:
-        self.seconds = self.history.get("train_seconds", 0.0)
+        self.seconds = self.history.train_seconds
         row["seconds"] = round(self.seconds, 3)
         self.csv.writerow(row)
 

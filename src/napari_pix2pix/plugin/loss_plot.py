@@ -147,7 +147,7 @@ class LossPlot(QWidget):
             self.update()
 
     def catch_up(self, losses: dict) -> None:
-        """Add the entries of a run's loss log (``history["losses"]``) after the last one
+        """Add the entries of a run's loss log (``history.losses``) after the last one
         drawn: a run that stops between entries writes its last entry at the end, and no
         step event carries it."""
         last = self.current.steps[-1] if self.current.steps else -1

@@ -346,7 +346,7 @@ class TrainWidget(QWidget):
         self.saved = saved.path
         self.controls["Use in Predict"].setEnabled(saved.path is not None)
         if saved.path is not None and self.model is not None:
-            done = self.model.history["steps_done"]
+            done = self.model.history.steps_done
             self._saved_text = (
                 f" Model ({done} steps{best_note(self.model, ', ', '')}) auto-saved to "
                 f"{saved.path}."
@@ -357,12 +357,12 @@ class TrainWidget(QWidget):
         self.preview.show()
         self.steps.stop()
         if self.model is not None:
-            self.plot.catch_up(self.model.history.get("losses", {}))
+            self.plot.catch_up(self.model.history.losses)
         self.worker = None
         self._set_running(False)
         status = self.controls.status.text()
         if self.stop_requested.is_set():
-            done = self.model.history.get("steps_done", 0) if self.model is not None else 0
+            done = self.model.history.steps_done if self.model is not None else 0
             status = f"Stopped after step {done}." if done else "Stopped before the first step."
         self.controls.say(status + self._saved_text)
         self.show_plot()  # the run's last warnings above it may have pushed it down

@@ -38,8 +38,8 @@ class Saved:
 
 def best_step(model) -> int | None:
     """The step whose validation's weights the model holds (keep="best"), else None."""
-    best = model.history.get("best") if model is not None else None
-    return best["step"] if best and model.history.get("kept") == "best" else None
+    best = model.history.best if model is not None else None
+    return best.step if best and model.history.kept == "best" else None
 
 
 def best_note(model, before: str = " (", after: str = ")") -> str:
@@ -83,7 +83,7 @@ def training_events(source, target, options: dict, stop: threading.Event, watch=
 def save_run_model(model, folder) -> Saved:
     """The run folder's model, replaced as runs go on (if it cannot be written there, it
     is rescued elsewhere); nothing for a run without a step or with invalid weights."""
-    if model is None or folder is None or not model.history.get("steps_done"):
+    if model is None or folder is None or not model.history.steps_done:
         return Saved()
     if invalid_weights(model.generator.state_dict()):
         return Saved(error="its weights are not finite (the last checkpoint is intact)")

@@ -1,4 +1,4 @@
-"""Which images a run trains on, recorded in its checkpoint (``history["data"]``) so
+"""Which images a run trains on, recorded in its checkpoint (``history.data``) so
 that ``resume`` goes on only on the same data. A resumed run keeps the normalization
 fitted on its first images: resumed on a target 50x brighter, its predictions clip at
 2 % of the new range, and its history would still name the old files. So each side's

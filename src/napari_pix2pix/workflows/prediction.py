@@ -87,7 +87,7 @@ def predict(
     out_shape = layout.with_channels(out_axes, cfg.out_channels).shape
     check_output(out, out_shape, out_axes, opts.if_exists, inputs)
     check_values(image.array, layout, predictor.source_norm)
-    mismatch = scale_mismatch(model.history.get("pixel_size"), pixel_size(image.scale, image.unit))
+    mismatch = scale_mismatch(model.history.pixel_size, pixel_size(image.scale, image.unit))
     if mismatch:
         warnings.warn(mismatch, stacklevel=2)
     if opts.uncertainty:

@@ -77,7 +77,7 @@ def plan_run(
     left = config.steps - done
     notes = (*setup.notes, *data_notes(config, setup.split))
     if run.time_budget:
-        spent = setup.ckpt.history.get("train_seconds", 0.0) if setup.ckpt else 0.0
+        spent = setup.ckpt.history.train_seconds if setup.ckpt else 0.0
         total = max(0.0, run.time_budget - spent)
         steps = min(left, math.floor(total / seconds))
         total = min(total, left * seconds)

@@ -132,9 +132,7 @@ def _set_up(
     _check_validation_size(split, run.val_metric, val[0] is not None)
     notes = [unused] if unused else []
     if ckpt is not None:
-        notes.append(
-            check_same_data(ckpt.history.get("data"), identity, run.resume_other_data, folder)
-        )
+        notes.append(check_same_data(ckpt.history.data, identity, run.resume_other_data, folder))
     recipe = None
     if ckpt is None and init_model is None:  # else the network is the model's
         # timed on rank 0 alone and shared, so every rank builds the same network
@@ -161,15 +159,15 @@ def _set_up(
 def _resumed_budget(ckpt: Checkpoint) -> float | None:
     """A resumed run keeps the time budget it was started with (its total, time already
     spent included): without it, a run limited by time would never end."""
-    budget = ckpt.history.get("time_budget")
-    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget > 0:
+    budget = ckpt.history.time_budget  # checked when the checkpoint was read
+    if budget is not None:
         return float(budget)
     if ckpt.config.steps >= BUDGET_STEPS:  # written before budgets were recorded
         raise InputError(
             f"the run in {str(ckpt.path.parent)!r} was limited by time, and its checkpoint "
             "does not say how long: give time_budget= in seconds (CLI: --time-budget in "
             "minutes) for the whole run, the "
-            f"{ckpt.history.get('train_seconds', 0):.0f} s already trained included."
+            f"{ckpt.history.train_seconds:.0f} s already trained included."
         )
     return None
 

@@ -119,9 +119,9 @@ def init_config(init: Pix2PixModel, options: dict) -> Pix2PixConfig:
 def init_record(init: Pix2PixModel, source: str) -> dict:
     """Where a fine-tuned model started: the model's source and its own steps (and
     where that one started, if it was fine-tuned too)."""
-    record = {"source": source, "steps_done": init.history.get("steps_done", 0)}
-    if isinstance(init.history.get("init_model"), dict):
-        record["init_model"] = init.history["init_model"]
+    record = {"source": source, "steps_done": init.history.steps_done}
+    if init.history.init_model is not None:
+        record["init_model"] = init.history.init_model
     return record
 
 

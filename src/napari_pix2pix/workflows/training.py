@@ -19,6 +19,7 @@ from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
 from ..engine.memory import available_memory, device_memory
 from ..engine.prefetch import Prefetcher, crop_workers
+from ..engine.run_history import RunHistory
 from ..engine.sampling import PairedPatchSampler
 from ..engine.schedule import Budget
 from ..engine.trainer import Trainer, check_training_memory
@@ -66,15 +67,14 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     if config.seed is not None:
         torch.manual_seed(config.seed)
     sampler = make_sampler(split, config, rank)
-    history = ckpt.history if ckpt is not None else {"steps_done": 0, "losses": {}}
-    if ckpt is None:
-        history.update(validation=[], train_seconds=0.0, device=str(dev), recipe=setup.recipe)
+    history = ckpt.history if ckpt is not None else RunHistory(device=str(dev), recipe=setup.recipe)
     # what it trains on: the same as the checkpoint's, unless resume_other_data said other
-    history.update(split=split.description, train_pairs=split.train_pairs)
-    history.update(val_pairs=split.val_pairs, pixel_size=split.pixel_sizes, data=setup.data)
-    history["time_budget"] = run.time_budget  # a resumed run ends when this one would
+    history.split, history.train_pairs = split.description, split.train_pairs
+    history.val_pairs, history.pixel_size = split.val_pairs, split.pixel_sizes
+    history.data = setup.data
+    history.time_budget = run.time_budget  # a resumed run ends when this one would
     if init_model is not None:
-        history["init_model"] = init_record(init_model, setup.init_source)
+        history.init_model = init_record(init_model, setup.init_source)
     model = Pix2PixModel(config, history=history)
     if init_model is not None:  # before the trainer moves (and perhaps wraps) it
         model.generator.load_state_dict(init_model.generator.state_dict())
@@ -86,10 +86,10 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     keeper = BestKeeper(run.val_metric, run.patience, history, sharp=config.gan_mode != "none")
     if ckpt is not None:
         _restore(trainer, sampler, ckpt, rank)
-        keeper.restore(history.get("best"), best_weights(checkpoint_dir))
+        keeper.restore(history.best, best_weights(checkpoint_dir))
     cuda = dev.type == "cuda"
     feed = Prefetcher(sampler, config.batch_size, pin=cuda, workers=crop_workers(dev.type))
-    budget = Budget(config.steps, run.time_budget, run.val_every, history["train_seconds"])
+    budget = Budget(config.steps, run.time_budget, run.val_every, history.train_seconds)
     log = None
     if checkpoint_dir is not None and rank == 0:
         log = RunLog(checkpoint_dir, None if ckpt is None else ckpt.step)
