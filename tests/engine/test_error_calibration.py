@@ -66,9 +66,15 @@ def test_a_flat_background_of_zero_spread_is_one_bin():
     assert m.spread[0] == 0 and m.error[0] == pytest.approx(0.05)
     assert m.count[0] == 30_000 and np.all(np.diff(m.spread) > 0)
     assert len(m.edges) == len(m.spread) + 1
-    # beyond the data the map stays flat (no extrapolation)
-    far = cal.expected_error(np.array([0.0, 50.0], np.float32), None)
-    assert far[0] == pytest.approx(0.05) and far[1] == pytest.approx(m.error[-1])
+    # below the first bin the map stays flat; beyond the last it goes on along the line
+    # through the first and last bins (about 2 x spread here), continuous at the last
+    probe = np.array([0.0, m.spread[-1], 10.0, 50.0], np.float32)
+    out = cal.expected_error(probe, None)
+    assert out[0] == pytest.approx(0.05) and out[1] == pytest.approx(m.error[-1], rel=1e-6)
+    assert (out[3] - out[2]) / 40 == pytest.approx(2.0, rel=0.05)
+    # errors that do not grow with the spread: the map stays flat beyond its data too
+    flat = ErrorCalibration.fit(spread, np.full_like(spread, 0.3), error)
+    assert flat.expected_error(probe, None) == pytest.approx(np.full(4, 0.3))
 
 
 def test_each_channel_has_its_own_map_on_its_axis():
@@ -129,3 +135,16 @@ def test_calibrate_predicts_the_scored_columns_within_the_pixel_cap():
     m = cal.channels[0]
     assert np.average(m.error, weights=m.count) == pytest.approx(observed, rel=1e-4)
     assert calibrate(predictor, []) is None
+
+
+def test_reliability_keeps_equal_expected_errors_in_one_bin():
+    """A map flat below its first bin gives many pixels one expected error: they are one
+    bin (not split by position), so its observed mean is over all of them."""
+    expected = np.concatenate([np.full(6_000, 0.5), np.linspace(1, 2, 4_000)])
+    observed = np.concatenate([np.linspace(0, 1, 6_000), np.linspace(1, 2, 4_000)])
+    rows = reliability(expected, observed, bins=8)
+    # the 6,000 pixels at 0.5 are in the first bin (with the few up to its upper edge)
+    assert rows[0]["low"] == 0.5 and 6_000 <= rows[0]["n"] < 6_500
+    assert all(r["low"] >= 1 for r in rows[1:])
+    assert sum(r["n"] for r in rows) == 10_000
+    assert all(a["high"] < b["low"] for a, b in zip(rows, rows[1:]))
