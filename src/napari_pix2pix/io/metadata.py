@@ -9,6 +9,7 @@ import struct
 import warnings
 import xml.etree.ElementTree as ET
 
+from ..engine.display_text import pixel_size_text
 from .physical_sizes import (
     OME_SYMBOLS,
     check_sizes,
@@ -168,13 +169,6 @@ def pixel_size(scale: dict[str, float] | None, unit: str | None) -> dict | None:
     record = {a: float(scale[a]) for a in "ZYX" if scale and a in scale}
     record["unit"] = normalize_unit(unit)
     return record if valid_record(record) else None
-
-
-def pixel_size_text(record: dict) -> str:
-    """'0.65 x 0.65 µm (Y x X)'."""
-    axes = [a for a in "ZYX" if a in record]
-    values = " x ".join(f"{record[a]:.4g}" for a in axes)
-    return f"{values} {record.get('unit', '')} ({' x '.join(axes)})"
 
 
 def scale_mismatch(trained: list[dict] | None, given: dict | None, tolerance: float = 0.2) -> str:

@@ -1,5 +1,6 @@
-"""The trained model and its file: safetensors weights plus a JSON document (config,
-training history, versions). Loading never unpickles anything.
+"""A trained model's file: safetensors weights plus a JSON document (config, training
+history, what is known of its inputs and errors, versions). Loading never unpickles
+anything. (The model itself, as the engine holds it: engine/model.py.)
 
 A path ending in ``.safetensors`` is one self-contained file (the JSON rides in the
 safetensors header metadata); any other path is a folder holding ``weights.safetensors``
@@ -15,19 +16,19 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from .._version import __version__
 from ..config import Pix2PixConfig
+from ..engine import model as engine_model
 from ..engine.device import resolve_device
-from ..engine.networks import build_generator
 from ..engine.run_history import RunHistory
 from ..errors import InputError, ModelFileError, OutputError, Pix2PixError
 from . import bioimageio, checkpoint, model_zip
 from .checkpoint import RUN_MODELS
-from .metadata import pixel_size_text
 from .model_checks import (
     check_finite_weights,
     check_format_version,
@@ -52,86 +53,16 @@ from .safetensors_file import (
 
 FORMAT = "napari-pix2pix-model"
 FORMAT_VERSION = 1
+# top-level entries of the document that a model may lack (one trained before they were
+# recorded): read back as None, and a malformed one is dropped with a warning
+OPTIONAL = ("input_profile", "error_calibration")
 
 
-class Pix2PixModel:
-    """A trained generator with the config that describes it.
-
-    Attributes:
-        generator: the torch U-Net (eval mode after loading).
-        config: the Pix2PixConfig (architecture, axes, normalization, recipe).
-        history: the RunHistory: losses, validation metrics, steps done, timings (a
-            dict in its stored form is read as such, malformed entries dropped).
-    """
-
-    def __init__(
-        self,
-        config: Pix2PixConfig,
-        generator: torch.nn.Module | None = None,
-        history: RunHistory | dict | None = None,
-    ) -> None:
-        self.config = config
-        self.generator = generator if generator is not None else build_generator(config)
-        if isinstance(history, dict):
-            history = RunHistory.from_dict(history, "the history given")
-        self.history = history if history is not None else RunHistory()
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (
-            f"Pix2PixModel({c.in_channels}->{c.out_channels} channels, {c.spatial_dims}D, "
-            f"axes {c.source_axes!r}->{c.target_axes!r}, depth {c.depth}, "
-            f"steps done {self.history.steps_done})"
-        )
-
-    def summary(self) -> dict:
-        """What a user wants to see before applying the model."""
-        c = self.config
-        return {
-            "channels": f"{c.in_channels} -> {c.out_channels}",
-            "source axes": c.source_axes,
-            "target axes": c.target_axes,
-            "spatial dims": c.spatial_dims,
-            "patch size": list(c.patch_size),
-            "depth": c.depth,
-            "gan mode": c.gan_mode,
-            "steps trained": self.history.steps_done,
-            "final validation": self.history.final_metrics,
-        }
-
-    def card(self) -> list[str]:
-        """The summary as lines a person reads (the Predict widget's model card)."""
-        c, h = self.config, self.history
-        dims = f"{c.spatial_dims}D"
-        lines = [
-            f"{c.in_channels} -> {c.out_channels} channel(s), {c.source_axes} -> "
-            f"{c.target_axes}, {dims}"
-        ]
-        side = c.patch_size[0]
-        recipe = (h.recipe or {}).get("preset")
-        lines.append(
-            f"U-Net depth {c.depth}, {c.base_channels} channels, {side} px crops, "
-            f"{c.gan_mode if c.gan_mode != 'none' else 'L1 only'}"
-            + (f" ({recipe} recipe)" if recipe else "")
-        )
-        trained = f"{h.steps_done:,} steps"
-        if h.train_seconds:
-            trained += f" in {duration_text(h.train_seconds)}"
-        if h.device:
-            trained += f" on {h.device}"
-        best = h.kept_record()
-        if best:
-            which = "kept" if h.kept == "best" else "most accurate"
-            trained += f"; holds the {which} validation ({best.metric}), step {best.step}"
-        lines.append("Trained: " + trained)
-        metrics = (best.metrics if best else None) or h.final_metrics
-        if metrics:
-            shown = [metric_text(k, v) for k, v in metrics.items() if k in METRIC_NAMES]
-            lines.append("Validation: " + ", ".join(shown))
-        sizes = h.pixel_size
-        if sizes:
-            lines.append("Pixel size trained at: " + "; ".join(map(pixel_size_text, sizes)))
-        return lines
+class Pix2PixModel(engine_model.Pix2PixModel):
+    """A model (engine/model.py: generator, config, history, input profile, error
+    calibration, card) with its file form: ``save`` and ``to_bytes`` write it,
+    ``load_model`` and ``model_from_bytes`` read it back. This is the class users get
+    (``napari_pix2pix.Pix2PixModel``)."""
 
     def document(self) -> dict:
         import monai
@@ -141,6 +72,8 @@ class Pix2PixModel:
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "history": self.history.to_dict(),
+            # absent (not null) when unknown, so that a file without them reads as before
+            **{k: getattr(self, k) for k in OPTIONAL if getattr(self, k) is not None},
             "versions": {
                 "napari_pix2pix": __version__,
                 "torch": torch.__version__,
@@ -234,28 +167,6 @@ def save_or_rescue(model: Pix2PixModel, path, overwrite: bool = False) -> tuple[
         raise
 
 
-METRIC_NAMES = {"mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "pearson_r": "Pearson r"}
-
-
-def metric_text(name: str, value) -> str:
-    """'PSNR 23.9 dB', 'MAE 855 (target units)', 'SSIM 0.784'."""
-    label = METRIC_NAMES.get(name, name)
-    if not isinstance(value, (int, float)):
-        return f"{label} {value}"
-    if name == "psnr":
-        return f"{label} {value:.1f} dB"
-    if name == "mae":
-        return f"{label} {value:.4g} (target units)"
-    return f"{label} {value:.3f}"
-
-
-def duration_text(seconds: float) -> str:
-    """'45 s', '20.1 min', '2.5 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
 def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
     """Load a model file or folder written by ``Pix2PixModel.save``, a bioimage.io
     package (.zip) exported by napari-pix2pix, a training checkpoint (its generator at
@@ -296,14 +207,10 @@ def load_model(path, device: str | torch.device = "cpu") -> Pix2PixModel:
             model = model_from_checkpoint(checkpoint.load_checkpoint(path))
             model.generator.to(device)
             return model
-    config, history = parse_document(doc, path)
-    check_weights(config, header, weights)
-    model = _build(
-        config,
-        history,
-        read_tensors(check_input_path(weights, ModelFileError, "weights file")),
-        weights,
-    )
+    parts = parse_document(doc, path)
+    check_weights(parts[0], header, weights)
+    state = read_tensors(check_input_path(weights, ModelFileError, "weights file"))
+    model = _build(*parts, state, weights)
     model.generator.to(device)
     return model
 
@@ -326,7 +233,7 @@ def _check_pair(weights: Path, digest) -> None:
 def model_from_checkpoint(ckpt: checkpoint.Checkpoint) -> Pix2PixModel:
     """The generator a checkpoint holds, as a model ("kept": its last step)."""
     history = dataclasses.replace(ckpt.history, kept="last")
-    return _build(ckpt.config, history, ckpt.trainer["generator"], ckpt.path)
+    return _build(ckpt.config, history, {}, ckpt.trainer["generator"], ckpt.path)
 
 
 def model_from_bytes(data: bytes, source="<bytes>") -> Pix2PixModel:
@@ -336,13 +243,13 @@ def model_from_bytes(data: bytes, source="<bytes>") -> Pix2PixModel:
     from safetensors.torch import load
 
     header = parse_header(data[:8], lambda n: data[8 : 8 + n], len(data), source)
-    config, history = parse_document(header_document(header, source), source)
-    check_weights(config, header, source)
+    parts = parse_document(header_document(header, source), source)
+    check_weights(parts[0], header, source)
     try:
         state = load(bytes(data))
     except (SafetensorError, ValueError) as exc:
         raise ModelFileError(f"the model's weights cannot be read ({exc}).") from exc
-    return _build(config, history, state, source)
+    return _build(*parts, state, source)
 
 
 def as_model(model) -> Pix2PixModel:
@@ -353,9 +260,11 @@ def as_model(model) -> Pix2PixModel:
     raise InputError(f"expected a Pix2PixModel or a model path, got {type(model).__name__}.")
 
 
-def _build(config: Pix2PixConfig, history: RunHistory, state: dict, source) -> Pix2PixModel:
+def _build(
+    config: Pix2PixConfig, history: RunHistory, optional: dict, state: dict, source
+) -> Pix2PixModel:
     check_finite_weights(state, source)
-    model = Pix2PixModel(config, history=history)
+    model = Pix2PixModel(config, history=history, **optional)
     try:
         model.generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -367,7 +276,8 @@ def _build(config: Pix2PixConfig, history: RunHistory, state: dict, source) -> P
     return model
 
 
-def parse_document(doc, path) -> tuple[Pix2PixConfig, RunHistory]:
+def parse_document(doc, path) -> tuple[Pix2PixConfig, RunHistory, dict]:
+    """A model document's config, history and OPTIONAL entries (those it has, well formed)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a napari-pix2pix model (format tag missing).")
     check_format_version(doc, path, FORMAT_VERSION)
@@ -375,4 +285,12 @@ def parse_document(doc, path) -> tuple[Pix2PixConfig, RunHistory]:
     if not isinstance(history, dict):
         raise ModelFileError(f"the training history in {str(path)!r} is malformed.")
     config = parse_config(doc.get("config"), path)
-    return config, RunHistory.from_dict(history, path)
+    optional = {k: doc[k] for k in OPTIONAL if doc.get(k) is not None}
+    for key in [k for k, v in optional.items() if not isinstance(v, dict)]:
+        del optional[key]
+        warnings.warn(
+            f"the {key.replace('_', ' ')} in {str(path)!r} is malformed, and is ignored; "
+            "the model itself is intact.",
+            stacklevel=3,
+        )
+    return config, RunHistory.from_dict(history, path), optional

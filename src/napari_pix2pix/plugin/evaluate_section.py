@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from magicgui.widgets import Container, Label, PushButton
 
-from ..io.model_file import METRIC_NAMES, metric_text
+from ..engine.display_text import METRIC_NAMES, metric_text
 from .layer_picker import LayerPicker
 from .scrolling import wrap
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from qtpy.QtCore import QTimer
 
+from ..engine.display_text import duration_text
 from ..engine.events import StepEvent
-from ..io.model_file import duration_text
 from .run_controls import REFRESH_MS
 
 # a run's bar and plot are repainted this often (its first step at once): each repaint

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from ..config import Pix2PixConfig
-from ..engine.run_history import RunHistory
 from ..io.checkpoint import BEST_NAME
 from ..io.model_file import Pix2PixModel, load_model
 from ..io.run_config import section_options, write_resolved_config
@@ -18,11 +17,17 @@ from ..options import options_of
 from ..run_options import TrainingRun
 
 
-def save_best(folder, config: Pix2PixConfig, history: RunHistory, weights: dict) -> None:
-    """The best model so far as a model file beside the checkpoint (Predict opens it).
-    Its network is built without drawing from the run's random numbers."""
+def save_best(folder, model: Pix2PixModel, weights: dict) -> None:
+    """The best model so far as a model file beside the checkpoint (Predict opens it):
+    ``model`` (its config, history, input profile, error calibration) with the best
+    ``weights``. Its network is built without drawing from the run's random numbers."""
     with torch.random.fork_rng(devices=[]):
-        best = Pix2PixModel(config, history=copy.deepcopy(history))
+        best = Pix2PixModel(
+            model.config,
+            history=copy.deepcopy(model.history),
+            input_profile=model.input_profile,
+            error_calibration=model.error_calibration,
+        )
     best.generator.load_state_dict(weights)
     best.history.kept = "best"
     best.save(Path(folder) / BEST_NAME, overwrite=True)

@@ -9,11 +9,11 @@ import math
 from dataclasses import dataclass
 
 from ..engine.device import amp_dtype
+from ..engine.display_text import duration_text
 from ..engine.loop import data_notes
 from ..engine.networks import build_generator
 from ..engine.recipes import median, step_times
 from ..engine.trainer import Trainer
-from ..io.model_file import duration_text
 from .run_setup import set_up_run
 from .starting_point import recipe_of
 from .training_data import batch_seconds

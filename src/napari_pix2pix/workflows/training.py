@@ -128,7 +128,7 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
                 if event is not None and log is not None:
                     _or_warn("the run log", lambda: log.write(event))
                     if isinstance(event, ValidationEvent) and event.best:
-                        best = (checkpoint_dir, config, model.history, keeper.weights)
+                        best = (checkpoint_dir, model, keeper.weights)
                         _or_warn("the best model so far", lambda: save_best(*best))
             if event is None:
                 break
