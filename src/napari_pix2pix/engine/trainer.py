@@ -13,6 +13,7 @@ from ..config import Pix2PixConfig
 from ..errors import InputError, TrainingError
 from . import distributed
 from .device import autocast
+from .loss_terms import LOSS_NAMES
 from .losses import gan_loss
 from .memory import fallbacks, free_memory, gib, is_out_of_memory, unet_bytes
 from .networks import build_discriminator
@@ -122,7 +123,9 @@ class Trainer:
         scaler.step(self.opt_g)
         scaler.update()
         losses.update(g_l1=g_l1, g_total=g_loss)
-        return {k: v.detach().float() for k, v in losses.items()}
+        # the terms declared in loss_terms.py, in their order (a test checks that none
+        # computed here is left out)
+        return {k: losses[k].detach().float() for k in LOSS_NAMES if k in losses}
 
     def _what_fits(self, step: int) -> str:
         """Say which smaller batch (then patch) fits, found by trying one forward and

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from ..engine.events import StepEvent, TrainingEvent, ValidationEvent
+from ..engine.loss_terms import LOSS_NAMES
 from ..engine.run_history import RunHistory
 
-LOSSES = ("g_total", "g_l1", "g_gan", "d_real", "d_fake")
+LOSSES = LOSS_NAMES
 METRICS = ("mae", "psnr", "ssim", "pearson_r", "std_ratio", "spectral")
 COLUMNS = ("kind", "step", "seconds", "lr", *LOSSES, *METRICS, "best")
 LOG_NAME = "log.csv"

@@ -16,7 +16,9 @@ from qtpy.QtCore import QEvent, QPointF, QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-LOSS_KEYS = ("g_l1", "g_gan", "d_real", "d_fake")
+from ..engine.loss_terms import DRAWN_LOSSES, LOSS_TERMS
+
+LOSS_KEYS = DRAWN_LOSSES
 METRIC_KEYS = ("mae", "psnr", "ssim", "pearson_r")
 DRAWN_METRICS = ("ssim", "pearson_r")  # on one fixed 0-1 axis; MAE and PSNR as numbers
 COLORS = ("#4e9af1", "#f1a84e", "#5cc85c", "#e05050")
@@ -25,36 +27,10 @@ AXIS_W = 24  # the least room for the axis values left of each panel; more if th
 DIGITS = 3  # significant digits of every number drawn
 ROW = 14  # px: the least a line of text takes (more in a larger font: napari's is)
 
-# what the legend calls each curve, and what its hover text says it is; x: the source,
-# y: the target, G: the generator, D: the PatchGAN discriminator (its logits, one per
-# patch, averaged): engine/trainer.py and engine/losses.py
+# what the legend calls each curve, and what its hover text says it is (the losses':
+# engine/loss_terms.py)
 NAMES = {
-    "g_l1": (
-        "L1 (generator)",
-        "L1 (generator): mean |G(x) − y| on the normalized target (−1 to 1), how far the "
-        "prediction is from the target pixel by pixel. The generator minimizes "
-        "λ L1 × this + the adversarial loss.",
-    ),
-    "g_gan": (
-        "adversarial (generator)",
-        "adversarial (generator): the cGAN loss of D(x, G(x)) as real. vanilla: binary "
-        "cross-entropy of the logits against 1; lsgan: mean (D(x, G(x)) − 1)²; hinge: "
-        "−mean D(x, G(x)). Low when the generated images fool the discriminator.",
-    ),
-    "d_real": (
-        "discriminator, real",
-        "discriminator, real: the cGAN loss of D(x, y) as real. vanilla: binary "
-        "cross-entropy of the logits against 1; lsgan: mean (D(x, y) − 1)²; hinge: "
-        "mean max(0, 1 − D(x, y)). Low when the discriminator takes real pairs for real; "
-        "half of its loss.",
-    ),
-    "d_fake": (
-        "discriminator, fake",
-        "discriminator, fake: the cGAN loss of D(x, G(x)) as fake. vanilla: binary "
-        "cross-entropy of the logits against 0; lsgan: mean D(x, G(x))²; hinge: "
-        "mean max(0, 1 + D(x, G(x))). Low when the discriminator spots the generated "
-        "images; the other half of its loss.",
-    ),
+    **{term.name: (term.label, term.formula) for term in LOSS_TERMS},
     "ssim": (
         "SSIM",
         "SSIM: structural similarity of the prediction and the target, over the target's "
