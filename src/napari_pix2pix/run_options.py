@@ -181,8 +181,10 @@ class PredictOptions:
     )
     uncertainty: bool = option(
         False,
-        "also a confidence map: the spread of the predictions of "
-        "the 8 flips/rotations (8x the work, in memory)",
+        "also an error map: the expected absolute error per pixel in the target's units "
+        "(the spread of the predictions of the 8 flips/rotations, calibrated on the "
+        "run's validation; the raw spread for a model without a calibration), 8x the "
+        "work, in memory",
         group="basic",
         label="Confidence map",
         surfaces=("gui",),

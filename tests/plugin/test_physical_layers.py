@@ -80,7 +80,7 @@ def test_every_added_layer_lies_over_its_source(physical, viewer, qtbot, tmp_pat
     added = [layer for layer in viewer.layers if "pix2pix" in layer.name]
     names = {layer.name for layer in added}
     assert {f"{SOURCE} [pix2pix]", f"{SOURCE} [pix2pix slice]"} <= names
-    assert {f"{SOURCE} [pix2pix spread]", f"{SOURCE} [pix2pix - target]"} <= names
+    assert {f"{SOURCE} [pix2pix expected error]", f"{SOURCE} [pix2pix - target]"} <= names
     for layer in added:
         if layer.name != VIEW_LAYER:
             assert_over_source(layer, (0, strip) if layer.name == "pix2pix preview" else (0, 0))

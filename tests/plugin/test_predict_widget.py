@@ -77,7 +77,7 @@ def test_confidence_layer(viewer, trained, qtbot):
     p.form["uncertainty"].value = True
     p.run()
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
-    pred, spread = viewer.layers["stack [pix2pix]"], viewer.layers["stack [pix2pix spread]"]
+    pred, spread = viewer.layers["stack [pix2pix]"], viewer.layers["stack [pix2pix expected error]"]
     assert spread.data.shape == pred.data.shape == (2, 64, 96)
     assert list(spread.scale) == [2.0, 0.5, 0.5] and spread.colormap.name == "magma"
     expected_pred, expected_spread = p2p.predict(
@@ -195,7 +195,7 @@ def test_the_evaluate_section_scores_against_numpy(viewer, trained, qtbot):
     np.testing.assert_allclose(pred, p2p.predict(trained, source, device="cpu"), atol=1e-4)
     difference = viewer.layers["held-out phase [pix2pix - target]"].data
     np.testing.assert_allclose(difference, pred - target, atol=1e-3)
-    assert "held-out phase [pix2pix spread]" in viewer.layers
+    assert "held-out phase [pix2pix expected error]" in viewer.layers
     mae = np.abs(pred.astype(np.float64) - target).mean()
     r = np.corrcoef(pred.ravel(), target.ravel().astype(np.float64))[0, 1]
     scores = p.evaluation.scores.value
@@ -233,5 +233,5 @@ def test_predicting_again_with_the_same_model_adds_no_copy(viewer, trained, qtbo
     p.form["uncertainty"].value = True  # asks for more than is shown: predicted again
     p.run()
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
-    assert "phase [pix2pix spread]" in viewer.layers
+    assert "phase [pix2pix expected error]" in viewer.layers
     assert "phase [pix2pix] [1]" not in viewer.layers  # into the same prediction layer

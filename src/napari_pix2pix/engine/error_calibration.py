@@ -279,3 +279,19 @@ def _cut(source, target, context: int, left: int):
     if rows < min(8, scored.shape[1]):
         return None, None
     return source[:, :rows], target[:, :rows]
+
+
+def calibration_text(data: dict | None) -> str:
+    """What the model card says of a model document's calibration: its bins and pixels,
+    or that it is absent."""
+    if not data:
+        return (
+            "absent (saved before 0.2, or trained without validation): the error map "
+            "is the raw spread"
+        )
+    channels = data.get("channels") or [{}]
+    bins = len(channels[0].get("spread", []))
+    return (
+        f"{bins} bins from {data.get('pixels', 0):,} validation pixels: the error map reads "
+        "as expected absolute error"
+    )

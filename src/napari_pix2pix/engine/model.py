@@ -11,6 +11,7 @@ import torch
 
 from ..config import Pix2PixConfig
 from .display_text import METRIC_NAMES, duration_text, metric_text, pixel_size_text
+from .error_calibration import calibration_text
 from .networks import build_generator
 from .run_history import RunHistory
 
@@ -66,6 +67,7 @@ class Pix2PixModel:
             "gan mode": c.gan_mode,
             "steps trained": self.history.steps_done,
             "final validation": self.history.final_metrics,
+            "error calibration": calibration_text(self.error_calibration),
         }
 
     def card(self) -> list[str]:
@@ -99,4 +101,5 @@ class Pix2PixModel:
             lines.append("Validation: " + ", ".join(shown))
         if h.pixel_size:
             lines.append("Pixel size trained at: " + "; ".join(map(pixel_size_text, h.pixel_size)))
+        lines.append("Error calibration: " + calibration_text(self.error_calibration))
         return lines

@@ -22,6 +22,7 @@ from ..errors import Pix2PixError
 from ..io.model_file import load_model
 from ..options import user_path
 from ..run_options import PredictOptions
+from ..workflows.error_map import UNCALIBRATED
 from ..workflows.evaluation import Evaluation, check_target, evaluate, score
 from ..workflows.prediction import predict
 from . import PLUGIN, PREDICT
@@ -100,6 +101,13 @@ class ModelChooser(Container):
         )
         super().__init__(widgets=[row, self.info, self.export])
         self.margins = (0, 0, 0, 0)
+
+
+def error_map_name(model) -> str:
+    """What the confidence layer is called: the expected absolute error in the target's
+    units where the model has an error calibration, else the raw spread of the 8
+    flips/rotations (workflows/error_map.py; predict warns that it is uncalibrated)."""
+    return "expected error" if model is not None and model.error_calibration else "spread"
 
 
 class PredictWidget(QWidget):
@@ -309,13 +317,20 @@ class PredictWidget(QWidget):
         self.worker.returned.connect(on_result)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
-        self.worker.sink = self.run_warnings.hear
+        self.worker.sink = self._hear
         self.run_warnings.clear()
         self.controls.progress(0, 1)
         self.controls.say(message)
         self._set_running(True)
         self.timer.start()
         self.worker.start()
+
+    def _hear(self, text: str) -> None:
+        """A warning of the run, shown; not predict's note that the model has no error
+        calibration: its layer is named "spread", not "expected error", and its card says
+        so, where a warning line would repeat it at every prediction and evaluation."""
+        if text != UNCALIBRATED:
+            self.run_warnings.hear(text)
 
     def evaluate(self) -> None:
         """Score the prediction of the image against the held-out target layer: the
@@ -387,7 +402,7 @@ class PredictWidget(QWidget):
                 made,
                 "spread",
                 result.spread,
-                f"{layer.name} [pix2pix spread]",
+                f"{layer.name} [pix2pix {error_map_name(self.model)}]",
                 kwargs,
                 colormap="magma",
             )
@@ -453,7 +468,7 @@ class PredictWidget(QWidget):
             added = self._add_layer(result, name, kwargs)
         spread_added = None
         if spread is not None:
-            spread_name = f"{layer.name} [pix2pix spread]"
+            spread_name = f"{layer.name} [pix2pix {error_map_name(self.model)}]"
             spread_added = self._put(made, "spread", spread, spread_name, kwargs, colormap="magma")
         if offsets is None and isinstance(result, np.ndarray):
             # a whole layer's prediction in memory: Evaluate scores it, not predicts again

@@ -30,6 +30,7 @@ from ..io.model_file import Pix2PixModel, as_model, model_from_bytes
 from ..io.outputs import check_output, open_output
 from ..options import options_doc, split_options, user_path
 from ..run_options import PredictOptions
+from .error_map import error_map, expected_error
 
 
 def predict(
@@ -62,8 +63,11 @@ def predict(
 
     Returns:
         float32 array in the target's units with the input's axes (C only where the
-        model's target has channels), or the ``out`` given; ``(result, spread)`` with
-        ``uncertainty``; the output axes appended with ``return_axes``.
+        model's target has channels), or the ``out`` given; ``(result, error map)``
+        with ``uncertainty``: the expected absolute error per pixel in the target's
+        units (the spread of the 8 flips/rotations calibrated on the run's validation;
+        the raw spread, with a warning, for a model without a calibration);
+        the output axes appended with ``return_axes``.
     """
     opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
     model_path = user_path(model) if isinstance(model, (str, os.PathLike)) else None
@@ -90,6 +94,8 @@ def predict(
     mismatch = scale_mismatch(model.history.pixel_size, pixel_size(image.scale, image.unit))
     if mismatch:
         warnings.warn(mismatch, stacklevel=2)
+    # the confidence map read as the expected error, where the model has a calibration
+    calibration = error_map(model, stacklevel=3) if opts.uncertainty else None
     if opts.uncertainty:
         result = predict_with_spread(
             predictor,
@@ -100,6 +106,8 @@ def predict(
             cfg.spatial_dims,
             progress,
         )
+        if calibration is not None:
+            result = (result[0], expected_error(calibration, result[1], out_axes))
         return (*result, out_axes) if return_axes else result
     to_file = isinstance(out, (str, os.PathLike))
     zarr_out = to_file and format_of(out).resumable  # a store: resumable
