@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -302,6 +303,7 @@ def cmd_train(args, options: dict) -> int:
     from .engine.events import StepEvent, ValidationEvent, WarningEvent
     from .io.checkpoint import check_model_beside_run
     from .io.model_file import check_model_output, save_or_rescue
+    from .workflows.run_report import report_of_run
     from .workflows.training import train_iter
 
     if args.print_config:
@@ -322,6 +324,7 @@ def cmd_train(args, options: dict) -> int:
     check_model_beside_run(args.output, options.get("checkpoint_dir") or options.get("resume"))
     axes, target_axes = options.pop("axes", None), options.pop("target_axes", None)
     val_source, val_target = args.val_source, args.val_target
+    started = time.time()  # the run folder's report.html is this run's if written since
     events = train_iter(
         _one(sources),
         _one(targets),
@@ -360,6 +363,9 @@ def cmd_train(args, options: dict) -> int:
                 f"steps) was saved to {path}. {note}".rstrip(),
                 file=sys.stderr,
             )
+            _print_report(
+                report_of_run(options.get("checkpoint_dir"), options.get("resume"), started)
+            )
         return 130
     if bar:
         bar.close()
@@ -372,7 +378,14 @@ def cmd_train(args, options: dict) -> int:
     metrics = model.history.final_metrics
     if metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    _print_report(report_of_run(options.get("checkpoint_dir"), options.get("resume"), started))
     return 0 if not note else 3
+
+
+def _print_report(path: Path | None) -> None:
+    """Where the run's report is (workflows/run_report.py): a page any browser opens."""
+    if path is not None:
+        print(f"report: {path}")
 
 
 def _one(paths: list[str] | None):

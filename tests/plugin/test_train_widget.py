@@ -265,6 +265,7 @@ def test_use_in_predict_opens_the_model_just_trained(train_widget, viewer, qtbot
     log = (tmp_path / "runs" / "first" / "log.csv").resolve()
     links = w.controls.links.text()  # the run's folder and log, linked under the status
     assert log.is_file() and log.as_uri() in links and "tensorboard --logdir" in links
+    assert (log.parent / "report.html").as_uri() in links  # written at the run's end
     assert w.controls["Use in Predict"].isEnabled()
     w.controls["Use in Predict"].click()
     # the Predict widget that is open now

@@ -26,6 +26,7 @@ from .sampling import PairedPatchSampler
 from .schedule import Budget, adversarial_weight
 from .split import Split
 from .trainer import Trainer
+from .validation_examples import Example, ValidationExamples, crop_2d
 
 COLLAPSE_RATIO = 0.25  # prediction std below this fraction of the target's: collapse
 # a kept model this flat or this poorly correlated is weak: on held-out data, working runs
@@ -48,6 +49,7 @@ def train_loop(
     checkpoint_every: int | None = None,
     checkpoint: Callable[[int], None] | None = None,
     rank: int = 0,
+    examples: ValidationExamples | None = None,
 ) -> Iterator[TrainingEvent]:
     """Train ``model`` (config, generator, history) from step ``start`` until the
     ``budget`` (steps, and time if given) is spent or ``keeper`` says validation has
@@ -57,7 +59,8 @@ def train_loop(
 
     ``checkpoint(step)`` is called every ``checkpoint_every`` steps (default: with each
     validation), at the end, and when the consumer stops iterating early (closing the
-    generator), so that the run can be resumed from where it stopped."""
+    generator), so that the run can be resumed from where it stopped. ``examples``
+    keeps what the run report shows of the validations (validation_examples.py)."""
     config, history = model.config, model.history
     budget = budget or Budget(config.steps, None, None)
     keeper = keeper or BestKeeper("mae", None, history)
@@ -93,6 +96,10 @@ def train_loop(
             or adversarial_weight(budget.progress(step), config.gan_warmup) >= 1.0
         )
         event.best = keeper.update(step, event.metrics, model.generator, competes)
+        if examples is not None:  # the kept and the last for the run report
+            chosen = {r.step for r in (history.best, history.most_accurate) if r is not None}
+            example = Example(step, event.preview_source, event.preview, event.preview_target)
+            examples.add(example, validator.last[0], chosen)
         budget.validated(time.perf_counter() - began)
         yield event
         ratio = event.metrics["std_ratio"]
@@ -236,9 +243,9 @@ class _Validator:
             total=total,
             model=self.model,
             metrics=metrics,
-            preview=_preview(preds[0]),
-            preview_target=_preview(targets[0]),
-            preview_source=_preview(self.split.val[0][0][..., c:].astype(np.float32)),
+            preview=crop_2d(preds[0]),
+            preview_target=crop_2d(targets[0]),
+            preview_source=crop_2d(self.split.val[0][0][..., c:].astype(np.float32)),
         )
 
 
@@ -315,12 +322,3 @@ def _weak_message(config, history: RunHistory, steps: int) -> str | None:
 def _finite_mean(values: list[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
-
-
-def _preview(array: np.ndarray, size: int = 256) -> np.ndarray:
-    """Centre crop (first channel; middle slice for 3D) of a (C, *spatial) array."""
-    x = array[0]
-    if x.ndim == 3:
-        x = x[x.shape[0] // 2]
-    starts = [max(0, (n - size) // 2) for n in x.shape]
-    return np.ascontiguousarray(x[starts[0] : starts[0] + size, starts[1] : starts[1] + size])

@@ -16,7 +16,7 @@ import numpy as np
 
 @dataclass
 class Example:
-    """One validation's crops (2D, first channel; engine/loop.py ``_preview``): the
+    """One validation's crops (2D, first channel: ``crop_2d``, the preview it shows): the
     source in its units, the prediction and the target in the target's."""
 
     step: int

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..engine.loss_terms import LOSS_TERMS
 from ..engine.validation_examples import Example
 from .output_paths import atomic_write
 
@@ -26,13 +27,6 @@ REPORT_NAME = "report.html"
 REPORT_JSON = "report.json"
 MARK = "napari-pix2pix run report"  # in both files: only those are replaced
 
-LOSS_NAMES = {
-    "g_total": "generator, total",
-    "g_l1": "L1 (generator)",
-    "g_gan": "adversarial (generator)",
-    "d_real": "discriminator, real",
-    "d_fake": "discriminator, fake",
-}
 METRIC_NAMES = {
     "mae": "MAE (target units)",
     "psnr": "PSNR (dB)",
@@ -199,10 +193,10 @@ def _held_out_html(held: dict | None, absent: str) -> str:
 def _curves_html(curves: dict, kept_step) -> str:
     losses = curves.get("losses") or {}
     steps = losses.get("step") or []
-    charts = [
-        svg_chart(LOSS_NAMES.get(name, name), steps, values, kept_step)
-        for name, values in losses.items()
-        if name != "step" and len(values) == len(steps)
+    charts = [  # the terms the Train widget draws (g_total repeats them, weighted)
+        svg_chart(term.label, steps, losses[term.name], kept_step)
+        for term in LOSS_TERMS
+        if term.drawn and len(losses.get(term.name) or []) == len(steps) > 0
     ]
     validation = curves.get("validation") or []
     for metric, label in METRIC_NAMES.items():

@@ -38,6 +38,7 @@ class RunControls(QWidget):
         self.status = wrap(QLabel())
         self.links = wrap(QLabel())  # where the run's files are, as links
         self.folder: Path | None = None  # the linked run's
+        self.report: Path | None = None  # its report.html, once the run has written it
         self.links.setTextFormat(Qt.TextFormat.RichText)
         self.links.setOpenExternalLinks(True)
         self.links.setVisible(False)
@@ -82,16 +83,27 @@ class RunControls(QWidget):
 
     def link_run(self, folder: Path) -> None:
         """Links to a run's folder and its log (log.csv; the TensorBoard command)."""
-        self.folder = Path(folder).resolve()
+        self.folder, self.report = Path(folder).resolve(), None
         self._show_links()
         self.links.setVisible(True)
+
+    def link_report(self, report: Path | None) -> None:
+        """A link to the report the run wrote at its end (None: it wrote none)."""
+        if self.folder is not None and report is not None:
+            self.report = Path(report).resolve()
+            self._show_links()
 
     def _show_links(self) -> None:
         folder, log = self.folder, self.folder / LOG_NAME
         style = f'style="color: {link_color(self)};"'
+        report = (
+            f'report: <a href="{self.report.as_uri()}" {style}>{escape(self.report.name)}</a> · '
+            if self.report is not None
+            else ""
+        )
         self.links.setText(
             f'Run folder: <a href="{folder.as_uri()}" {style}>{escape(str(folder))}</a> · '
-            f'log: <a href="{log.as_uri()}" {style}>{LOG_NAME}</a> · TensorBoard: '
+            f'{report}log: <a href="{log.as_uri()}" {style}>{LOG_NAME}</a> · TensorBoard: '
             f"<code>tensorboard --logdir {escape(str(folder))}</code>"
         )
         fit_height(self.links)

@@ -20,6 +20,7 @@ from ..errors import Pix2PixError
 from ..io.checkpoint import checkpoint_path
 from ..options import user_path
 from ..run_options import TrainingRun
+from ..workflows.run_report import report_of_run
 from ..workflows.run_setup import check_run_options
 from . import PLUGIN, PREDICT
 from .docking import bring_forward, join_later, join_sibling
@@ -54,6 +55,7 @@ class TrainWidget(QWidget):
         self.worker = None
         self.stop_requested = threading.Event()
         self.run_folder: Path | None = None
+        self.started = 0.0  # time.time() at the last Start or Resume
         self._saved_text = ""
         self.saved: Path | None = None  # where the last run's model was auto-saved
         self.selection = (Selection(), Selection())  # training, validation
@@ -262,6 +264,7 @@ class TrainWidget(QWidget):
             return
         options["checkpoint_dir"] = self.run_folder
         self.controls.link_run(self.run_folder)
+        self.started = time.time()  # the run folder's report is this run's if written since
         self.save_settings()
         self.settings.save({"last_run": str(self.run_folder)})
         self.stop_requested.clear()
@@ -360,6 +363,7 @@ class TrainWidget(QWidget):
             self.plot.catch_up(self.model.history.losses)
         self.worker = None
         self._set_running(False)
+        self.controls.link_report(report_of_run(self.run_folder, since=self.started))
         status = self.controls.status.text()
         if self.stop_requested.is_set():
             done = self.model.history.steps_done if self.model is not None else 0
