@@ -14,7 +14,7 @@ import torch
 from ..config import Pix2PixConfig
 from ..engine.best_model import BestKeeper
 from ..engine.device import amp_dtype
-from ..engine.events import TrainingEvent, ValidationEvent, WarningEvent
+from ..engine.events import FinishedEvent, TrainingEvent, ValidationEvent, WarningEvent
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
 from ..engine.memory import available_memory, device_memory
@@ -30,6 +30,7 @@ from ..io.model_file import Pix2PixModel
 from ..io.run_log import RunLog
 from ..options import options_doc
 from ..run_options import TrainingRun
+from .error_map import calibrate_at_end
 from .interrupts import StepsFinish
 from .run_folder import best_weights, save_best, save_run_config
 from .run_report import report_or_warn
@@ -126,6 +127,7 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
         examples=examples,
     )
     ended = False  # the run ended or was stopped (not failed): its report is due
+    stopped = calibrated = False  # the error map (error_map.py): at the end or the stop
     try:
         for note in setup.notes:
             yield WarningEvent(step=ckpt.step, total=config.steps, model=model, message=note)
@@ -139,7 +141,17 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
                         _or_warn("the best model so far", lambda: save_best(*best))
             if event is None:
                 break
-            yield event
+            if isinstance(event, FinishedEvent) and rank == 0:  # the kept model is chosen
+                for note in calibrate_at_end(model, split, dev, checkpoint_dir, keeper.weights):
+                    yield WarningEvent(
+                        step=event.step, total=event.total, model=model, message=note
+                    )
+                calibrated = True
+            try:
+                yield event
+            except GeneratorExit:  # the consumer stopped the run (the Train widget's Stop)
+                stopped = True
+                raise
         ended = True
     except (GeneratorExit, KeyboardInterrupt):  # stopped: Stop, Ctrl-C, SIGTERM
         ended = True
@@ -151,6 +163,11 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     finally:
         events.close()  # stopped early: the checkpoint of the last whole step (train_loop)
         feed.close()
+        trained = history.steps_done > (0 if ckpt is None else ckpt.step)
+        if stopped and not calibrated and rank == 0 and trained:
+            # a stopped run's kept model (events.close() chose it) is calibrated too
+            for note in calibrate_at_end(model, split, dev, checkpoint_dir, keeper.weights):
+                warnings.warn(note, stacklevel=2)
         if log is not None:
             _or_warn("the run log", log.close)
         if ended and examples is not None and model.history.steps_done > start:
