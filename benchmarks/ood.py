@@ -169,9 +169,8 @@ def profile_for(task, train_steps: int) -> tuple[dict, Normalization]:
 
         CACHE.mkdir(exist_ok=True)
         path = CACHE / f"{task.name}-{train_steps}.safetensors"
-        if path.exists():
-            model = p2p.load_model(path)
-        else:
+        model = p2p.load_model(path) if path.exists() else None
+        if model is None or model.input_profile is None:  # none: cached before profiles
             model = p2p.train(
                 task.train_source,
                 task.train_target,
@@ -187,7 +186,7 @@ def profile_for(task, train_steps: int) -> tuple[dict, Normalization]:
                 device="cpu",
                 seed=0,
             )
-            model.save(path)
+            model.save(path, overwrite=True)
         return model.input_profile, Normalization.of(model.config, "source")
     train = samples_of(task.train_source, task)
     norm = Normalization.fit(train, (0.5, 99.5), "source")

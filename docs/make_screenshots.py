@@ -1,7 +1,8 @@
 """Regenerate the docs' viewer screenshots: the README picture and the four steps of the
 user guide (pair loaded, training, a predicted stack, the confidence layer, Evaluate). Uses the
 built-in simulated sample, so it runs anywhere with a display, e.g.
-`xvfb-run -a -s "-screen 0 1600x1200x24" python docs/make_screenshots.py`.
+`xvfb-run -a -s "-screen 0 1600x1200x24" python docs/make_screenshots.py`
+(`... make_screenshots.py ood`: only the input warning's, ood_warning.png).
 """
 
 from __future__ import annotations
@@ -126,5 +127,32 @@ def main(steps: int = 300) -> None:
     viewer.close()
 
 
+def ood_warning(steps: int = 200) -> None:
+    """The Predict widget's warning for an input unlike the training data: a model
+    trained briefly on the sample's phase contrast, given an unseen field at twice the
+    brightness (``python docs/make_screenshots.py ood`` makes only this one)."""
+    import napari_pix2pix as p2p
+
+    source, target = make_pair((256, 256), seed=0)
+    model = p2p.train(
+        source, target, steps=steps, patch_size=64, depth=4, base_channels=8, device="cpu"
+    )
+    path = Path(tempfile.mkdtemp(prefix="napari-pix2pix-screenshot-ood-")) / "m.safetensors"
+    model.save(path)
+    viewer = napari.Viewer(title="napari-pix2pix")
+    viewer.window.resize(1500, 1000)
+    unseen, _ = make_pair((256, 256), seed=42)
+    viewer.add_image(unseen.astype("float32") * 2, name="unseen phase, 2x brighter")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-pix2pix", "pix2pix: Predict")
+    predict.load(path)
+    predict.select_layer("unseen phase, 2x brighter")
+    predict.controls["Predict"].click()
+    wait(lambda: predict.worker is None)
+    show_only(viewer, "unseen phase, 2x brighter", "unseen phase, 2x brighter [pix2pix]")
+    grid(viewer, True)
+    shot(viewer, "ood_warning.png")
+    viewer.close()
+
+
 if __name__ == "__main__":
-    main()
+    ood_warning() if sys.argv[1:] == ["ood"] else main()

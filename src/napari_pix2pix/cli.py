@@ -513,8 +513,14 @@ def _predict_many(args, options: dict) -> int:
             bar.close()
     for o in result.outcomes:
         line = f"{o.status}: {o.input}" + (f" -> {o.output}" if o.status == "done" else "")
+        if o.input_score is not None:  # predict's input check (none: no input profile)
+            line += f" [input score {o.input_score:.1f}" + (
+                f" > {o.input_threshold:g}: unlike the training inputs]" if o.input_above else "]"
+            )
         print(line + (f" ({o.reason})" if o.reason else ""))
     counts = ", ".join(f"{len(result.having(s))} {s}" for s in ("done", "skipped", "failed"))
+    unlike = sum(o.input_above for o in result.outcomes)
+    counts += f", {unlike} unlike the training inputs" if unlike else ""
     print(f"{counts}; summary in {result.summary} and .csv")
     return 1 if result.failed else 0
 

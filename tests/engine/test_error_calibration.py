@@ -111,7 +111,7 @@ def test_round_trips_as_json_and_refuses_a_damaged_one():
         ErrorCalibration.from_dict(data, out_channels=1)
 
 
-def test_calibrate_predicts_the_scored_columns_within_the_pixel_cap():
+def test_calibrate_predicts_a_central_band_of_the_scored_columns_within_the_cap():
     """A real (untrained) network: the fitted map's mean over the validation pixels
     equals the plain prediction's mean absolute error there, on the scored columns only
     and within the cap."""
@@ -129,11 +129,19 @@ def test_calibrate_predicts_the_scored_columns_within_the_pixel_cap():
     rng = np.random.default_rng(5)
     source = rng.uniform(0, 1, (1, 48, 64)).astype(np.float32)
     target = rng.uniform(0, 1, (1, 48, 64)).astype(np.float32)
-    cal = calibrate(predictor, [(source, target), (source, target)], context=16, max_pixels=2000)
+    pairs = [(source, target), (source, target)]
+    cal = calibrate(predictor, pairs, context=16, max_pixels=2000, share=1.0)
     assert cal.pixels == 41 * 48  # 42 rows of 48 scored columns do not fit; 41 do
-    observed = np.abs(predictor.predict_sample(source[:, :41]) - target[:, :41])[..., 16:].mean()
+    band = slice(3, 44)  # the 41 central rows of 48
+    observed = np.abs(predictor.predict_sample(source[:, band]) - target[:, band])[..., 16:]
     m = cal.channels[0]
-    assert np.average(m.error, weights=m.count) == pytest.approx(observed, rel=1e-4)
+    assert np.average(m.error, weights=m.count) == pytest.approx(observed.mean(), rel=1e-4)
+    # by default a quarter of each sample's rows (at least 16): the central band
+    cal = calibrate(predictor, pairs, context=16)
+    assert cal.pixels == 2 * 16 * 48
+    observed = np.abs(predictor.predict_sample(source[:, 16:32]) - target[:, 16:32])[..., 16:]
+    m = cal.channels[0]
+    assert np.average(m.error, weights=m.count) == pytest.approx(observed.mean(), rel=1e-4)
     assert calibrate(predictor, []) is None
 
 

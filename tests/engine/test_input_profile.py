@@ -10,9 +10,11 @@ from scipy import ndimage
 
 from napari_pix2pix.engine.axes import AxesLayout
 from napari_pix2pix.engine.input_profile import (
+    MAX_SAMPLES,
     THRESHOLD,
     build_profile,
     check_input,
+    sample_indices,
     tile_features,
 )
 from napari_pix2pix.engine.lazy import LazySample
@@ -67,6 +69,7 @@ def test_the_worst_slice_is_named(field):
     assert check.worst == 1 and check.above
     assert check.scores[0] < check.threshold and check.scores[2] < check.threshold
     assert "slice 1" in check.message()
+    assert check.worst_sample == 1
     assert check.as_dict()["worst"] == 1
 
 
@@ -92,3 +95,13 @@ def test_features_of_a_constant_tile_are_finite():
     """Background (a constant tile) has no spectrum: equal shares, not -inf."""
     intensity, spectrum = tile_features(np.zeros((2, 1, 16, 16), np.float32))
     assert np.isfinite(spectrum).all() and np.isfinite(intensity).all()
+
+
+def test_a_long_stack_is_scored_on_an_even_spread_of_slices(field):
+    _, held_out, _, norm, profile = field
+    indices = sample_indices(1000)
+    assert len(indices) == MAX_SAMPLES and indices[0] == 0 and indices[-1] == 999
+    assert sample_indices(5) == [0, 1, 2, 3, 4]
+    stack = [held_out, held_out * 3.0]
+    check = check_input(stack, norm, profile, indices=[10, 990])
+    assert check.worst_sample == 990 and "slice 990" in check.message()

@@ -54,6 +54,7 @@ WINDOW = {2: 3, 3: 2}  # tiles per axis of a training view (3x3 in 2D, 2x2x2 in 
 GRID = {2: 4, 3: 3}
 TILE = {2: 64, 3: 32}  # px a side at most
 MIN_TILE = 16
+MAX_SAMPLES = 64  # slices (volumes) scored at most: a longer stack, an even spread
 # the least unit: training tiles that overlap (a small image gives windows that overlap)
 # are nearly equal, and a unit near 0 would make every other image look far
 MIN_UNIT = 0.25  # tiles per axis of a scored sample (spread over the whole sample)
@@ -194,31 +195,36 @@ def build_profile(
 class InputCheck:
     """How far an input lies from the model's training inputs.
 
-    ``scores`` holds one score per sample (image, slice or volume; sample order as
-    prediction runs them), ``worst`` the index of the highest, ``above`` whether it
-    exceeds ``threshold``; ``reason`` says which way it differs."""
+    ``scores`` holds one score per sample scored (image, slice or volume), ``samples``
+    which sample each is (all of them, or an even spread of MAX_SAMPLES of a longer
+    stack), ``worst`` the position of the highest, ``above`` whether it exceeds
+    ``threshold``; ``reason`` says which way the worst one differs."""
 
     scores: list[float]
     threshold: float
+    samples: list[int] = field(default_factory=list)
     worst: int = 0
     reason: str = ""
-    reasons: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:
         return self.scores[self.worst]
 
     @property
+    def worst_sample(self) -> int:
+        return self.samples[self.worst] if self.samples else self.worst
+
+    @property
     def above(self) -> bool:
         return self.score > self.threshold
 
     def message(self, what: str = "slice") -> str:
-        where = f" ({what} {self.worst})" if len(self.scores) > 1 else ""
+        where = f" at {what} {self.worst_sample}" if len(self.scores) > 1 else ""
         return (
             f"this input differs from what the model was trained on (score "
             f"{self.score:.1f} > {self.threshold:g}{where}: {self.reason}); its prediction "
             "may look real and be wrong. Check the image (units, focus, pixel size, "
-            "modality) or train on data like it."
+            "modality) against the training data, or train on images like it."
         )
 
     def as_dict(self) -> dict:
@@ -226,9 +232,10 @@ class InputCheck:
             "score": round(self.score, 3),
             "threshold": self.threshold,
             "above": self.above,
-            "worst": self.worst,
+            "worst": self.worst_sample,
             "reason": self.reason,
             "scores": [round(s, 3) for s in self.scores],
+            "samples": list(self.samples),
         }
 
 
@@ -271,13 +278,35 @@ def score_sample(sample, norm: Normalization, profile: dict) -> tuple[float, str
     return _score(_features(sample, _boxes(spatial, tile, GRID[len(spatial)]), norm), profile)
 
 
-def check_input(samples, norm: Normalization, profile: dict | None) -> InputCheck | None:
-    """The InputCheck of an iterable of (C, *spatial) samples; None without a profile
-    (a model saved before profiles, or a run too short to make one)."""
+def check_input(
+    samples, norm: Normalization, profile: dict | None, indices=None
+) -> InputCheck | None:
+    """The InputCheck of (C, *spatial) samples (arrays or LazySamples, image units;
+    ``indices`` their numbers in the image, default 0, 1, ...); None without a profile
+    (a model saved before profiles)."""
     if not profile:
         return None
+    samples = list(samples)
     scored = [score_sample(s, norm, profile) for s in samples]
     scores = [float(s) for s, _ in scored]
     worst = int(np.argmax(scores))
     threshold = float(profile.get("threshold", THRESHOLD))
-    return InputCheck(scores, threshold, worst, scored[worst][1], [r for _, r in scored])
+    indices = list(range(len(samples))) if indices is None else [int(i) for i in indices]
+    return InputCheck(scores, threshold, indices, worst, scored[worst][1])
+
+
+def sample_indices(count: int) -> list[int]:
+    """The samples of an image that are scored: all, or MAX_SAMPLES evenly spread."""
+    if count <= MAX_SAMPLES:
+        return list(range(count))
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, MAX_SAMPLES)})
+
+
+def input_profile_text(profile: dict | None) -> str:
+    """The model card's line: whether predictions check their input, and against what."""
+    if not profile:
+        return "Input profile: absent (a model saved before profiles): inputs are not checked"
+    return (
+        f"Input profile: {len(profile['tiles'])} training tiles; an input scoring above "
+        f"{profile.get('threshold', THRESHOLD):g} is warned about"
+    )

@@ -12,6 +12,7 @@ import torch
 from ..config import Pix2PixConfig
 from .display_text import METRIC_NAMES, duration_text, metric_text, pixel_size_text
 from .error_calibration import calibration_text
+from .input_profile import input_profile_text
 from .networks import build_generator
 from .run_history import RunHistory
 
@@ -68,6 +69,7 @@ class Pix2PixModel:
             "steps trained": self.history.steps_done,
             "final validation": self.history.final_metrics,
             "error calibration": calibration_text(self.error_calibration),
+            "input profile": "present" if self.input_profile else "absent",
         }
 
     def card(self) -> list[str]:
@@ -101,5 +103,6 @@ class Pix2PixModel:
             lines.append("Validation: " + ", ".join(shown))
         if h.pixel_size:
             lines.append("Pixel size trained at: " + "; ".join(map(pixel_size_text, h.pixel_size)))
+        lines.append(input_profile_text(self.input_profile))
         lines.append("Error calibration: " + calibration_text(self.error_calibration))
         return lines

@@ -439,15 +439,22 @@ class PredictWidget(QWidget):
         return result
 
     def _predict(self, data, options: dict, progress):
-        """(prediction, output axes, spread or None)."""
-        *arrays, axes = predict(self.model, data, progress=progress, return_axes=True, **options)
-        return arrays[0], axes, (arrays[1] if options["uncertainty"] else None)
+        """(prediction, output axes, spread or None, input check or None)."""
+        *arrays, axes, check = predict(
+            self.model,
+            data,
+            progress=progress,
+            return_axes=True,
+            return_input_check=True,
+            **options,
+        )
+        return arrays[0], axes, (arrays[1] if options["uncertainty"] else None), check
 
     def cancel(self) -> None:
         self.cancel_requested.set()
 
     def _add_result(
-        self, layer, result, out_axes: str, spread=None, offsets=None, *, made: Made
+        self, layer, result, out_axes: str, spread=None, check=None, offsets=None, *, made: Made
     ) -> None:
         if isinstance(result, Path):
             import dask.array as da
@@ -479,7 +486,8 @@ class PredictWidget(QWidget):
             self.made.keep(made, [w for w in self.run_warnings.seen if w != self.target_note])
         self.controls.say(
             f"Added {name} {tuple(result.shape)}"
-            + (" and its spread." if spread is not None else ".")
+            + (" and its spread" if spread is not None else "")
+            + input_check_text(check)
         )
 
     def _add_layer(self, data, name: str, kwargs: dict, **extra) -> list:
@@ -538,6 +546,24 @@ class PredictWidget(QWidget):
         plane.setToolTip(SLICE_3D_TIP if volumes else SLICE_TIP)
         self.controls["Cancel"].setEnabled(running)
         self.chooser.export.enabled = not running and self.model is not None
+
+
+def input_check_text(check) -> str:
+    """The status line's end: the input's score against the model's training inputs
+    (its warning, above the threshold, is in the warning line). Nothing for a model
+    without an input profile: its card says so, once."""
+    if check is None:
+        return "."
+    where = f" (highest: slice {check.worst_sample})" if len(check.scores) > 1 else ""
+    if check.above:
+        return (
+            f". Input score {check.score:.1f}{where}, above {check.threshold:g}: "
+            "the image differs from the training data (see the warning)."
+        )
+    return (
+        f". Input score {check.score:.1f}{where}: like the training data (a warning comes "
+        f"above {check.threshold:g})."
+    )
 
 
 def predict_selected_layer(viewer: napari.viewer.Viewer) -> None:

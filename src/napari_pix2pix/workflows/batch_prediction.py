@@ -42,7 +42,9 @@ GLOB_CHARACTERS = "*?["
 class FileOutcome:
     """What became of one input: status "done", "skipped" or "failed" ("interrupted" for
     the one a Ctrl-C stopped, "pending" for those after it), why (for skipped and
-    failed), the warnings it gave and the seconds it took."""
+    failed), the warnings it gave, the seconds it took, and how far it lies from the
+    model's training inputs (predict's input check: its highest score and the threshold;
+    None when not predicted, or for a model without an input profile)."""
 
     input: str
     output: str
@@ -50,6 +52,13 @@ class FileOutcome:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    input_score: float | None = None
+    input_threshold: float | None = None
+
+    @property
+    def input_above(self) -> bool:
+        """The input differs from the training inputs (its score is above the threshold)."""
+        return self.input_score is not None and self.input_score > self.input_threshold
 
 
 @dataclass
@@ -260,9 +269,18 @@ def _predict_one(model, outcome: FileOutcome, overwrite: bool, progress, options
                     )
                     return
                 if_exists = "resume"  # an unfinished zarr store: continue it
-            predict(
-                model, outcome.input, out=out, progress=progress, if_exists=if_exists, **options
+            _, check = predict(
+                model,
+                outcome.input,
+                out=out,
+                progress=progress,
+                if_exists=if_exists,
+                return_input_check=True,
+                **options,
             )
+            if check is not None:
+                outcome.input_score = round(check.score, 3)
+                outcome.input_threshold = check.threshold
             outcome.status = "done"
         except Exception as exc:  # recorded, and the next file goes on
             outcome.status, outcome.reason = "failed", _reason(exc)
@@ -306,13 +324,24 @@ def _is_summary(path: Path) -> bool:
         return False
 
 
-SUMMARY_COLUMNS = ("input", "output", "status", "reason", "warnings", "seconds")
+SUMMARY_COLUMNS = (
+    "input",
+    "output",
+    "status",
+    "reason",
+    "warnings",
+    "seconds",
+    "input_score",  # predict's input check: empty for a model without an input profile
+    "input_flag",  # "above": the input differs from the training inputs
+)
+# a summary written before the input check: still ours, replaced by a batch run again
+EARLIER_COLUMNS = SUMMARY_COLUMNS[:6]
 
 
 def _is_summary_csv(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
-            return next(csv.reader(fh), None) == list(SUMMARY_COLUMNS)
+            return next(csv.reader(fh), None) in (list(SUMMARY_COLUMNS), list(EARLIER_COLUMNS))
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -332,7 +361,10 @@ def _write_summary(result: BatchResult, folder: Path) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(SUMMARY_COLUMNS)
     for o in result.outcomes:
-        writer.writerow([o.input, o.output, o.status, o.reason, " | ".join(o.warnings), o.seconds])
+        score = "" if o.input_score is None else o.input_score
+        flag = "above" if o.input_above else ""
+        said = " | ".join(o.warnings)
+        writer.writerow([o.input, o.output, o.status, o.reason, said, o.seconds, score, flag])
     atomic_write(result.summary.with_suffix(".csv"), text.getvalue().encode(), replace=True)
 
 

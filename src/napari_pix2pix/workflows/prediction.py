@@ -21,7 +21,10 @@ from ..engine.inference import (
     make_predictor,
     predict_with_spread,
 )
+from ..engine.input_profile import InputCheck, check_input, sample_indices
+from ..engine.lazy import LazySample
 from ..engine.memory import device_memory
+from ..engine.normalization import Normalization
 from ..errors import InputError
 from ..io.formats import format_of
 from ..io.images import as_image
@@ -41,6 +44,7 @@ def predict(
     out=None,
     progress=None,
     return_axes: bool = False,
+    return_input_check: bool = False,
     **options,
 ):
     """Translate ``image`` with a trained model, tile by tile.
@@ -60,6 +64,13 @@ def predict(
             complete at the end).
         progress: called with (tiles done, tiles total); raising from it cancels.
         return_axes: also return the output's axes string.
+        return_input_check: also return how far the image lies from the model's
+            training inputs: an ``InputCheck`` (engine/input_profile.py) with a score
+            per slice (per volume for a 3D model; 64 slices evenly spread on a longer
+            stack), ``.score`` and ``.worst_sample`` the highest and where, ``.above``
+            whether it exceeds ``.threshold`` and ``.reason`` which way it differs; None
+            for a model without an input profile (saved before 0.x had them). Above the
+            threshold a warning says so whether or not it is returned.
 
     Returns:
         float32 array in the target's units with the input's axes (C only where the
@@ -67,8 +78,22 @@ def predict(
         with ``uncertainty``: the expected absolute error per pixel in the target's
         units (the spread of the 8 flips/rotations calibrated on the run's validation;
         the raw spread, with a warning, for a model without a calibration);
-        the output axes appended with ``return_axes``.
+        the output axes appended with ``return_axes``, then the
+        InputCheck with ``return_input_check``.
     """
+    result, out_axes, check = _predict(model, image, axes, out, progress, options, True)
+    parts = [
+        *result,
+        *([out_axes] if return_axes else []),
+        *([check] if return_input_check else []),
+    ]
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _predict(model, image, axes, out, progress, options: dict, check_input: bool):
+    """predict's work: ((result,) or (result, spread), output axes, InputCheck or None).
+    ``check_input`` False leaves out the input check (predict_lazy's blocks: it checked
+    the whole image once)."""
     opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
     model_path = user_path(model) if isinstance(model, (str, os.PathLike)) else None
     model = as_model(model)
@@ -93,9 +118,10 @@ def predict(
     check_values(image.array, layout, predictor.source_norm)
     mismatch = scale_mismatch(model.history.pixel_size, pixel_size(image.scale, image.unit))
     if mismatch:
-        warnings.warn(mismatch, stacklevel=2)
+        warnings.warn(mismatch, stacklevel=3)
+    check = input_check(model, image.array, layout, stacklevel=4) if check_input else None
     # the confidence map read as the expected error, where the model has a calibration
-    calibration = error_map(model, stacklevel=3) if opts.uncertainty else None
+    calibration = error_map(model, stacklevel=4) if opts.uncertainty else None
     if opts.uncertainty:
         result = predict_with_spread(
             predictor,
@@ -108,7 +134,7 @@ def predict(
         )
         if calibration is not None:
             result = (result[0], expected_error(calibration, result[1], out_axes))
-        return (*result, out_axes) if return_axes else result
+        return result, out_axes, check
     to_file = isinstance(out, (str, os.PathLike))
     zarr_out = to_file and format_of(out).resumable  # a store: resumable
     # a file is marked as this model's prediction: the hash of its file form
@@ -139,7 +165,22 @@ def predict(
             # an earlier result starts again beside it: that result stays until the end)
             if_exists = "resume" if zarr_out and if_exists != "overwrite" else if_exists
     result = Path(out) if isinstance(out, (str, os.PathLike)) else output.array
-    return (result, out_axes) if return_axes else result
+    return (result,), out_axes, check
+
+
+def input_check(model, array, layout: AxesLayout, stacklevel: int = 3) -> InputCheck | None:
+    """How far the image lies from the model's training inputs, per slice (volume), with
+    a warning above the threshold; None for a model without an input profile. Reads a
+    grid of tiles of each scored slice, not the whole image."""
+    indices = sample_indices(layout.n_samples)
+    samples = [LazySample(array, layout, n) for n in indices]
+    check = check_input(
+        samples, Normalization.of(model.config, "source"), model.input_profile, indices
+    )
+    if check is not None and check.above:
+        what = "slice" if "Z" in layout.sample_axes else "time point"
+        warnings.warn(check.message(what), stacklevel=stacklevel)
+    return check
 
 
 predict.__doc__ += options_doc(PredictOptions)
@@ -171,17 +212,22 @@ def predict_lazy(model, image, axes: str | None = None, **options):
     axes, layout = image_layout(model, image.array, opts.axes, image.axes)
     make_predictor(model, PredictOptions(**{**options, "device": "cpu"}))  # checks the options now
     array = image.array
+    input_check(model, array, layout)
     x = array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
     x = x.rechunk(tuple(1 if a in layout.sample_axes else -1 for a in axes))
     out_axes = output_axes(cfg.source_axes, cfg.target_axes, axes)
     model_bytes = model.to_bytes()
     key = hash(model_bytes)
-    options = {**options, "axes": axes}
+    options = {k: v for k, v in options.items() if k != "axes"}
 
     def block(chunk: np.ndarray) -> np.ndarray:
         if key not in _WORKER_MODELS:
             _WORKER_MODELS[key] = model_from_bytes(model_bytes)
-        return predict(_WORKER_MODELS[key], np.asarray(chunk), **options)
+        # the whole image was checked once, above: not again per block
+        (result,), _, _ = _predict(
+            _WORKER_MODELS[key], np.asarray(chunk), axes, None, None, options, False
+        )
+        return result
 
     kwargs: dict = {"dtype": np.float32, "meta": np.empty((0,) * len(out_axes), np.float32)}
     if "C" in axes and "C" not in out_axes:

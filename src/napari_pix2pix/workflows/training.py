@@ -15,9 +15,11 @@ from ..config import Pix2PixConfig
 from ..engine.best_model import BestKeeper
 from ..engine.device import amp_dtype
 from ..engine.events import FinishedEvent, TrainingEvent, ValidationEvent, WarningEvent
+from ..engine.input_profile import build_profile
 from ..engine.lazy import LazySample
 from ..engine.loop import train_loop
 from ..engine.memory import available_memory, device_memory
+from ..engine.normalization import Normalization
 from ..engine.prefetch import Prefetcher, crop_workers
 from ..engine.run_history import RunHistory
 from ..engine.sampling import PairedPatchSampler
@@ -79,6 +81,8 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     if init_model is not None:
         history.init_model = init_record(init_model, setup.init_source)
     model = Pix2PixModel(config, history=history)
+    if rank == 0:  # now, so every model the run saves (best, rescued, final) carries it
+        model.input_profile = input_profile(split, config)
     if init_model is not None:  # before the trainer moves (and perhaps wraps) it
         model.generator.load_state_dict(init_model.generator.state_dict())
     trainer = Trainer(config, model.generator, dev, amp_dtype(dev, config.amp), world)
@@ -172,6 +176,15 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
             _or_warn("the run log", log.close)
         if ended and examples is not None and model.history.steps_done > start:
             report_or_warn(checkpoint_dir, model, split, examples)
+
+
+def input_profile(split, config: Pix2PixConfig) -> dict:
+    """What the training sources look like (engine/input_profile.py), for predict to
+    tell an image unlike them: a few hundred tiles of the training part, in the model's
+    normalized units (a second or so for large multi-channel data)."""
+    sources = [source for source, _ in split.train]
+    norm = Normalization.of(config, "source")
+    return build_profile(sources, norm, tuple(config.patch_size), split.pixel_sizes or None)
 
 
 def _restore(trainer: Trainer, sampler: PairedPatchSampler, ckpt, rank: int) -> None:
