@@ -66,6 +66,13 @@ def test_a_stopped_run_writes_its_report_and_a_failing_report_costs_nothing(
     events.close()  # the Stop button, Ctrl-C
     doc = report_of(folder)
     assert doc["steps_done"] == 14 and doc["kept_step"] in (6, 12)
+    # resumed: its report replaces the first; a kept validation from before the resume is
+    # predicted anew, one from after it reused: the kept model's scores either way
+    model = train(source, target, resume=folder, **RUN)
+    doc, kept = report_of(folder), model.history.kept_record()
+    assert doc["steps_done"] == 24 and doc["kept_step"] == kept.step
+    scored = doc["held_out"]["scores"]["model"]["mae"]["mean"]
+    assert scored == pytest.approx(kept.metrics["mae"], rel=1e-4)
 
     def broken(*args, **kwargs):
         raise OSError("disk on fire")
