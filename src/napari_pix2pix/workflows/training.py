@@ -167,7 +167,7 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
     finally:
         events.close()  # stopped early: the checkpoint of the last whole step (train_loop)
         feed.close()
-        trained = history.steps_done > (0 if ckpt is None else ckpt.step)
+        trained = model.history.steps_done > (0 if ckpt is None else ckpt.step)
         if stopped and not calibrated and rank == 0 and trained:
             # a stopped run's kept model (events.close() chose it) is calibrated too
             for note in calibrate_at_end(model, split, dev, checkpoint_dir, keeper.weights):
