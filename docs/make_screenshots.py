@@ -108,7 +108,7 @@ def main(steps: int = 300) -> None:
     show_only(viewer, "unseen stack", "unseen stack [pix2pix]")
     viewer.dims.set_current_step(0, 2)
     shot(viewer, "guide_3_predict_stack.png")
-    show_only(viewer, "unseen stack [pix2pix]", "unseen stack [pix2pix spread]")
+    show_only(viewer, "unseen stack [pix2pix]", "unseen stack [pix2pix expected error]")
     shot(viewer, "guide_4_confidence.png")
 
     phase, dapi = make_pair((256, 256), seed=41, nucleus_radius=6.0)
