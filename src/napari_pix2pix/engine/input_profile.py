@@ -43,7 +43,8 @@ VERSION = 1
 QUANTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 BANDS = 5  # log-spaced frequency bands from 2 cycles per tile to Nyquist
 # a score above this warns: no held-out sample of the four validation tasks reached it
-# (the highest: 1.32, mr2d), most real shifts exceed it (docs/quality.md)
+# (the highest: 1.32, mr2d; 1.83 with the profile train() makes), while changes of
+# intensity, noise, blur and modality mostly exceed it (docs/quality.md)
 THRESHOLD = 2.5
 UNIT_PERCENTILE = 90
 # the smallest spread a feature is measured against: a feature that never varied in
