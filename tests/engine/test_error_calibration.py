@@ -136,10 +136,10 @@ def test_calibrate_predicts_a_central_band_of_the_scored_columns_within_the_cap(
     observed = np.abs(predictor.predict_sample(source[:, band]) - target[:, band])[..., 16:]
     m = cal.channels[0]
     assert np.average(m.error, weights=m.count) == pytest.approx(observed.mean(), rel=1e-4)
-    # by default a quarter of each sample's rows (at least 16): the central band
+    # by default half of each sample's rows (at least 16): the central band
     cal = calibrate(predictor, pairs, context=16)
-    assert cal.pixels == 2 * 16 * 48
-    observed = np.abs(predictor.predict_sample(source[:, 16:32]) - target[:, 16:32])[..., 16:]
+    assert cal.pixels == 2 * 24 * 48
+    observed = np.abs(predictor.predict_sample(source[:, 12:36]) - target[:, 12:36])[..., 16:]
     m = cal.channels[0]
     assert np.average(m.error, weights=m.count) == pytest.approx(observed.mean(), rel=1e-4)
     assert calibrate(predictor, []) is None

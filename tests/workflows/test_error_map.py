@@ -34,10 +34,10 @@ def test_a_run_calibrates_its_model_and_predict_reads_expected_error(pair, held_
     run = tmp_path / "run"
     model = p2p.train(source, target, checkpoint_dir=run, **RUN)
     calibration = ErrorCalibration.from_dict(model.error_calibration, 1)
-    # the validation strip: the right 10 % of 128 columns (13), its central 32 rows
-    assert calibration.pixels == 32 * 13
+    # the validation strip: the right 10 % of 128 columns (13), its central 64 rows
+    assert calibration.pixels == 64 * 13
     assert "Error calibration: " in "\n".join(model.card())
-    assert "from 416 validation pixels" in model.summary()["error calibration"]
+    assert "from 832 validation pixels" in model.summary()["error calibration"]
     # the run folder's best model (keep="best": the returned weights) carries it too
     best = p2p.load_model(run / "best.safetensors")
     assert best.error_calibration == model.error_calibration
@@ -107,4 +107,4 @@ def test_a_stopped_run_is_calibrated_and_keep_accurate_calibrates_its_best_model
     model = p2p.train(source, target, checkpoint_dir=run, keep="accurate", **RUN)
     best = p2p.load_model(run / "best.safetensors")
     assert model.history.kept == "accurate" and best.error_calibration is not None
-    assert ErrorCalibration.from_dict(best.error_calibration, 1).pixels == 32 * 13
+    assert ErrorCalibration.from_dict(best.error_calibration, 1).pixels == 64 * 13
