@@ -7,6 +7,7 @@ SAID = "differs from what the model was trained on"
 
 
 def test_a_shifted_image_shows_the_warning(viewer, trained, held_out_pair, qtbot):
+    from napari_pix2pix.plugin.layer_picker import warning_colour
     from napari_pix2pix.plugin.predict_widget import PredictWidget
 
     source = held_out_pair[0]
@@ -25,4 +26,5 @@ def test_a_shifted_image_shows_the_warning(viewer, trained, held_out_pair, qtbot
     qtbot.waitUntil(lambda: p.worker is None, timeout=60_000)
     assert "bright [pix2pix]" in viewer.layers  # predicted all the same
     assert SAID in p.warning.value and "brighter" in p.warning.value
+    assert warning_colour() in p.warning.native.styleSheet()  # napari's, not our own
     assert "above 2.5" in p.controls.status.text()

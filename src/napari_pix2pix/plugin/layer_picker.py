@@ -86,8 +86,18 @@ class Message(Label):
         self.native.setHidden(not text)
 
     def warn(self, text: str) -> None:
-        """Something worth a look that does not stop training (in orange)."""
-        self.say(text, "#e0a040")
+        """Something worth a look that does not stop the run, in napari's warning colour."""
+        self.say(text, warning_colour())
+
+
+def warning_colour() -> str:
+    """The warning colour of napari's theme (the dark one where the theme is the
+    system's or a plugin's that is not installed)."""
+    from napari.settings import get_settings
+    from napari.utils.theme import get_theme, is_theme_available
+
+    name = get_settings().appearance.theme
+    return get_theme(name if is_theme_available(name) else "dark").warning.as_hex()
 
 
 class PairPicker(Container):
