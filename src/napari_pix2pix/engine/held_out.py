@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from inspect import signature
 from itertools import product
 
 import numpy as np
@@ -40,6 +41,8 @@ MIN_TILES = 16  # tiles are made smaller (down to half the side) to have this ma
 RESAMPLES = 1000
 CONFIDENCE = 0.95
 FIT_VALUES = 2**20  # training pixels the baselines are fitted on, at most
+# scipy >= 1.15 takes the generator as rng=, older ones (>= 1.10 is allowed) random_state=
+SEED_ARGUMENT = "rng" if "rng" in signature(bootstrap).parameters else "random_state"
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def mean_interval(
                 n_resamples=resamples,
                 confidence_level=confidence,
                 method="percentile",
-                rng=np.random.default_rng(seed),
+                **{SEED_ARGUMENT: np.random.default_rng(seed)},
             ).confidence_interval
             out["low"], out["high"] = float(ci.low), float(ci.high)
     return out
