@@ -14,7 +14,7 @@ import torch
 
 import napari_pix2pix as p2p
 from napari_pix2pix import write_image
-from napari_pix2pix.io import model_file
+from napari_pix2pix.engine import model as engine_model
 from napari_pix2pix.io.checkpoint import checkpoint_path, load_checkpoint
 from napari_pix2pix.io.model_file import Pix2PixModel
 
@@ -179,10 +179,10 @@ def test_out_of_memory_in_predict_retries_smaller_batch_then_tile(trained, pair)
 
 def test_out_of_memory_in_training_names_what_fits(pair, tiny, tmp_path, monkeypatch):
     source, target = pair
-    build = model_file.build_generator
+    build = engine_model.build_generator  # where a model's network is built
     limit = {"elements": 2 * 32 * 32}
     monkeypatch.setattr(
-        model_file,
+        engine_model,
         "build_generator",
         lambda config: MemoryLimited(build(config), limit["elements"]),
     )
