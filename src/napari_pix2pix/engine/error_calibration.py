@@ -37,8 +37,8 @@ from .inference import TiledPredictor, predict_with_spread
 BINS = 16  # bins of the fit: ~60,000 pixels each at the default cap
 MAX_PIXELS = 1_000_000  # validation pixels predicted 8 times at most (the cost's bound)
 # the share of each validation sample's rows (slices) predicted 8 times: the calibration
-# then costs about 4 validations (the demo recipe's 400-step run: 6.6 % with all of it,
-# about 3.5 % with half); a quarter, 2 %, read the held-out error 1.2-1.9x too high or
+# then costs about 4-5 validations (the demo recipe's 400-step run: 6.6 % with all of it,
+# about 2.5 % with half); a quarter, 2 %, read the held-out error 1.2-1.9x too high or
 # low where half and all of it agreed within 0.9-1.2x (docs/quality.md)
 SHARE = 0.5
 MIN_ROWS = 16
