@@ -74,6 +74,12 @@ def test_an_uncalibrated_model_gives_the_raw_spread_with_a_note(trained, held_ou
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(pred, p2p.predict(old, image, device="cpu"))
+    # an evaluation scores it against a target: the card says it is uncalibrated, once
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        evaluation = p2p.evaluate(old, image, held_out_pair[1][:, :64], device="cpu")
+    assert not [w for w in said if "no error calibration" in str(w.message)]
+    np.testing.assert_array_equal(evaluation.spread, spread)
 
 
 def test_a_damaged_calibration_is_refused_before_predicting(trained, held_out_pair):

@@ -297,7 +297,7 @@ def calibration_text(data: dict | None) -> str:
     or that it is absent."""
     if not data:
         return (
-            "absent (saved before 0.2, or trained without validation): the error map "
+            "absent (saved by an earlier version, or trained without validation): the error map "
             "is the raw spread"
         )
     channels = data.get("channels") or [{}]

@@ -20,7 +20,7 @@ from ..run_options import PredictOptions
 from .run_folder import save_best
 
 UNCALIBRATED = (
-    "this model has no error calibration (saved before napari-pix2pix 0.2, or trained "
+    "this model has no error calibration (saved by an earlier napari-pix2pix, or trained "
     "without validation): the confidence map is the raw spread of the 8 flips/rotations "
     "in the target's units, not an expected error. Retrain with validation to calibrate it."
 )

@@ -5,6 +5,7 @@ Pearson r), with the difference and the confidence map to look at where it errs.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from ..engine.normalization import Normalization
 from ..errors import InputError
 from ..io.images import as_image, read_image
 from ..io.model_file import as_model
+from .error_map import UNCALIBRATED
 from .prediction import image_layout, predict
 
 
@@ -25,7 +27,9 @@ class Evaluation:
     metrics: dict[str, float]  # mae, psnr, ssim, pearson_r
     prediction: np.ndarray  # in the target's units, with ``axes``
     difference: np.ndarray  # prediction - target
-    spread: np.ndarray | None  # the confidence map (spread over the 8 flips/rotations)
+    # the confidence map: the expected absolute error where the model is calibrated
+    # (workflows/error_map.py), else the spread over the 8 flips/rotations
+    spread: np.ndarray | None
     axes: str
 
 
@@ -42,9 +46,12 @@ def evaluate(model, source, target, axes: str | None = None, **options) -> Evalu
     note = check_target(model, source, target, axes)  # before the prediction, which may take long
     if note:
         warnings.warn(note, stacklevel=2)
-    pred, spread, out_axes = predict(
-        model, source, axes=axes, uncertainty=True, return_axes=True, **options
-    )
+    with warnings.catch_warnings():  # scored against a target: whether the map is
+        # calibrated is the model card's to say, not a warning every evaluation
+        warnings.filterwarnings("ignore", message=re.escape(UNCALIBRATED))
+        pred, spread, out_axes = predict(
+            model, source, axes=axes, uncertainty=True, return_axes=True, **options
+        )
     return score(model, pred, target, out_axes, spread)
 
 
