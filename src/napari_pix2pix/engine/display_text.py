@@ -5,6 +5,13 @@ alike on the model card, the run plan, the step display and in messages."""
 from __future__ import annotations
 
 METRIC_NAMES = {"mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "pearson_r": "Pearson r"}
+METRIC_UNITS = {"mae": "target units", "psnr": "dB"}  # SSIM and r have none
+
+
+def metric_label(name: str) -> str:
+    """'MAE (target units)', 'PSNR (dB)', 'SSIM': a column or axis title."""
+    unit = METRIC_UNITS.get(name)
+    return METRIC_NAMES.get(name, name) + (f" ({unit})" if unit else "")
 
 
 def metric_text(name: str, value) -> str:

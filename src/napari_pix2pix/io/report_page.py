@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..engine.best_model import METRICS  # +1: higher is better
+from ..engine.display_text import METRIC_NAMES, metric_label
 from ..engine.loss_terms import LOSS_TERMS
 from ..engine.validation_examples import Example
 from .output_paths import atomic_write
@@ -27,13 +29,7 @@ REPORT_NAME = "report.html"
 REPORT_JSON = "report.json"
 MARK = "napari-pix2pix run report"  # in both files: only those are replaced
 
-METRIC_NAMES = {
-    "mae": "MAE (target units)",
-    "psnr": "PSNR (dB)",
-    "ssim": "SSIM",
-    "pearson_r": "Pearson r",
-}
-HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "pearson_r": True}
+METRIC_LABELS = {name: metric_label(name) for name in METRIC_NAMES}
 PREDICTORS = {
     "model": "the kept model",
     "constant mean": "constant: training target mean",
@@ -149,10 +145,10 @@ def _held_out_html(held: dict | None, absent: str) -> str:
     names = list(scores)
     head = "".join(f"<th>{escape(PREDICTORS.get(n, n))}</th>" for n in names)
     rows = []
-    for metric, label in METRIC_NAMES.items():
+    for metric, label in METRIC_LABELS.items():
         means = [scores[n][metric]["mean"] for n in names]
         finite = [m for m in means if m is not None and math.isfinite(m)]
-        best = (max if HIGHER_IS_BETTER[metric] else min)(finite) if finite else None
+        best = (max if METRICS[metric] > 0 else min)(finite) if finite else None
         cells = []
         for n, mean in zip(names, means):
             s = scores[n][metric]
@@ -199,7 +195,7 @@ def _curves_html(curves: dict, kept_step) -> str:
         if term.drawn and len(losses.get(term.name) or []) == len(steps) > 0
     ]
     validation = curves.get("validation") or []
-    for metric, label in METRIC_NAMES.items():
+    for metric, label in METRIC_LABELS.items():
         points = [(v["step"], v.get(metric)) for v in validation]
         charts.append(
             svg_chart(
