@@ -174,9 +174,13 @@ def input_check(model, array, layout: AxesLayout, stacklevel: int = 3) -> InputC
     grid of tiles of each scored slice, not the whole image."""
     indices = sample_indices(layout.n_samples)
     samples = [LazySample(array, layout, n) for n in indices]
-    check = check_input(
-        samples, Normalization.of(model.config, "source"), model.input_profile, indices
-    )
+    try:
+        check = check_input(
+            samples, Normalization.of(model.config, "source"), model.input_profile, indices
+        )
+    except Exception:  # a file that breaks part-way (a damaged plane): not checked here;
+        # the prediction meets it and names the sample, keeping what it wrote (tiling.py)
+        return None
     if check is not None and check.above:
         what = "slice" if "Z" in layout.sample_axes else "time point"
         warnings.warn(check.message(what), stacklevel=stacklevel)
