@@ -486,7 +486,7 @@ class PredictWidget(QWidget):
             self.made.keep(made, [w for w in self.run_warnings.seen if w != self.target_note])
         self.controls.say(
             f"Added {name} {tuple(result.shape)}"
-            + (" and its spread" if spread is not None else "")
+            + (f" and its {error_map_name(self.model)}" if spread is not None else "")
             + input_check_text(check)
         )
 
