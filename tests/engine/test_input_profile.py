@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_pix2pix.engine import input_profile
 from napari_pix2pix.engine.axes import AxesLayout
 from napari_pix2pix.engine.input_profile import (
     MAX_SAMPLES,
@@ -105,3 +106,61 @@ def test_a_long_stack_is_scored_on_an_even_spread_of_slices(field):
     stack = [held_out, held_out * 3.0]
     check = check_input(stack, norm, profile, indices=[10, 990])
     assert check.worst_sample == 990 and "slice 990" in check.message()
+
+
+class CountingArray:
+    """A lazy array (shape, dtype, __getitem__) that counts its reads."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self.array[key]
+
+
+@pytest.fixture(scope="module")
+def stack(field):
+    """Four 192 x 160 slices of another phase-contrast field, each a little brighter."""
+    *_, norm, profile = field
+    phase, _ = make_pair((192, 160), seed=5)
+    planes = np.stack([phase * (1.0 + 0.2 * i) for i in range(4)]).astype(np.float32)
+    return planes, norm, profile
+
+
+def test_a_lazy_stack_scores_as_in_memory_with_one_read_per_slice(stack, tmp_path):
+    """Each scored slice is read once (the region bounding its tile grid), not once per
+    tile: a stack chunked by plane would decode each plane 16 times. The scores are
+    those of the same slices in memory, and of the same data as a zarr array."""
+    zarr = pytest.importorskip("zarr")
+    planes, norm, profile = stack
+    layout = AxesLayout("ZYX", planes.shape, 2)
+    in_memory = check_input([p[None] for p in planes], norm, profile)
+    on_disk = zarr.open_array(
+        tmp_path / "stack.zarr", mode="w", shape=planes.shape, chunks=(1, 192, 160), dtype="f4"
+    )
+    on_disk[:] = planes
+    from_zarr = check_input([LazySample(on_disk, layout, n) for n in range(4)], norm, profile)
+    counting = CountingArray(planes)
+    counted = check_input([LazySample(counting, layout, n) for n in range(4)], norm, profile)
+    assert from_zarr.scores == in_memory.scores == counted.scores
+    assert from_zarr.reason == in_memory.reason
+    assert counting.reads == 4  # one per slice (16 tiles each)
+    # training data read lazily: one read per window of 3 x 3 tiles
+    counting.reads = 0
+    lazy_profile = build_profile([LazySample(counting, layout, 0)], norm, (32, 32), views=5)
+    assert lazy_profile == build_profile([planes[:1]], norm, (32, 32), views=5)
+    assert counting.reads == 5
+
+
+def test_a_region_over_the_read_cap_is_read_tile_by_tile(stack, monkeypatch):
+    """A scored volume too large to read whole at once is read a tile at a time, with
+    the same scores."""
+    planes, norm, profile = stack
+    layout = AxesLayout("ZYX", planes.shape, 2)
+    whole = check_input([p[None] for p in planes[:1]], norm, profile)
+    monkeypatch.setattr(input_profile, "READ_CAP", 1000)  # bytes: less than one tile
+    counting = CountingArray(planes)
+    tiled = check_input([LazySample(counting, layout, 0)], norm, profile)
+    assert tiled.scores == whole.scores
+    assert counting.reads == 16  # 4 x 4 tiles

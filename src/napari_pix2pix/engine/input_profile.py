@@ -52,13 +52,14 @@ UNIT_PERCENTILE = 90
 FLOOR = {"intensity": 0.05, "spectrum": 0.1}  # normalized units; log10 power
 TRAINING_VIEWS = 24  # bounded cost: 24 windows of a few tiles each, whatever the data
 WINDOW = {2: 3, 3: 2}  # tiles per axis of a training view (3x3 in 2D, 2x2x2 in 3D)
-GRID = {2: 4, 3: 3}
+GRID = {2: 4, 3: 3}  # tiles per axis of a scored sample (spread over the whole sample)
 TILE = {2: 64, 3: 32}  # px a side at most
 MIN_TILE = 16
 MAX_SAMPLES = 64  # slices (volumes) scored at most: a longer stack, an even spread
 # the least unit: training tiles that overlap (a small image gives windows that overlap)
 # are nearly equal, and a unit near 0 would make every other image look far
-MIN_UNIT = 0.25  # tiles per axis of a scored sample (spread over the whole sample)
+MIN_UNIT = 0.25
+READ_CAP = 64 * 2**20  # bytes: a larger region (a big volume) is read tile by tile
 
 
 def tile_features(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,9 +114,26 @@ def _boxes(shape: tuple[int, ...], tile: tuple[int, ...], per_axis: int, corner=
     return [tuple(slice(int(a), int(a) + t) for a, t in zip(corner_, tile)) for corner_ in grid]
 
 
+def _read_tiles(sample, boxes) -> list[np.ndarray]:
+    """The (C, *tile) blocks of one sample at ``boxes``: the region that bounds them read
+    once and cut in memory, or each tile on its own where that region is over READ_CAP.
+    A lazy array chunked by plane decodes a whole chunk per read, so 16 tile reads of a
+    slice cost 16 decodes of it, where one read of their bounding region costs one."""
+    lows = [min(b[a].start for b in boxes) for a in range(len(boxes[0]))]
+    highs = [max(b[a].stop for b in boxes) for a in range(len(boxes[0]))]
+    itemsize = np.dtype(getattr(sample, "dtype", np.float64)).itemsize
+    if sample.shape[0] * np.prod(np.subtract(highs, lows)) * itemsize > READ_CAP:
+        return [read_box(sample, b) for b in boxes]
+    region = np.asarray(read_box(sample, tuple(slice(a, b) for a, b in zip(lows, highs))))
+    return [
+        region[(slice(None), *(slice(s.start - a, s.stop - a) for s, a in zip(b, lows)))]
+        for b in boxes
+    ]
+
+
 def _features(sample, boxes, norm: Normalization) -> np.ndarray:
     """(tiles, C * (quantiles + bands)) features of the tiles of one sample at ``boxes``."""
-    tiles = np.stack([norm.forward(read_box(sample, b)) for b in boxes])
+    tiles = np.stack([norm.forward(t) for t in _read_tiles(sample, boxes)])
     intensity, spectrum = tile_features(tiles)
     return np.concatenate([intensity, spectrum], axis=2).reshape(len(boxes), -1)
 
