@@ -57,13 +57,13 @@ def test_the_target_is_checked_before_predicting_and_the_source_as_target_warned
 
     model = untrained_model(tmp_path / "m.safetensors")
     source, target = make_pair((64, 64), seed=12, nucleus_radius=5.0)
-    predict = evaluation.predict
-    monkeypatch.setattr(evaluation, "predict", lambda *a, **k: pytest.fail("predicted"))
+    predict = evaluation._predict
+    monkeypatch.setattr(evaluation, "_predict", lambda *a, **k: pytest.fail("predicted"))
     with pytest.raises(p2p.InputError, match=r"\(48, 64\).*\(64, 64\).*choose the target"):
         p2p.evaluate(model, source, target[:48], device="cpu")
     with pytest.raises(p2p.InputError, match=r"\(axes YXC\).*no C axis"):
         evaluation.check_target(model, source, np.stack([target] * 3, -1), "YX", "YXC")
     assert evaluation.check_target(model, source, target) is None
-    monkeypatch.setattr(evaluation, "predict", predict)
+    monkeypatch.setattr(evaluation, "_predict", predict)
     with pytest.warns(UserWarning, match="same data as the source"):
         p2p.evaluate(model, source, source.copy(), device="cpu", tile_size=32)

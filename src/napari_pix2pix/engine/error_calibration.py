@@ -297,7 +297,8 @@ def calibration_text(data: dict | None) -> str:
     or that it is absent."""
     if not data:
         return (
-            "absent (saved by an earlier version, or trained without validation): the error map "
+            "absent (saved by an earlier version, trained without validation, or stopped by "
+            "Ctrl-C): the error map "
             "is the raw spread"
         )
     channels = data.get("channels") or [{}]

@@ -14,15 +14,15 @@ import torch
 
 from ..engine.error_calibration import ErrorCalibration, calibrate
 from ..engine.inference import make_predictor
-from ..errors import Pix2PixError
 from ..io.model_file import Pix2PixModel
 from ..run_options import PredictOptions
 from .run_folder import save_best
 
 UNCALIBRATED = (
-    "this model has no error calibration (saved by an earlier napari-pix2pix, or trained "
-    "without validation): the confidence map is the raw spread of the 8 flips/rotations "
-    "in the target's units, not an expected error. Retrain with validation to calibrate it."
+    "this model has no error calibration (saved by an earlier napari-pix2pix, trained "
+    "without validation, or stopped by Ctrl-C or SIGTERM): the confidence map is the raw "
+    "spread of the 8 flips/rotations in the target's units, not an expected error. Train "
+    "with validation (and end or Stop the run) to calibrate it."
 )
 
 
@@ -51,7 +51,7 @@ def calibrate_run(model: Pix2PixModel, split, device) -> str | None:
     try:
         predictor = make_predictor(model, PredictOptions(device=str(device)))
         fitted = calibrate(predictor, split.val, split.val_context)
-    except (Pix2PixError, RuntimeError, ValueError, MemoryError) as exc:
+    except Exception as exc:  # after training: whatever fails, the model is kept
         return (
             f"the error map could not be calibrated ({exc}); the model is saved without it "
             "(its confidence map is the raw spread)."
@@ -75,11 +75,15 @@ def calibrated_best(model: Pix2PixModel, weights: dict, split, device):
     return best, calibrate_run(best, split, device)
 
 
-def error_map(model: Pix2PixModel, stacklevel: int = 3) -> ErrorCalibration | None:
+def error_map(
+    model: Pix2PixModel, stacklevel: int = 3, note: bool = True
+) -> ErrorCalibration | None:
     """The model's calibration, checked (a damaged one is a ModelFileError before
-    anything is predicted); None, with the UNCALIBRATED warning, when it has none."""
+    anything is predicted); None, with the UNCALIBRATED warning (``note``), when it has
+    none."""
     if not model.error_calibration:
-        warnings.warn(UNCALIBRATED, stacklevel=stacklevel)
+        if note:
+            warnings.warn(UNCALIBRATED, stacklevel=stacklevel)
         return None
     return ErrorCalibration.from_dict(model.error_calibration, model.config.out_channels)
 

@@ -5,7 +5,6 @@ Pearson r), with the difference and the confidence map to look at where it errs.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -18,8 +17,7 @@ from ..engine.normalization import Normalization
 from ..errors import InputError
 from ..io.images import as_image, read_image
 from ..io.model_file import as_model
-from .error_map import UNCALIBRATED
-from .prediction import image_layout, predict
+from .prediction import _predict, image_layout
 
 
 @dataclass
@@ -46,12 +44,11 @@ def evaluate(model, source, target, axes: str | None = None, **options) -> Evalu
     note = check_target(model, source, target, axes)  # before the prediction, which may take long
     if note:
         warnings.warn(note, stacklevel=2)
-    with warnings.catch_warnings():  # scored against a target: whether the map is
-        # calibrated is the model card's to say, not a warning every evaluation
-        warnings.filterwarnings("ignore", message=re.escape(UNCALIBRATED))
-        pred, spread, out_axes = predict(
-            model, source, axes=axes, uncertainty=True, return_axes=True, **options
-        )
+    # scored against a target: whether the map is calibrated is the model card's to say
+    progress = options.pop("progress", None)
+    (pred, spread), out_axes, _ = _predict(
+        model, source, axes, None, progress, {**options, "uncertainty": True}, True, False
+    )
     return score(model, pred, target, out_axes, spread)
 
 

@@ -90,10 +90,13 @@ def predict(
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _predict(model, image, axes, out, progress, options: dict, check_input: bool):
+def _predict(
+    model, image, axes, out, progress, options: dict, check_input: bool, note_uncalibrated=True
+):
     """predict's work: ((result,) or (result, spread), output axes, InputCheck or None).
     ``check_input`` False leaves out the input check (predict_lazy's blocks: it checked
-    the whole image once)."""
+    the whole image once); ``note_uncalibrated`` False, the warning that the confidence
+    map is uncalibrated (evaluate: scored against a target, the card says it)."""
     opts = PredictOptions(axes=axes, **split_options(options, PredictOptions, what="predict")[0])
     model_path = user_path(model) if isinstance(model, (str, os.PathLike)) else None
     model = as_model(model)
@@ -121,7 +124,7 @@ def _predict(model, image, axes, out, progress, options: dict, check_input: bool
         warnings.warn(mismatch, stacklevel=3)
     check = input_check(model, image.array, layout, stacklevel=4) if check_input else None
     # the confidence map read as the expected error, where the model has a calibration
-    calibration = error_map(model, stacklevel=4) if opts.uncertainty else None
+    calibration = error_map(model, 4, note_uncalibrated) if opts.uncertainty else None
     if opts.uncertainty:
         result = predict_with_spread(
             predictor,
@@ -178,8 +181,13 @@ def input_check(model, array, layout: AxesLayout, stacklevel: int = 3) -> InputC
         check = check_input(
             samples, Normalization.of(model.config, "source"), model.input_profile, indices
         )
-    except Exception:  # a file that breaks part-way (a damaged plane): not checked here;
-        # the prediction meets it and names the sample, keeping what it wrote (tiling.py)
+    except Exception as exc:  # a file that breaks part-way (a damaged plane), a damaged
+        # profile: said, and the prediction goes on (it names a damaged sample itself,
+        # keeping what it wrote: tiling.py)
+        warnings.warn(
+            f"the input was not checked against the model's training inputs ({exc}).",
+            stacklevel=stacklevel,
+        )
         return None
     if check is not None and check.above:
         what = "slice" if "Z" in layout.sample_axes else "time point"

@@ -158,6 +158,8 @@ def _run(setup: RunSetup) -> Iterator[TrainingEvent]:
                 raise
         ended = True
     except (GeneratorExit, KeyboardInterrupt):  # stopped: Stop, Ctrl-C, SIGTERM
+        # not calibrated after Ctrl-C or SIGTERM (raised here by StepsFinish): the 8-fold
+        # pass can take tens of seconds, and a batch system's kill follows its SIGTERM
         ended = True
         raise
     except TrainingError as exc:
