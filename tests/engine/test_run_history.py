@@ -53,3 +53,14 @@ def test_malformed_entries_are_dropped_and_unknown_ones_kept():
         history = RunHistory.from_dict(stored, "m")
     assert history.steps_done == 0 and history.validation == [] and history.kept == "best"
     assert history.extra == {"new": [1]} and history.to_dict()["new"] == [1]
+
+
+def test_scripts_that_read_it_as_a_dict_keep_working_with_a_pointer(trained):
+    history = trained.history
+    with pytest.warns(DeprecationWarning, match=r"read model.history.steps_done instead"):
+        assert history["steps_done"] == history.steps_done
+    with pytest.warns(DeprecationWarning):
+        assert history.get("best") == history.best.to_dict()  # the stored, plain form
+    assert history.get("no such entry", 7) == 7 and "losses" in history
+    with pytest.raises(KeyError):
+        history["no such entry"]

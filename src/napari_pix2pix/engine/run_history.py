@@ -192,7 +192,35 @@ class RunHistory:
             out[f.name] = value
         return {**self.extra, **out}
 
+    # the dict it was until 0.1.0: scripts that read ``model.history["steps_done"]`` keep
+    # working (the stored form's values: plain dicts and lists), with a pointer to the
+    # attribute; reading only (a change goes through the attributes)
+    def __getitem__(self, key: str):
+        stored = self.to_dict()
+        if key not in stored:
+            raise KeyError(key)
+        _said_dict(key)
+        return stored[key]
+
+    def get(self, key: str, default=None):
+        stored = self.to_dict()
+        if key in stored:
+            _said_dict(key)
+        return stored.get(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.to_dict()
+
     def kept_record(self) -> ValidationRecord | None:
         """The validation whose weights the model holds (kept "best" or "accurate"),
         None when it holds its last step's."""
         return {"best": self.best, "accurate": self.most_accurate}.get(self.kept or "")
+
+
+def _said_dict(key: str) -> None:
+    warnings.warn(
+        f"model.history is a RunHistory now, not a dict: read model.history.{key} instead "
+        f'of model.history["{key}"] (the dict form goes away in a later version).',
+        DeprecationWarning,
+        stacklevel=3,
+    )
