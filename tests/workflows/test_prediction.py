@@ -39,6 +39,9 @@ def test_a_shifted_slice_warns_and_a_like_one_does_not(trained, held_out_pair):
             trained, stack[:2], axes="ZYX", device="cpu", uncertainty=True, return_input_check=True
         )
     assert again.scores == pytest.approx(check.scores[:2])
+    # a stack of several sample axes names the worst one by its place in each
+    with pytest.warns(UserWarning, match=rf"{SAID} .*at T 1, Z 0: brighter"):
+        p2p.predict(trained, stack[None, [0, 2]].repeat(2, 0) * [[[[1]]], [[[3]]]], axes="TZYX")
 
 
 def test_a_model_without_a_profile_predicts_as_before(trained, held_out_pair, tmp_path):

@@ -224,6 +224,9 @@ class InputCheck:
     samples: list[int] = field(default_factory=list)
     worst: int = 0
     reason: str = ""
+    # the worst sample as a person finds it ("slice 4", "T 2, Z 5"); set by predict,
+    # which knows the image's axes
+    worst_label: str = ""
 
     @property
     def score(self) -> float:
@@ -237,8 +240,14 @@ class InputCheck:
     def above(self) -> bool:
         return self.score > self.threshold
 
-    def message(self, what: str = "slice") -> str:
-        where = f" at {what} {self.worst_sample}" if len(self.scores) > 1 else ""
+    def where(self) -> str:
+        """'slice 4' (the worst sample); '' for a single one."""
+        if len(self.scores) <= 1:
+            return ""
+        return self.worst_label or f"slice {self.worst_sample}"
+
+    def message(self) -> str:
+        where = f" at {self.where()}" if self.where() else ""
         return (
             f"this input differs from what the model was trained on (score "
             f"{self.score:.1f} > {self.threshold:g}{where}: {self.reason}); its prediction "

@@ -554,7 +554,7 @@ def input_check_text(check) -> str:
     without an input profile: its card says so, once."""
     if check is None:
         return "."
-    where = f" (highest: slice {check.worst_sample})" if len(check.scores) > 1 else ""
+    where = f" (highest: {check.where()})" if check.where() else ""
     if check.above:
         return (
             f". Input score {check.score:.1f}{where}, above {check.threshold:g}: "

@@ -69,7 +69,7 @@ def predict(
             per slice (per volume for a 3D model; 64 slices evenly spread on a longer
             stack), ``.score`` and ``.worst_sample`` the highest and where, ``.above``
             whether it exceeds ``.threshold`` and ``.reason`` which way it differs; None
-            for a model without an input profile (saved before 0.x had them). Above the
+            for a model without an input profile (saved by an earlier version). Above the
             threshold a warning says so whether or not it is returned.
 
     Returns:
@@ -189,10 +189,22 @@ def input_check(model, array, layout: AxesLayout, stacklevel: int = 3) -> InputC
             stacklevel=stacklevel,
         )
         return None
+    if check is not None:
+        check.worst_label = sample_label(layout, check.worst_sample)
     if check is not None and check.above:
-        what = "slice" if "Z" in layout.sample_axes else "time point"
-        warnings.warn(check.message(what), stacklevel=stacklevel)
+        warnings.warn(check.message(), stacklevel=stacklevel)
     return check
+
+
+def sample_label(layout: AxesLayout, n: int) -> str:
+    """Sample ``n`` as a person finds it in the viewer: 'slice 4', 'time point 2',
+    'T 2, Z 5' (a stack of several sample axes)."""
+    axes, shape = layout.sample_axes, layout.sample_shape
+    if len(axes) == 1:
+        return f"{'slice' if axes == 'Z' else 'time point' if axes == 'T' else axes} {n}"
+    if not axes:
+        return ""
+    return ", ".join(f"{a} {int(i)}" for a, i in zip(axes, np.unravel_index(n, shape)))
 
 
 predict.__doc__ += options_doc(PredictOptions)

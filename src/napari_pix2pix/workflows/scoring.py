@@ -182,11 +182,13 @@ def _check_some_match(pairs: list[Pairing], predictions, targets, suffix: str) -
     suffix, most often), said once before anything is read, not as one failure a file."""
     if any(p.prediction and p.target for p in pairs):
         return
+    for folder in (predictions, targets):
+        if not image_files(user_path(folder)):
+            raise InputError(f"{str(folder)!r} holds no image files; give the folder that does.")
     ours = sorted(p.prediction.name for p in pairs if p.prediction)[:2]
     theirs = sorted(p.target.name for p in pairs if p.target)[:2]
-    if not ours or not theirs:
-        empty = predictions if not ours else targets
-        raise InputError(f"{str(empty)!r} holds no image files; give the folder that does.")
+    if not ours or not theirs:  # one side's names all clash: each pair says so
+        return
     raise InputError(
         f"no prediction in {str(predictions)!r} is named like a target in "
         f"{str(targets)!r} (e.g. {', '.join(ours)} and {', '.join(theirs)}): a prediction "
