@@ -5,13 +5,17 @@ validation is the latest, the kept or the most accurate one. The report then sho
 kept and the last validation and scores the kept model without predicting again.
 
 At most three validations are held (latest, kept, most accurate), each the size of the
-validation part's predictions (split.py holds out at most MAX_VAL_SAMPLES samples)."""
+validation part's predictions (split.py holds out at most MAX_VAL_SAMPLES samples), and
+only while they take at most MAX_BYTES: a large validation part (a 3D strip of a big
+volume) is predicted once more at the end instead of held for the whole run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+MAX_BYTES = 256 * 2**20  # of one validation's predictions held for the report
 
 
 @dataclass
@@ -38,10 +42,12 @@ class ValidationExamples:
         ``keep`` (the steps of the kept and the most accurate validations)."""
         self.latest = example.step
         self.examples[example.step] = example
-        self.predictions[example.step] = predictions
+        if sum(p.nbytes for p in predictions) <= MAX_BYTES:
+            self.predictions[example.step] = predictions
         wanted = {example.step, *keep}
         for step in [s for s in self.examples if s not in wanted]:
-            del self.examples[step], self.predictions[step]
+            del self.examples[step]
+            self.predictions.pop(step, None)
 
 
 def crop_2d(array: np.ndarray, size: int = 256) -> np.ndarray:
