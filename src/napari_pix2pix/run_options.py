@@ -83,7 +83,8 @@ class TrainingRun:
     time_budget: float | None = option(
         None,
         "seconds the run may take, validation included; the learning-rate decay and GAN "
-        "warm-up are spread over it (steps then only caps the run)",
+        "warm-up are spread over it (steps then only caps the run). The error map's "
+        "calibration and the run report come after it (a few validations' time)",
         group="basic",
         none="no limit",
         low=1.0,
