@@ -70,6 +70,27 @@ def test_a_folder_gives_one_output_each_and_a_broken_file_does_not_stop_it(model
     assert os.stat(redo.outcomes[0].output).st_mtime_ns != times[redo.outcomes[0].output]
 
 
+@pytest.mark.parametrize("fmt", ["ome.tif", "zarr", "nii.gz"])
+def test_a_rerun_with_another_model_does_not_take_the_old_outputs_as_done(
+    model_file, tmp_path, fmt
+):
+    from tiny_options import untrained_model
+
+    inputs = sources(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    first = p2p.predict_many(model_file, inputs, out, format=fmt, device="cpu")
+    assert first.outcomes[0].status == "done"
+    other = untrained_model(tmp_path / "other.safetensors")  # retrained, say
+    stale = p2p.predict_many(other, inputs, out, format=fmt, device="cpu")
+    assert stale.outcomes[0].status == "failed"
+    assert "predicted by another model" in stale.outcomes[0].reason
+    assert "overwrite=True" in stale.outcomes[0].reason
+    redo = p2p.predict_many(other, inputs, out, format=fmt, overwrite=True, device="cpu")
+    assert redo.outcomes[0].status == "done"
+    again = p2p.predict_many(other, inputs, out, format=fmt, device="cpu")
+    assert again.outcomes[0].status == "skipped"  # this model's own output
+
+
 def test_a_users_file_is_never_replaced_and_outputs_are_not_taken_as_inputs(model_file, tmp_path):
     inputs = sources(tmp_path / "in", n=2)
     mine = tmp_path / "in" / "field0_pix2pix.tif"

@@ -47,3 +47,38 @@ def prediction_attrs(model_sha256: str) -> dict:
     """What a zarr prediction store records about where it came from (beside its resume
     identity)."""
     return {"software": prediction_software(model_sha256), "model_sha256": model_sha256}
+
+
+_RECORDED = re.compile(r'(?:model sha256 |"model_sha256":\s*")([0-9a-f]{16,64})')
+
+
+def recorded_model(path) -> str | None:
+    """The model hash a prediction output of ours records (its first 16 hex digits only
+    in a NIfTI, whose descrip holds 80 bytes), or None where none is read: a batch rerun
+    skips an output only when this model made it."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = ""
+    try:
+        if path.is_dir():  # a zarr store: its attributes (format 3, else 2)
+            for name in ("zarr.json", ".zattrs"):
+                if (path / name).is_file():
+                    text = (path / name).read_text(encoding="utf-8")
+                    break
+        elif path.name.lower().endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            descrip = bytes(nib.load(path).header["descrip"]).split(b"\0")[0]
+            if descrip.startswith(_DESCRIP):
+                text = descrip[len(_DESCRIP) :].decode("ascii", "replace").strip()
+                return text if re.fullmatch(r"[0-9a-f]{16,64}", text) else None
+        else:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                text = tif.pages.first.software or ""
+    except Exception:  # unreadable: nothing recorded that can be read
+        return None
+    found = _RECORDED.search(text)
+    return found.group(1) if found else None

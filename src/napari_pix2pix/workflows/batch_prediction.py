@@ -5,7 +5,8 @@ Each output is ``<input name without its image ending><suffix>.<format>``. The m
 loaded once; each file is streamed by ``predict`` as on its own (so memory does not grow
 with the number of files), and is written under a temporary name until complete. A
 file that fails is recorded with its reason and the next one goes on. Run again, the
-batch skips the outputs that exist (complete by construction), continues an unfinished
+batch skips the outputs that exist (complete by construction) when this model made them
+(each records its model's hash: provenance.recorded_model), continues an unfinished
 zarr store, and redoes the rest. A summary (JSON and CSV) in the output folder says what
 was done, skipped and failed."""
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import io
 import json
 import os
@@ -29,6 +31,7 @@ from ..io.images import read_image
 from ..io.model_file import as_model
 from ..io.output_paths import atomic_write, check_output_path, reason
 from ..io.outputs import check_output
+from ..io.provenance import recorded_model
 from ..options import options_doc, split_options, user_path
 from ..run_options import BatchOptions, PredictOptions
 from .prediction import predict
@@ -151,10 +154,11 @@ def predict_many(
         raise
     outcomes = _planned(files, folder, opts.suffix, fmt)
     result = BatchResult(outcomes, summary)
+    sha256 = hashlib.sha256(model.to_bytes()).hexdigest()  # what outputs record
     try:
         for i, outcome in enumerate(outcomes):
             if outcome.status == "pending":
-                _predict_one(model, outcome, overwrite, progress, predict_options)
+                _predict_one(model, sha256, outcome, overwrite, progress, predict_options)
             _write_summary(result, folder)  # after each file: a killed batch still has one
             if file_progress is not None:
                 file_progress(i + 1, len(outcomes), outcome)
@@ -252,8 +256,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _predict_one(model, outcome: FileOutcome, overwrite: bool, progress, options) -> None:
-    """Predict one file, or settle it as skipped (its output exists), or failed."""
+def _predict_one(
+    model, sha256: str, outcome: FileOutcome, overwrite: bool, progress, options
+) -> None:
+    """Predict one file, or settle it as skipped (its output exists, made by this
+    model), or failed (among others: its output was made by another model)."""
     out, start = Path(outcome.output), time.perf_counter()
     if_exists = "overwrite" if overwrite else "error"
     with warnings.catch_warnings(record=True) as caught:
@@ -262,6 +269,15 @@ def _predict_one(model, outcome: FileOutcome, overwrite: bool, progress, options
             if os.path.lexists(out) and not overwrite:
                 # replaceable means written by napari-pix2pix; otherwise say why not
                 check_output(out, None, "", "overwrite", inputs=(outcome.input,))
+                recorded = recorded_model(out)
+                if recorded and not sha256.startswith(recorded):  # another model's
+                    outcome.status = "failed"
+                    outcome.reason = (
+                        f"its output exists, predicted by another model (sha256 "
+                        f"{recorded[:12]}..., this one {sha256[:12]}...): overwrite=True "
+                        "(CLI --overwrite) predicts it again with this model"
+                    )
+                    return
                 if _finished(out):
                     outcome.status = "skipped"
                     outcome.reason = (
