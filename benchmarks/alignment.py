@@ -288,17 +288,7 @@ def held_out(name: str, out: Path) -> tuple[np.ndarray, np.ndarray, dict]:
         model = p2p.load_model(model_path)
     else:
         began = time.perf_counter()
-        model = p2p.train(
-            task.train_source,
-            task.train_target,
-            axes=task.axes,
-            target_axes=task.target_axes,
-            spatial_dims=task.spatial_dims,
-            steps=steps,
-            seed=0,
-            device="cpu",
-            **NETWORK[task.spatial_dims],
-        )
+        model = task.train(steps=steps, **NETWORK[task.spatial_dims])
         model.history.extra["benchmark_minutes"] = (time.perf_counter() - began) / 60
         model.save(model_path, overwrite=True)
     if not pred_path.exists():

@@ -64,17 +64,7 @@ def trained(task: task_data.Task, steps: int) -> tuple[p2p.Pix2PixModel, float]:
     if path.exists():
         return p2p.load_model(path, device="cpu"), 0.0
     began = time.perf_counter()
-    model = p2p.train(
-        task.train_source,
-        task.train_target,
-        axes=task.axes,
-        target_axes=task.target_axes,
-        **NETWORK[task.spatial_dims],
-        spatial_dims=task.spatial_dims,
-        steps=steps,
-        seed=0,
-        device="cpu",
-    )
+    model = task.train(steps=steps, **NETWORK[task.spatial_dims])
     minutes = (time.perf_counter() - began) / 60
     MODELS.mkdir(parents=True, exist_ok=True)
     model.save(path)

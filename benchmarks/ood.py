@@ -171,11 +171,7 @@ def profile_for(task, train_steps: int) -> tuple[dict, Normalization]:
         path = CACHE / f"{task.name}-{train_steps}.safetensors"
         model = p2p.load_model(path) if path.exists() else None
         if model is None or model.input_profile is None:  # none: cached before profiles
-            model = p2p.train(
-                task.train_source,
-                task.train_target,
-                axes=task.axes,
-                target_axes=task.target_axes,
+            model = task.train(
                 spatial_dims=dims,
                 patch_size=PATCH[dims],
                 depth=4 if dims == 2 else 3,
@@ -183,8 +179,6 @@ def profile_for(task, train_steps: int) -> tuple[dict, Normalization]:
                 disc_channels=8,
                 batch_size=2,
                 steps=train_steps,
-                device="cpu",
-                seed=0,
             )
             model.save(path, overwrite=True)
         return model.input_profile, Normalization.of(model.config, "source")

@@ -49,6 +49,20 @@ class Task:
     def target_axes(self) -> str:
         return self.axes.replace("C", "")
 
+    def train(self, **options):
+        """``p2p.train`` on the training part, laid out as the task is: its axes and
+        spatial dims, on the CPU with seed 0 unless ``options`` say otherwise."""
+        import napari_pix2pix as p2p
+
+        options = {"spatial_dims": self.spatial_dims, "seed": 0, "device": "cpu", **options}
+        return p2p.train(
+            self.train_source,
+            self.train_target,
+            axes=self.axes,
+            target_axes=self.target_axes,
+            **options,
+        )
+
 
 def load(name: str) -> Task:
     return {"synthetic": synthetic, "dapi": dapi, "mr2d": mr2d, "mr3d": mr3d}[name]()
